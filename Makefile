@@ -1,0 +1,43 @@
+# govmtools: the two set-up commands are `make demo` and `make test`.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+# Every test tier the machine supports; CI sets GOVMTOOLS_REQUIRE_ALL=1 so
+# a missing capability fails instead of skipping.
+TESTFLAGS ?= -race -count=1 -timeout 14m
+
+.PHONY: all build test lint cross fuzz demo bench clean test-deps
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	GOARCH=arm64 $(GO) vet $(PKGS)
+
+cross:
+	GOARCH=arm64 $(GO) build $(PKGS)
+
+# test-deps installs what the test tiers need (apt packages, Debian's
+# open-vm-tools for the peer tier); each script is a no-op when done.
+test-deps:
+	@for s in scripts/test-deps.d/*.sh; do [ -x "$$s" ] && "$$s" || true; done
+
+test: lint build cross test-deps
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+fuzz:
+	scripts/fuzz.sh $${FUZZTIME:-10s}
+
+demo:
+	scripts/demo.sh
+
+bench: build
+	$(GO) run ./bench
+
+clean:
+	rm -rf $(BIN)

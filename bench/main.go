@@ -1,0 +1,150 @@
+// Command bench is `make bench`: it measures govmtools against the
+// simulated VMX (and, where the peer tier is available, Debian's
+// open-vm-tools under the same conditions) and prints one markdown table.
+// The current table lives in docs/benchmarks.md with the machine and date.
+//
+// Speed and memory targets are checked here, never in timed tests.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// row is one line of the table.
+type row struct {
+	What      string // what is measured, with its unit
+	Ours      string
+	Reference string // open-vm-tools, native, or "—"
+	Notes     string
+}
+
+// benchmark produces rows; it returns an error when it cannot run here.
+type benchmark struct {
+	name string
+	run  func(ctx context.Context, e *env) ([]row, error)
+}
+
+// benchmarks is the table, in order. Each feature adds its entries.
+var benchmarks = []benchmark{
+	{"rpci", benchRPCI},
+}
+
+// env is what every benchmark gets: the built binaries and a scratch
+// directory.
+type env struct {
+	bin     string
+	scratch string
+}
+
+func main() {
+	only := flag.String("only", "", "run only benchmarks whose name contains this")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := os.Getwd()
+	if err != nil {
+		fatal(err)
+	}
+	scratch, err := os.MkdirTemp("", "govmtools-bench-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(scratch)
+	e := &env{bin: filepath.Join(root, "bin"), scratch: scratch}
+	if _, err := os.Stat(filepath.Join(e.bin, "vmxsim")); err != nil {
+		fatal(fmt.Errorf("run `make build` first: %w", err))
+	}
+
+	fmt.Printf("Machine: %s, %d CPUs, %s; %s\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Println("| Measurement | govmtools | open-vm-tools / reference | Notes |")
+	fmt.Println("|---|---|---|---|")
+	failed := false
+	for _, b := range benchmarks {
+		if *only != "" && !strings.Contains(b.name, *only) {
+			continue
+		}
+		rows, err := b.run(ctx, e)
+		for _, r := range rows {
+			fmt.Printf("| %s | %s | %s | %s |\n", r.What, r.Ours, r.Reference, r.Notes)
+		}
+		if err != nil {
+			fmt.Printf("| %s | error | | %s |\n", b.name, strings.ReplaceAll(err.Error(), "|", "/"))
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// sim is a `vmxsim serve` started for a benchmark.
+type sim struct {
+	dir string
+	cmd *exec.Cmd
+}
+
+func (e *env) startSim(ctx context.Context, args ...string) (*sim, error) {
+	dir, err := os.MkdirTemp(e.scratch, "sim-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), append([]string{"serve", "--dir", dir, "--log-level", "warn"}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &sim{dir: dir, cmd: cmd}
+	for range 200 {
+		if _, err := os.Stat(filepath.Join(dir, "ctl.sock")); err == nil {
+			return s, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.stop()
+	return nil, fmt.Errorf("vmxsim did not start")
+}
+
+func (s *sim) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+// median returns the median of ds.
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func micros(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
+
+func millis(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Nanoseconds())/1e6) }

@@ -1,0 +1,171 @@
+package testutil
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/govmtools/govmtools"
+
+// CodecPackages are the pure wire codecs: no I/O, no globals beyond error
+// sentinels, standard library only. Both the guest side and vmxsim may
+// import them; they are the only module packages vmxsim may import besides
+// its own. Add new codecs here.
+var CodecPackages = []string{
+	"rpc/datamap",
+}
+
+// codecStdAllowed is the standard library a codec may use.
+var codecStdAllowed = map[string]bool{
+	"bytes": true, "encoding/base64": true, "encoding/binary": true, "encoding/hex": true,
+	"encoding/json": true, "errors": true, "fmt": true, "io": true, "math": true,
+	"math/bits": true, "net/netip": true, "slices": true, "sort": true, "strconv": true,
+	"strings": true, "time": true, "unicode": true, "unicode/utf8": true, "unicode/utf16": true,
+	"maps": true, "cmp": true, "iter": true,
+}
+
+type goPackage struct {
+	ImportPath string
+	Name       string
+	Dir        string
+	GoFiles    []string
+	Imports    []string
+	Deps       []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T, args ...string) []goPackage {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list", "-json"}, args...)...)
+	cmd.Dir = ModuleRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []goPackage
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p goPackage
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
+
+func isSim(rel string) bool {
+	return rel == "vmxsim" || strings.HasPrefix(rel, "vmxsim/") || rel == "cmd/vmxsim"
+}
+
+func isCodec(rel string) bool {
+	for _, c := range CodecPackages {
+		if rel == c {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDependencyRules enforces architecture.md section 1: the guest side
+// and vmxsim meet only on the wire, codecs are pure, and no production
+// binary carries test code.
+func TestDependencyRules(t *testing.T) {
+	pkgs := listPackages(t, "./...")
+	for _, p := range pkgs {
+		r := rel(p.ImportPath)
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			ir := rel(imp)
+			switch {
+			case isSim(r):
+				if !isSim(ir) && !isCodec(ir) {
+					t.Errorf("%s imports %s: vmxsim may import only codecs (%v)", r, ir, CodecPackages)
+				}
+			case isSim(ir):
+				t.Errorf("%s imports %s: guest-side code never imports vmxsim", r, ir)
+			}
+			if isCodec(r) && !isCodec(ir) {
+				t.Errorf("codec %s imports %s: codecs import only other codecs", r, ir)
+			}
+		}
+		if isCodec(r) {
+			for _, imp := range p.Imports {
+				if !strings.HasPrefix(imp, module) && !codecStdAllowed[imp] {
+					t.Errorf("codec %s imports %s: codecs are pure (no I/O, no OS)", r, imp)
+				}
+			}
+			checkNoGlobals(t, p)
+		}
+	}
+
+	// Production binaries carry no test code and no simulator.
+	for _, p := range pkgs {
+		r := rel(p.ImportPath)
+		if p.Name != "main" || isSim(r) || r == "bench" {
+			continue // the simulator and the benchmark harness are not shipped
+		}
+		for _, d := range listPackages(t, "-deps", p.ImportPath) {
+			dr := rel(d.ImportPath)
+			if d.ImportPath == "testing" || dr == "rpc/rpctest" || dr == "internal/testutil" || (strings.HasPrefix(d.ImportPath, module) && isSim(dr)) {
+				t.Errorf("binary %s depends on %s", r, d.ImportPath)
+			}
+		}
+	}
+}
+
+// checkNoGlobals allows package-level variables only for error sentinels
+// (names starting with Err or err).
+func checkNoGlobals(t *testing.T, p goPackage) {
+	fset := token.NewFileSet()
+	for _, f := range p.GoFiles {
+		file, err := parser.ParseFile(fset, filepath.Join(p.Dir, f), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range file.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, n := range spec.(*ast.ValueSpec).Names {
+					if !strings.HasPrefix(n.Name, "Err") && !strings.HasPrefix(n.Name, "err") && n.Name != "_" {
+						t.Errorf("codec %s: package-level variable %s in %s (codecs hold no globals)", rel(p.ImportPath), n.Name, f)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPackageDocs requires a package comment on every package.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t, "./...") {
+		fset := token.NewFileSet()
+		documented := false
+		for _, f := range p.GoFiles {
+			file, err := parser.ParseFile(fset, filepath.Join(p.Dir, f), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file.Doc != nil && strings.TrimSpace(file.Doc.Text()) != "" {
+				documented = true
+				break
+			}
+		}
+		if !documented {
+			t.Errorf("package %s has no doc comment saying what it owns", rel(p.ImportPath))
+		}
+	}
+}

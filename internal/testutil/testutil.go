@@ -1,0 +1,205 @@
+// Package testutil is the shared test infrastructure: capability gates that
+// skip with a fix-it hint (and fail instead under GOVMTOOLS_REQUIRE_ALL=1,
+// as CI runs), WaitFor, building the real binaries once per test process,
+// and starting `vmxsim serve` for end-to-end tests. Non-test code never
+// imports it.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvRequireAll turns every capability skip into a failure.
+const EnvRequireAll = "GOVMTOOLS_REQUIRE_ALL"
+
+// Require skips the test when ok is false, saying what is missing and how
+// to get it; under GOVMTOOLS_REQUIRE_ALL=1 it fails instead.
+func Require(t testing.TB, ok bool, missing, hint string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv(EnvRequireAll) == "1" {
+		t.Fatalf("required capability missing: %s (%s); %s=1 forbids skipping", missing, hint, EnvRequireAll)
+	}
+	t.Skipf("needs %s: %s", missing, hint)
+}
+
+// RequireRoot requires uid 0.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	Require(t, os.Geteuid() == 0, "root", "run the tests as root, e.g. sudo make test")
+}
+
+// WaitFor polls cond every 10 ms until it is true or timeout passes, and
+// fails the test then with what.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ModuleRoot returns the directory of go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		t.Fatal("not inside the govmtools module")
+	}
+	return filepath.Dir(mod)
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binaries builds every command of the module (cmd/...) once per test
+// process and returns the directory holding them. The directory lives
+// until the process exits.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root := ModuleRoot(t)
+		buildDir, buildErr = os.MkdirTemp("", "govmtools-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...")
+		cmd.Dir = root
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out.String())
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// Sim is a running `vmxsim serve`.
+type Sim struct {
+	Dir string
+	Bin string // directory of the binaries
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+// StartSim starts `vmxsim serve --dir <tempdir> args...` and waits until
+// its control socket answers. It is stopped with SIGTERM at the end of the
+// test, which checks that it exits cleanly and removes its sockets.
+func StartSim(t testing.TB, args ...string) *Sim {
+	t.Helper()
+	bin := Binaries(t)
+	dir := t.TempDir()
+	s := &Sim{Dir: dir, Bin: bin, out: &lockedBuffer{}}
+	s.cmd = exec.Command(filepath.Join(bin, "vmxsim"), append([]string{"serve", "--dir", dir}, args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.stop(t) })
+	WaitFor(t, 10*time.Second, "vmxsim ctl.sock", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "ctl.sock"))
+		return err == nil
+	})
+	return s
+}
+
+// Mode is the --rpc value that reaches this simulator.
+func (s *Sim) Mode() string { return "unix:" + s.Dir }
+
+// Output returns what the simulator has logged so far.
+func (s *Sim) Output() string { return s.out.String() }
+
+func (s *Sim) stop(t testing.TB) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("vmxsim exited with %v; output:\n%s", err, s.Output())
+		}
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+		t.Errorf("vmxsim did not stop within 10 s of SIGTERM; output:\n%s", s.Output())
+	}
+	for _, name := range []string{"tclo.sock", "rpci.sock", "ctl.sock"} {
+		if _, err := os.Stat(filepath.Join(s.Dir, name)); err == nil {
+			t.Errorf("vmxsim left %s behind", name)
+		}
+	}
+	if t.Failed() {
+		t.Logf("vmxsim output:\n%s", s.Output())
+	}
+}
+
+// Run runs one of the built binaries with args and returns its stdout,
+// stderr and exit code.
+func (s *Sim) Run(t testing.TB, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return RunBinary(t, filepath.Join(s.Bin, name), args...)
+}
+
+// RunBinary runs path with args, with a 60 s limit.
+func RunBinary(t testing.TB, path string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("%s: %v", filepath.Base(path), err)
+	}
+	return o.String(), e.String(), code
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,204 @@
+package datamap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readHex loads a golden vector: hex digits with optional whitespace and
+// '#' comment lines. The first word is the length prefix.
+func readHex(t testing.TB, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		sb.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	b, err := hex.DecodeString(sb.String())
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return b
+}
+
+func TestGoldenPackets(t *testing.T) {
+	tests := []struct {
+		file string
+		want Packet
+	}{
+		{"rpci-log-hi.hex", Packet{Type: PacketData, Payload: []byte("log hi"), HasPayload: true}},
+		{"tclo-ping.hex", Packet{Type: PacketPing}},
+		{"rpci-oneshot.hex", Packet{Type: PacketData, Payload: []byte("info-get guestinfo.k"), HasPayload: true, FastClose: true}},
+		{"tclo-empty-reply.hex", Packet{Type: PacketData, Payload: []byte{}, HasPayload: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			wire := readHex(t, tt.file)
+			got := AppendFrame(nil, EncodePacket(tt.want))
+			if !bytes.Equal(got, wire) {
+				t.Errorf("encode:\n got %x\nwant %x", got, wire)
+			}
+			content, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(wire)), MaxGuestFrame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := DecodePacket(content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Type != tt.want.Type || !bytes.Equal(p.Payload, tt.want.Payload) || p.HasPayload != tt.want.HasPayload || p.FastClose != tt.want.FastClose {
+				t.Errorf("decode: got %+v, want %+v", p, tt.want)
+			}
+		})
+	}
+}
+
+func TestInt64WordOrder(t *testing.T) {
+	wire := readHex(t, "int64-words.hex")
+	m, err := Decode(wire[4:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m[9].Int; got != 0x0000000500000007 {
+		t.Fatalf("int64 = %#x, want 0x500000007", got)
+	}
+	if got := Encode(m); !bytes.Equal(got, wire[4:]) {
+		t.Fatalf("re-encode %x, want %x", got, wire[4:])
+	}
+	neg := Encode(Map{1: {Type: TypeInt64, Int: -2}})
+	if want := "0000000100000001fffffffeffffffff"; hex.EncodeToString(neg) != want {
+		t.Fatalf("-2 encoded as %x, want %s", neg, want)
+	}
+}
+
+func TestAllTypesRoundTrip(t *testing.T) {
+	m := Map{
+		1: {Type: TypeInt64, Int: 1 << 40},
+		2: {Type: TypeString, Str: []byte("a b\x00c")},
+		7: {Type: TypeInt64List, Ints: []int64{0, -1, 1 << 62}},
+		8: {Type: TypeStringList, Strings: [][]byte{[]byte("x"), {}, []byte("yz")}},
+	}
+	got, err := Decode(Encode(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(Encode(got), Encode(m)) {
+		t.Fatalf("round trip changed the map: %v", got)
+	}
+	if string(got[8].Strings[2]) != "yz" || got[7].Ints[2] != 1<<62 {
+		t.Fatalf("bad values: %v", got)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good := EncodePacket(Packet{Type: PacketData, Payload: []byte("ping")})
+	u32 := func(vs ...uint32) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = binary.BigEndian.AppendUint32(b, v)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"truncated header", good[:6], ErrTruncated},
+		{"truncated string", good[:len(good)-1], ErrTruncated},
+		{"unknown type", u32(9, 1, 0), ErrUnknownType},
+		{"duplicate id", append(append([]byte{}, good...), good[:16]...), ErrDuplicateID},
+		{"huge list count", u32(3, 1, 0xffffffff), ErrTruncated},
+		{"huge string length", u32(2, 2, 0x7fffffff), ErrTruncated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Decode(tt.in); !errors.Is(err, tt.want) {
+				t.Fatalf("Decode = %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	badPackets := map[string]Map{
+		"no type":        {FieldPayload: {Type: TypeString, Str: []byte("x")}},
+		"string type":    {FieldType: {Type: TypeString, Str: []byte("1")}},
+		"unknown type":   {FieldType: {Type: TypeInt64, Int: 7}},
+		"data no body":   {FieldType: {Type: TypeInt64, Int: 1}},
+		"payload is int": {FieldType: {Type: TypeInt64, Int: 1}, FieldPayload: {Type: TypeInt64, Int: 3}},
+	}
+	for name, m := range badPackets {
+		if _, err := DecodePacket(Encode(m)); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("%s: DecodePacket = %v, want ErrBadPacket", name, err)
+		}
+	}
+	// Unknown field ids are ignored.
+	p, err := DecodePacket(Encode(Map{FieldType: {Type: TypeInt64, Int: 2}, 99: {Type: TypeString, Str: []byte("?")}}))
+	if err != nil || p.Type != PacketPing {
+		t.Fatalf("unknown field: %+v, %v", p, err)
+	}
+}
+
+func TestReadFrame(t *testing.T) {
+	frame := AppendFrame(nil, []byte("abcdef"))
+	if _, err := ReadFrame(bytes.NewReader(frame), 5); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over limit: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(frame[:7]), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short body: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(nil), 100); err != io.EOF {
+		t.Fatalf("clean EOF: %v", err)
+	}
+	if _, err := ReadFrame(iotest.ErrReader(io.ErrClosedPipe), 100); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("reader error: %v", err)
+	}
+	b, err := ReadFrame(iotest.HalfReader(bytes.NewReader(frame)), 6)
+	if err != nil || string(b) != "abcdef" {
+		t.Fatalf("half reader: %q %v", b, err)
+	}
+}
+
+// FuzzDecodePacket feeds arbitrary content to the decoder: it must never
+// panic, and whatever it accepts must survive an encode/decode round trip.
+func FuzzDecodePacket(f *testing.F) {
+	for _, name := range []string{"rpci-log-hi.hex", "tclo-ping.hex", "rpci-oneshot.hex", "tclo-empty-reply.hex", "int64-words.hex"} {
+		f.Add(readHex(f, name)[4:])
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		m, err := Decode(content)
+		if err == nil {
+			m2, err := Decode(Encode(m))
+			if err != nil {
+				t.Fatalf("re-decode of accepted map failed: %v", err)
+			}
+			if !bytes.Equal(Encode(m2), Encode(m)) {
+				t.Fatal("map changed on round trip")
+			}
+		}
+		p, err := DecodePacket(content)
+		if err != nil {
+			return
+		}
+		p2, err := DecodePacket(EncodePacket(p))
+		if err != nil {
+			t.Fatalf("re-decode of accepted packet failed: %v", err)
+		}
+		if p2.Type != p.Type || !bytes.Equal(p2.Payload, p.Payload) || p2.HasPayload != p.HasPayload || p2.FastClose != p.FastClose {
+			t.Fatalf("packet changed on round trip: %+v -> %+v", p, p2)
+		}
+	})
+}

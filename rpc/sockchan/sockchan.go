@@ -1,0 +1,132 @@
+// Package sockchan is an rpc.Channel over a stream connection carrying
+// DataMap packets: the framing of GuestRPC over vsock (ports 975 and 976),
+// which vmxsim's unix sockets speak too. It works over any net.Conn, so it
+// is tested over net.Pipe and unix sockets; it never opens a socket itself.
+//
+// A Conn is an rpc.EventChannel: Receive blocks until the host sends, and
+// Ping sends the TCLO heartbeat packet. Receive may run concurrently with
+// Send or Ping (one reader, one writer), and Close unblocks both.
+package sockchan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/rpc/datamap"
+)
+
+// DefaultMaxReceive bounds a packet from the host. The protocol sets no
+// host-to-guest limit, but a corrupt length must not make the guest allocate
+// gigabytes; the largest real replies (HGFS) are far below this.
+const DefaultMaxReceive = 16 << 20
+
+// Conn is a GuestRPC channel over a stream.
+type Conn struct {
+	conn net.Conn
+	// FastClose marks every DATA packet sent with FAST_CLOSE=1, which asks
+	// the VMX to close the connection after replying (one-shot RPCI).
+	FastClose bool
+	// MaxReceive bounds received packets; 0 means DefaultMaxReceive.
+	MaxReceive int
+
+	wmu sync.Mutex // serializes writes (replies and heartbeats)
+}
+
+var _ rpc.EventChannel = (*Conn)(nil)
+
+// New returns a channel over c. The channel owns c and closes it.
+func New(c net.Conn) *Conn { return &Conn{conn: c} }
+
+// Send writes msg as one DATA packet.
+func (c *Conn) Send(ctx context.Context, msg []byte) error {
+	return c.write(ctx, datamap.Packet{Type: datamap.PacketData, Payload: msg, HasPayload: true, FastClose: c.FastClose})
+}
+
+// Ping writes a heartbeat packet: TYPE=PING and no payload.
+func (c *Conn) Ping(ctx context.Context) error {
+	return c.write(ctx, datamap.Packet{Type: datamap.PacketPing})
+}
+
+func (c *Conn) write(ctx context.Context, p datamap.Packet) error {
+	frame := datamap.AppendFrame(nil, datamap.EncodePacket(p))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	stop := bindDeadline(ctx, c.conn.SetWriteDeadline)
+	defer stop()
+	if _, err := c.conn.Write(frame); err != nil {
+		return ctxErr(ctx, err)
+	}
+	return nil
+}
+
+// Receive reads packets until a DATA packet arrives and returns its
+// payload. Heartbeats from the peer are skipped. A malformed packet is an
+// error, after which the stream cannot be trusted and should be closed.
+func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
+	stop := bindDeadline(ctx, c.conn.SetReadDeadline)
+	defer stop()
+	max := c.MaxReceive
+	if max <= 0 {
+		max = DefaultMaxReceive
+	}
+	for {
+		content, err := datamap.ReadFrame(c.conn, max)
+		if err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		p, err := datamap.DecodePacket(content)
+		if err != nil {
+			return nil, fmt.Errorf("sockchan: %w", err)
+		}
+		if p.Type == datamap.PacketData {
+			return p.Payload, nil
+		}
+	}
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// bindDeadline applies ctx's deadline to the connection and makes ctx's
+// cancellation interrupt a blocked read or write. The returned func undoes
+// both.
+func bindDeadline(ctx context.Context, set func(time.Time) error) (stop func()) {
+	if ctx.Done() == nil {
+		return func() {}
+	}
+	d, _ := ctx.Deadline()
+	set(d) // zero means none
+	fired := make(chan struct{})
+	after := context.AfterFunc(ctx, func() {
+		set(time.Unix(1, 0))
+		close(fired)
+	})
+	return func() {
+		if !after() {
+			<-fired // let it finish before clearing, or it could land later
+		}
+		set(time.Time{})
+	}
+}
+
+// ctxErr reports a deadline forced by ctx as ctx's error, with the I/O
+// error kept for context.
+func ctxErr(ctx context.Context, err error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	// The connection's timer can fire a moment before the context's.
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	return err
+}

@@ -1,0 +1,233 @@
+// Package transport chooses how a govmtools binary reaches the VMX. It is
+// the only package that knows every backend:
+//
+//	auto      vsock first, backdoor fallback, as open-vm-tools does; refuses
+//	          to touch either unless the CPU says this is a VMware VM
+//	vsock     AF_VSOCK to CID 0: TCLO port 975, RPCI port 976 from a
+//	          privileged source port
+//	backdoor  the I/O-port (amd64) or MRS-trap (arm64) message channel
+//	unix:DIR  vmxsim's sockets DIR/tclo.sock and DIR/rpci.sock, which speak
+//	          the vsock DataMap framing
+//
+// Every binary takes --rpc MODE; when the flag is empty the GOVMTOOLS_RPC
+// environment variable is used, and then auto. Only mains import this
+// package.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/rpc/backdoor"
+	"github.com/govmtools/govmtools/rpc/sockchan"
+	"github.com/govmtools/govmtools/rpc/vsock"
+)
+
+// EnvRPC names the environment variable read when --rpc is not given.
+const EnvRPC = "GOVMTOOLS_RPC"
+
+// EnvSimulated is set to 1 by vmxsim for every process it starts. Under it
+// the vsock backend is never used: vmxsim serves the backdoor and unix
+// sockets only, and an AF_VSOCK socket on a development machine reaches
+// the machine's own host.
+const EnvSimulated = "GOVMTOOLS_SIMULATED"
+
+// Kind is a transport backend.
+type Kind string
+
+// Backends.
+const (
+	Auto     Kind = "auto"
+	VSock    Kind = "vsock"
+	Backdoor Kind = "backdoor"
+	Unix     Kind = "unix"
+)
+
+// Mode is a parsed --rpc value.
+type Mode struct {
+	Kind Kind
+	Dir  string // for Unix
+}
+
+func (m Mode) String() string {
+	if m.Kind == Unix {
+		return "unix:" + m.Dir
+	}
+	return string(m.Kind)
+}
+
+// Parse parses auto, vsock, backdoor or unix:DIR.
+func Parse(s string) (Mode, error) {
+	switch s {
+	case "auto", "":
+		return Mode{Kind: Auto}, nil
+	case "vsock":
+		return Mode{Kind: VSock}, nil
+	case "backdoor":
+		return Mode{Kind: Backdoor}, nil
+	}
+	if dir, ok := strings.CutPrefix(s, "unix:"); ok {
+		if dir == "" {
+			return Mode{}, errors.New("transport: unix: needs a directory, as in unix:/run/vmxsim")
+		}
+		return Mode{Kind: Unix, Dir: filepath.Clean(dir)}, nil
+	}
+	return Mode{}, fmt.Errorf("transport: unknown rpc mode %q (want auto, vsock, backdoor or unix:DIR)", s)
+}
+
+// Select parses the --rpc flag value, falling back to the value of
+// GOVMTOOLS_RPC (pass os.Getenv(EnvRPC)) and then to auto.
+func Select(flagValue, envValue string) (Mode, error) {
+	if flagValue != "" {
+		return Parse(flagValue)
+	}
+	if envValue != "" {
+		m, err := Parse(envValue)
+		if err != nil {
+			return Mode{}, fmt.Errorf("%s: %w", EnvRPC, err)
+		}
+		return m, nil
+	}
+	return Mode{Kind: Auto}, nil
+}
+
+// Config configures a Transport.
+type Config struct {
+	Mode Mode
+	// Simulated is true when running under vmxsim (GOVMTOOLS_SIMULATED=1):
+	// vsock is never tried.
+	Simulated bool
+	// Logger receives fallback decisions; nil discards them.
+	Logger *slog.Logger
+}
+
+// Transport opens TCLO and RPCI channels with the configured backend.
+type Transport struct {
+	cfg   Config
+	vsock vsock.Dialer
+}
+
+// New returns a transport for cfg. It opens nothing until a dial.
+func New(cfg Config) *Transport {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Transport{cfg: cfg, vsock: vsock.Dialer{Logger: cfg.Logger}}
+}
+
+// Mode returns the configured mode.
+func (t *Transport) Mode() Mode { return t.cfg.Mode }
+
+// DialTCLO opens a TCLO channel.
+func (t *Transport) DialTCLO(ctx context.Context) (rpc.Channel, error) {
+	switch t.cfg.Mode.Kind {
+	case Unix:
+		return t.dialUnix(ctx, "tclo.sock", false)
+	case VSock:
+		return t.dialVSockTCLO(ctx)
+	case Backdoor:
+		return nil, t.backdoorErr()
+	}
+	if err := t.checkVMware(); err != nil {
+		return nil, err
+	}
+	ch, err := t.dialVSockTCLO(ctx)
+	if err == nil {
+		return ch, nil
+	}
+	t.cfg.Logger.Debug("vsock tclo unavailable; trying the backdoor", "err", err)
+	return nil, t.backdoorErr()
+}
+
+// DialRPCI opens a persistent RPCI channel.
+func (t *Transport) DialRPCI(ctx context.Context) (rpc.Channel, error) {
+	return t.dialRPCI(ctx, false)
+}
+
+// DialRPCIOneShot opens an RPCI channel for a single request: over vsock
+// and unix sockets the request carries FAST_CLOSE, so the VMX closes the
+// connection after replying.
+func (t *Transport) DialRPCIOneShot(ctx context.Context) (rpc.Channel, error) {
+	return t.dialRPCI(ctx, true)
+}
+
+func (t *Transport) dialRPCI(ctx context.Context, oneShot bool) (rpc.Channel, error) {
+	switch t.cfg.Mode.Kind {
+	case Unix:
+		return t.dialUnix(ctx, "rpci.sock", oneShot)
+	case VSock:
+		return t.dialVSockRPCI(ctx, oneShot)
+	case Backdoor:
+		return nil, t.backdoorErr()
+	}
+	if err := t.checkVMware(); err != nil {
+		return nil, err
+	}
+	ch, err := t.dialVSockRPCI(ctx, oneShot)
+	if err == nil {
+		return ch, nil
+	}
+	t.cfg.Logger.Debug("vsock rpci unavailable; trying the backdoor", "err", err)
+	return nil, t.backdoorErr()
+}
+
+// checkVMware guards auto: on anything but a VMware VM neither vsock (which
+// would reach the machine's own host) nor the backdoor (which faults) may
+// be touched.
+func (t *Transport) checkVMware() error {
+	if err := backdoor.Detect(); err != nil {
+		return fmt.Errorf("transport: %w (use --rpc unix:DIR to reach vmxsim)", err)
+	}
+	return nil
+}
+
+func (t *Transport) backdoorErr() error {
+	return fmt.Errorf("transport: backdoor: %w", backdoor.ErrUnavailable)
+}
+
+var errSimulated = errors.New("transport: vsock is disabled under vmxsim (" + EnvSimulated + "=1)")
+
+func (t *Transport) dialVSockTCLO(ctx context.Context) (rpc.Channel, error) {
+	if t.cfg.Simulated {
+		return nil, errSimulated
+	}
+	c, err := t.vsock.DialTCLO(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sockchan.New(c), nil
+}
+
+func (t *Transport) dialVSockRPCI(ctx context.Context, oneShot bool) (rpc.Channel, error) {
+	if t.cfg.Simulated {
+		return nil, errSimulated
+	}
+	c, privileged, err := t.vsock.DialRPCI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !privileged {
+		t.cfg.Logger.Debug("rpci over vsock is unprivileged (not root)")
+	}
+	ch := sockchan.New(c)
+	ch.FastClose = oneShot
+	return ch, nil
+}
+
+func (t *Transport) dialUnix(ctx context.Context, name string, oneShot bool) (rpc.Channel, error) {
+	path := filepath.Join(t.cfg.Mode.Dir, name)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w (is vmxsim serve --dir %s running?)", path, err, t.cfg.Mode.Dir)
+	}
+	ch := sockchan.New(c)
+	ch.FastClose = oneShot
+	return ch, nil
+}

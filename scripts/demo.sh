@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make demo: runs govmtools against the simulated VMX on this machine and
+# shows what the host (and, once wired, vSphere) sees. Nothing here touches
+# the real machine: everything talks to vmxsim over unix sockets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$'; printf ' %q' "$@"; echo; "$@"; }
+
+say "build"
+make -s build
+export PATH="$PWD/bin:$PATH"
+
+DEMO=$(mktemp -d /tmp/govmtools-demo.XXXXXX)
+SIM_PID=
+cleanup() {
+	status=$?
+	if [ -n "$SIM_PID" ] && kill -0 "$SIM_PID" 2>/dev/null; then
+		kill -TERM "$SIM_PID"; wait "$SIM_PID" || true
+	fi
+	rm -rf "$DEMO"
+	exit $status
+}
+trap cleanup EXIT INT TERM
+
+say "start the simulated VMX in $DEMO"
+vmxsim serve --dir "$DEMO" >"$DEMO/vmxsim.out" 2>&1 &
+SIM_PID=$!
+for _ in $(seq 100); do [ -S "$DEMO/ctl.sock" ] && break; sleep 0.05; done
+[ -S "$DEMO/ctl.sock" ] || { cat "$DEMO/vmxsim.out"; echo "vmxsim did not start"; exit 1; }
+export GOVMTOOLS_RPC="unix:$DEMO"
+
+say "vmware-checkvm and vmware-rpctool, as scripts and cloud-init use them"
+run vmware-checkvm
+run vmware-rpctool 'info-set guestinfo.demo.greeting hello from the guest'
+run vmware-rpctool 'info-get guestinfo.demo.greeting'
+run vmware-rpctool 'log govmtools demo: this line lands in vmware.log'
+printf '$ vmware-rpctool info-get guestinfo.missing   # exits 1\n'
+vmware-rpctool 'info-get guestinfo.missing' || echo "(exit $?)"
+
+for part in scripts/demo.d/*.sh; do
+	[ -e "$part" ] || continue
+	# shellcheck source=/dev/null
+	. "$part"
+done
+
+say "what the host sees: vmxsim ctl state"
+run vmxsim ctl --dir "$DEMO" state
+
+say "the tail of vmware.log"
+tail -n 15 "$DEMO/vmware.log"
+
+say "shut down"
+kill -TERM "$SIM_PID"; wait "$SIM_PID" || true
+SIM_PID=
+ls "$DEMO"/*.sock >/dev/null 2>&1 && { echo "sockets left behind"; exit 1; }
+echo "vmxsim stopped and removed its sockets. Demo done."

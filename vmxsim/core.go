@@ -1,0 +1,206 @@
+package vmxsim
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Core.
+type Options struct {
+	// LogPath is where vmware.log is written; "" discards it.
+	LogPath string
+	// PingInterval is the TCLO ping cadence; 0 means 1 s.
+	PingInterval time.Duration
+	// ToolsTimeout is how long after the guest's TCLO channel goes away
+	// tools still count as running (the heartbeat goes yellow and red
+	// meanwhile); after it they are not running and the heartbeat is
+	// gray. 0 means 10 ping intervals.
+	ToolsTimeout time.Duration
+	// ExchangeTimeout bounds the wait for the guest's answer to one TCLO
+	// command; after it the channel is closed, as the VMX resets a stuck
+	// channel. 0 means 10 s.
+	ExchangeTimeout time.Duration
+	// SetOptions is the Set_Option batch sent after each reset, as
+	// "name value" strings; nil means DefaultSetOptions.
+	SetOptions []string
+	// Logger receives the simulator's own diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultSetOptions is the Set_Option batch the simulator sends after each
+// reset: the options a vSphere host sends for a VM with default tools
+// settings. Startup time sync is off so that no guest under test ever
+// tries to step the clock of a development machine.
+var DefaultSetOptions = []string{
+	"broadcastIP 1",
+	"synctime 0",
+	"synctime.period 0",
+	"time.synchronize.tools.startup 0",
+	"time.synchronize.tools.enable 0",
+	"time.synchronize.continue 1",
+	"time.synchronize.restore 1",
+	"time.synchronize.resume.disk 1",
+	"time.synchronize.shrink 1",
+	"toolScripts.afterPowerOn 1",
+	"toolScripts.afterResume 1",
+	"toolScripts.beforeSuspend 1",
+	"toolScripts.beforePowerOff 1",
+	"enableMessageBusTunnel 0",
+}
+
+// Caller describes who sent an RPCI, as the VMX sees it.
+type Caller struct {
+	// Transport is "vsock", "backdoor" or "unix".
+	Transport string
+	// Privileged is true for a vsock connection from a port below 1024,
+	// or (on vmxsim's unix sockets) a peer with uid 0.
+	Privileged bool
+}
+
+// RPCIHandler answers one RPCI command. args are the bytes after the
+// command name and one separator, exactly as received (text commands may
+// end in a NUL). The returned reply starts with "1 " or "0 ".
+type RPCIHandler func(ctx context.Context, caller Caller, args []byte) []byte
+
+// Core is the simulated VMX's model of one VM.
+type Core struct {
+	opts Options
+	log  *VMXLog
+	lg   *slog.Logger
+
+	handlersMu sync.RWMutex
+	handlers   map[string]RPCIHandler
+
+	// mu guards the VM state below; it is never held while talking to a
+	// guest.
+	mu           sync.Mutex
+	guestinfo    map[string]string
+	caps         []string
+	tools        toolsState
+	guestInfoRaw map[int][]byte // SetGuestInfo payloads by type, raw
+	diskInfoRaw  []byte         // SetGuestDiskInfo payload, raw
+	lastState    *StateChange
+
+	tclo tcloState
+}
+
+// toolsState is what the VMX knows about the tools service.
+type toolsState struct {
+	version     string // tools.set.version value
+	versionType string // "<version> <type>" from tools.set.versiontype
+	app         string // bound by "ATR <app>"
+}
+
+// StateChange is the last tools.os.statechange.status report.
+type StateChange struct {
+	State   int  `json:"state"`
+	Success bool `json:"success"`
+}
+
+// New returns a core. It opens vmware.log at opts.LogPath.
+func New(opts Options) (*Core, error) {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = time.Second
+	}
+	if opts.ToolsTimeout <= 0 {
+		opts.ToolsTimeout = 10 * opts.PingInterval
+	}
+	if opts.ExchangeTimeout <= 0 {
+		opts.ExchangeTimeout = 10 * time.Second
+	}
+	if opts.SetOptions == nil {
+		opts.SetOptions = DefaultSetOptions
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l, err := OpenVMXLog(opts.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{
+		opts:         opts,
+		log:          l,
+		lg:           opts.Logger,
+		handlers:     map[string]RPCIHandler{},
+		guestinfo:    map[string]string{},
+		guestInfoRaw: map[int][]byte{},
+	}
+	registerCoreRPCI(c)
+	return c, nil
+}
+
+// Close closes vmware.log.
+func (c *Core) Close() error { return c.log.Close() }
+
+// Log returns the core's vmware.log.
+func (c *Core) Log() *VMXLog { return c.log }
+
+// HandleRPCI registers h for the RPCI command name, replacing any earlier
+// handler. Feature files register their commands this way.
+func (c *Core) HandleRPCI(name string, h RPCIHandler) {
+	c.handlersMu.Lock()
+	defer c.handlersMu.Unlock()
+	c.handlers[name] = h
+}
+
+// Reply texts the VMX uses.
+const (
+	ReplyUnknownCommand = "0 Unknown command"
+	ReplyNoValue        = "0 No value found"
+)
+
+// RPCI answers one RPCI request. It never panics on bad input: unknown or
+// garbage requests get "0 Unknown command", messages over 64 KiB are
+// refused.
+func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
+	if len(req) > MaxGuestMessage {
+		c.lg.Warn("rpci message over 64 KiB refused", "len", len(req))
+		return []byte("0 Message too large")
+	}
+	name, args := splitRPCI(req)
+	c.handlersMu.RLock()
+	h := c.handlers[name]
+	c.handlersMu.RUnlock()
+	if h == nil && strings.HasPrefix(name, "tools.capability.") {
+		h = c.capability(name)
+	}
+	if h == nil {
+		c.lg.Debug("unknown rpci", "command", printable(name))
+		return []byte(ReplyUnknownCommand)
+	}
+	return h(ctx, caller, args)
+}
+
+// MaxGuestMessage is GUESTMSG_MAX_IN_SIZE.
+const MaxGuestMessage = 64 << 10
+
+// splitRPCI splits a request at the first space or NUL: the command name,
+// and the bytes after that one separator.
+func splitRPCI(req []byte) (string, []byte) {
+	i := bytes.IndexAny(req, " \x00")
+	if i < 0 {
+		return string(req), nil
+	}
+	return string(req[:i]), req[i+1:]
+}
+
+// text returns args as a string without one trailing NUL: most text RPCIs
+// are sent with their C terminator.
+func text(args []byte) string {
+	return string(bytes.TrimSuffix(args, []byte{0}))
+}
+
+// printable quotes s for logs when it is not plain text.
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return strconvQuote(s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,187 @@
+package vmxsim
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/govmtools/govmtools/rpc/datamap"
+)
+
+func newCore(t *testing.T, opts Options) *Core {
+	t.Helper()
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRPCIHandlers(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "vmware.log")
+	c := newCore(t, Options{LogPath: logPath})
+	ctx := t.Context()
+	tests := []struct{ req, want string }{
+		{"info-set guestinfo.a one two\x00", "1 "},
+		{"info-get guestinfo.a", "1 one two"},
+		{"info-get guestinfo.a\x00", "1 one two"},
+		{"info-get guestinfo.b", "0 No value found"},
+		{"info-set guestinfo.empty ", "1 "},
+		{"info-get guestinfo.empty", "1 "},
+		{"info-set novalue", "0 Two and exactly two arguments expected"},
+		{"info-set other.key v", "0 Permission denied"},
+		{"info-get guestinfo.", "0 Permission denied"},
+		{"tools.set.version 13344\x00", "1 "},
+		{"tools.set.version x", "0 Invalid version"},
+		{"tools.set.versiontype 13344 4\x00", "1 "},
+		{"tools.set.versiontype 1", "0 Invalid arguments"},
+		{"tools.capability.statechange ", "1 "},
+		{"tools.capability.hgfs_server toolbox 1\x00", "1 "},
+		{"tools.capability.hgfs_server toolbox 0\x00", "1 "},
+		{"tools.capability.softpowerop_retry", "1 "},
+		{"vmx.capability.unified_loop toolbox\x00", "1 "},
+		{"tools.os.statechange.status 1 2\x00", "1 "},
+		{"tools.os.statechange.status 7 2", "0 Invalid arguments"},
+		{"SetGuestInfo  1 myhost\x00", "1 "},
+		{"SetGuestInfo  7 12345\x00", "1 "},
+		{"SetGuestInfo  99 x", "0 Invalid arguments"},
+		{"SetGuestInfo  x", "0 Invalid arguments"},
+		{"SetGuestInfo", "0 Invalid arguments"},
+		{"log line one\x00", "1 "},
+		{"frobnicate", "0 Unknown command"},
+		{"\x00\xff", "0 Unknown command"},
+		{"", "0 Unknown command"},
+	}
+	for _, tt := range tests {
+		if got := string(c.RPCI(ctx, Caller{}, []byte(tt.req))); got != tt.want {
+			t.Errorf("RPCI(%q) = %q, want %q", tt.req, got, tt.want)
+		}
+	}
+	if got := c.RPCI(ctx, Caller{}, make([]byte, MaxGuestMessage+1)); string(got) != "0 Message too large" {
+		t.Errorf("oversized = %q", got)
+	}
+	s := c.State()
+	if s.Tools.Version != "13344" || s.Tools.VersionType != "4" {
+		t.Errorf("tools = %+v", s.Tools)
+	}
+	wantCaps := []string{"tools.capability.statechange ", "tools.capability.hgfs_server toolbox 0", "tools.capability.softpowerop_retry"}
+	if strings.Join(s.Capabilities, "|") != strings.Join(wantCaps, "|") {
+		t.Errorf("capabilities %q, want %q", s.Capabilities, wantCaps)
+	}
+	if s.Power.LastStateChange == nil || *s.Power.LastStateChange != (StateChange{State: 2, Success: true}) {
+		t.Errorf("power = %+v", s.Power.LastStateChange)
+	}
+	if s.Guest.HostName != "myhost" || s.Guest.Uptime != 12345 {
+		t.Errorf("guest = %+v", s.Guest)
+	}
+	if s.Guestinfo["a"] != "one two" {
+		t.Errorf("guestinfo = %v", s.Guestinfo)
+	}
+	raw, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(raw), "| vcpu-0| I125: Guest: line one\n") {
+		t.Errorf("vmware.log:\n%s", raw)
+	}
+}
+
+// fakeGuest answers TCLO commands on the guest end of a pipe.
+func fakeGuest(t *testing.T, conn net.Conn, answer func(cmd string) string) {
+	for {
+		content, err := datamap.ReadFrame(conn, 1<<20)
+		if err != nil {
+			return
+		}
+		p, err := datamap.DecodePacket(content)
+		if err != nil {
+			t.Errorf("guest got bad packet: %v", err)
+			return
+		}
+		reply := answer(string(p.Payload))
+		if reply == "" {
+			continue // stay silent
+		}
+		conn.Write(datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(reply), HasPayload: true})))
+	}
+}
+
+// TestTCLODriver runs the driver in fake time: the startup sequence, pings
+// at the interval, and the heartbeat colours as answers stop.
+func TestTCLODriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCore(t, Options{PingInterval: time.Second, ExchangeTimeout: time.Minute, ToolsTimeout: 10 * time.Second})
+		host, guest := net.Pipe()
+		var mu sync.Mutex
+		var cmdList []string
+		silent := false
+		cmds := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), cmdList...) }
+		go fakeGuest(t, guest, func(cmd string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			cmdList = append(cmdList, cmd)
+			if silent {
+				return ""
+			}
+			if cmd == "reset" {
+				return "OK ATR toolbox"
+			}
+			return "OK "
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- c.ServeTCLOConn(ctx, host) }()
+		synctest.Wait()
+		want := append([]string{"reset", "ping"}, prefixAll("Set_Option ", DefaultSetOptions)...)
+		want = append(want, "Capabilities_Register")
+		if strings.Join(cmds(), "|") != strings.Join(want, "|") {
+			t.Fatalf("startup:\n got %q\nwant %q", cmds(), want)
+		}
+		if s := c.State(); !s.Tools.Running || s.Tools.Heartbeat != HeartbeatGreen {
+			t.Fatalf("after startup: %+v", s.Tools)
+		}
+		n := len(cmds())
+		time.Sleep(5*time.Second + time.Millisecond)
+		synctest.Wait()
+		if got := len(cmds()) - n; got != 5 {
+			t.Fatalf("%d pings in 5 s, want 5", got)
+		}
+		if got, err := c.SendTCLO(ctx, "Echo"); err != nil || string(got) != "OK " {
+			t.Fatalf("SendTCLO: %q %v", got, err)
+		}
+
+		mu.Lock()
+		silent = true
+		mu.Unlock()
+		colours := map[time.Duration]string{1500 * time.Millisecond: HeartbeatGreen, 3500 * time.Millisecond: HeartbeatYellow, 6 * time.Second: HeartbeatRed}
+		start := time.Now()
+		for _, at := range []time.Duration{1500 * time.Millisecond, 3500 * time.Millisecond, 6 * time.Second} {
+			time.Sleep(at - time.Since(start))
+			if hb := c.State().Tools.Heartbeat; hb != colours[at] {
+				t.Fatalf("at %v silent: heartbeat %s, want %s", at, hb, colours[at])
+			}
+		}
+		cancel()
+		<-done
+		guest.Close()
+	})
+}
+
+func TestTCLOBadResetReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCore(t, Options{})
+		host, guest := net.Pipe()
+		go fakeGuest(t, guest, func(string) string { return "ERROR nope" })
+		if err := c.ServeTCLOConn(t.Context(), host); err == nil || !strings.Contains(err.Error(), "bad reset reply") {
+			t.Fatalf("err = %v", err)
+		}
+		if s := c.State(); s.Tools.Running {
+			t.Fatal("tools running after a bad reset")
+		}
+		guest.Close()
+	})
+}

@@ -1,0 +1,30 @@
+// Package vmxsim is the simulated VMX: the host side of every GuestRPC
+// protocol, so that every govmtools binary, and Debian's open-vm-tools
+// beside them, can be run and tested on a machine that is not a VMware VM.
+//
+// One Core models what the VMX knows about its guest: guestinfo variables,
+// vmware.log in the VMX's line format, tools version and capabilities,
+// decoded SetGuestInfo state, and the TCLO driver that sends reset, ping,
+// Set_Option and Capabilities_Register and derives the heartbeat status
+// (green, yellow, red, gray) from the answers.
+//
+// The core is reached three ways:
+//   - in process, over net.Pipe connections (Core.ServeRPCIConn and
+//     Core.ServeTCLOConn), for package tests;
+//   - by Server, on the unix sockets DIR/tclo.sock and DIR/rpci.sock, which
+//     speak the vsock DataMap framing, for end-to-end tests of the real
+//     binaries with --rpc unix:DIR; DIR/ctl.sock is the control API;
+//   - through the ptrace backdoor trap (vmxsim run), which plugs message
+//     channels into the same core.
+//
+// vmxsim is an independent host-side implementation: it shares only the
+// pure wire codecs with the guest side (rpc/datamap and the like) and never
+// imports guest logic, so a codec bug cannot hide by symmetry. A test in
+// internal/testutil enforces this.
+//
+// # Concurrency
+//
+// Core is safe for concurrent use; its state is guarded by Core.mu, which
+// is never held while talking to a guest. Server.Serve owns every
+// goroutine it starts and returns after they have ended.
+package vmxsim

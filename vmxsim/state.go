@@ -1,0 +1,94 @@
+package vmxsim
+
+import (
+	"bytes"
+	"maps"
+	"strconv"
+	"time"
+)
+
+// State is what the VMX knows about its guest, as `vmxsim ctl state`
+// prints it.
+type State struct {
+	// Guestinfo holds guestinfo.* variables, keyed without the prefix.
+	Guestinfo map[string]string `json:"guestinfo"`
+	Tools     ToolsStatus       `json:"tools"`
+	// Capabilities are the tools.capability.* RPCIs as received, latest
+	// per capability.
+	Capabilities []string   `json:"capabilities"`
+	Power        PowerState `json:"power"`
+	Guest        GuestState `json:"guest"`
+	// Log is the path of vmware.log.
+	Log string `json:"log"`
+}
+
+// ToolsStatus is the tools service as vSphere shows it.
+type ToolsStatus struct {
+	Running     bool   `json:"running"`
+	Version     string `json:"version"`
+	VersionType string `json:"versionType"`
+	// Heartbeat is green, yellow, red or gray.
+	Heartbeat string `json:"heartbeat"`
+}
+
+// PowerState holds what the guest reported about power operations.
+type PowerState struct {
+	LastStateChange *StateChange `json:"lastStateChange"`
+}
+
+// GuestState is the decoded SetGuestInfo data.
+type GuestState struct {
+	HostName    string `json:"hostName,omitempty"`
+	BuildNumber string `json:"buildNumber,omitempty"`
+	OSFullName  string `json:"osFullName,omitempty"`
+	OSShortName string `json:"osShortName,omitempty"`
+	// Uptime is in hundredths of a second, as the guest reports it.
+	Uptime int64 `json:"uptime,omitempty"`
+}
+
+// SetGuestInfo types with text payloads (GuestInfoType).
+const (
+	InfoDNSName     = 1
+	InfoBuildNumber = 4
+	InfoOSNameFull  = 5
+	InfoOSName      = 6
+	InfoUptime      = 7
+)
+
+// State returns a snapshot of the VM as the host sees it.
+func (c *Core) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	running, hb := c.heartbeat(time.Now())
+	s := State{
+		Guestinfo:    maps.Clone(c.guestinfo),
+		Capabilities: append([]string{}, c.caps...),
+		Tools: ToolsStatus{
+			Running:     running,
+			Version:     c.tools.version,
+			VersionType: c.tools.versionType,
+			Heartbeat:   hb,
+		},
+		Log: c.log.Path(),
+	}
+	if c.lastState != nil {
+		sc := *c.lastState
+		s.Power.LastStateChange = &sc
+	}
+	s.Guest = GuestState{
+		HostName:    c.textInfo(InfoDNSName),
+		BuildNumber: c.textInfo(InfoBuildNumber),
+		OSFullName:  c.textInfo(InfoOSNameFull),
+		OSShortName: c.textInfo(InfoOSName),
+	}
+	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
+		s.Guest.Uptime = up
+	}
+	return s
+}
+
+// textInfo returns a text SetGuestInfo value without its C terminator.
+// Preconditions: c.mu is held.
+func (c *Core) textInfo(typ int) string {
+	return string(bytes.TrimRight(c.guestInfoRaw[typ], "\x00"))
+}
