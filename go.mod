@@ -1,6 +1,6 @@
 module github.com/govmtools/govmtools
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/mdlayher/socket v0.8.0

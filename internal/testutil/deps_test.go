@@ -46,7 +46,11 @@ func listPackages(t *testing.T, args ...string) []goPackage {
 	cmd.Dir = ModuleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v", err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go list: %v\n%s", err, stderr)
 	}
 	var pkgs []goPackage
 	dec := json.NewDecoder(strings.NewReader(string(out)))
