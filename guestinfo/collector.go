@@ -1,6 +1,9 @@
 package guestinfo
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
 )
 
@@ -31,3 +34,23 @@ func (c *Collector) PrimaryIP(cfg *Config) string {
 
 // Disks lists local file systems (see System.Disks).
 func (c *Collector) Disks(cfg *Config) ([]infoproto.Disk, error) { return c.Sys.Disks(cfg) }
+
+// Hostname is gethostname().
+func (c *Collector) Hostname() (string, error) { return c.Sys.Hostname() }
+
+// OS identifies the operating system (see System.OS).
+func (c *Collector) OS(cfg *Config) (OSInfo, error) { return c.Sys.OS(cfg) }
+
+// Uptime is the time since boot in hundredths of a second.
+func (c *Collector) Uptime() (int64, error) { return c.Sys.Uptime() }
+
+// OSStamp changes when the os-release file changes (an upgrade), so that
+// a cheap periodic check notices it without re-reading the file.
+func (c *Collector) OSStamp() string {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if fi, err := os.Stat(c.Sys.path(p)); err == nil {
+			return fmt.Sprintf("%s %d %d", p, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return ""
+}
