@@ -186,4 +186,3 @@ func TestGuestInfoNetns(t *testing.T) {
 		return !slices.Contains(nicIPs(state(), netnstest.SceneMAC), netnstest.SceneVIP)
 	})
 }
-
