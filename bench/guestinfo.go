@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -14,7 +18,6 @@ import (
 	"github.com/govmtools/govmtools/internal/netnstest"
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/transport"
-	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vishvananda/netns"
 )
 
@@ -62,9 +65,9 @@ func benchGuestInfo(ctx context.Context, e *env) ([]row, error) {
 	go func() { done <- r.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
-	ctl := vmxsim.NewCtl(s.dir)
+	ctl := ctlClient(s.dir)
 	has := func(ip string) (bool, error) {
-		st, err := ctl.State(ctx)
+		st, err := ctlGuest(ctx, ctl)
 		if err != nil {
 			return false, err
 		}
@@ -137,4 +140,39 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ctlClient reaches DIR/ctl.sock. The harness does not import vmxsim (the
+// guest side never does); it reads `ctl state` as any client would.
+func ctlClient(dir string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", filepath.Join(dir, "ctl.sock"))
+		},
+	}}
+}
+
+// guestState is the part of `ctl state` the benchmark reads.
+type guestState struct {
+	Guest struct {
+		NICs []struct {
+			MAC string   `json:"mac"`
+			IPs []string `json:"ips"`
+		} `json:"nics"`
+	} `json:"guest"`
+}
+
+func ctlGuest(ctx context.Context, c *http.Client) (guestState, error) {
+	var st guestState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vmxsim/state", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }

@@ -33,32 +33,12 @@ const (
 // quoted decimals.
 func EncodeDiskInfoV1(disks []Disk) []byte {
 	var sb strings.Builder
-	sb.WriteString("{\n\"version\":\"1\",\n\"disks\":[\n")
+	sb.WriteString(diskV1Header)
 	for i, d := range disks {
 		if i > 0 {
 			sb.WriteString("},\n")
 		}
-		sb.WriteString(`{"name":"`)
-		sb.WriteString(base64.StdEncoding.EncodeToString([]byte(d.Name)))
-		sb.WriteString(`","free":"`)
-		sb.WriteString(strconv.FormatUint(d.Free, 10))
-		sb.WriteString(`","size":"`)
-		sb.WriteString(strconv.FormatUint(d.Size, 10))
-		sb.WriteByte('"')
-		if d.FSType != "" {
-			sb.WriteString(`,"fstype":`)
-			sb.WriteString(jsonString(d.FSType))
-		}
-		if len(d.Devices) > 0 {
-			sb.WriteString(`,"devices":[`)
-			for j, dev := range d.Devices {
-				if j > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteString(jsonString(dev))
-			}
-			sb.WriteByte(']')
-		}
+		writeDiskV1(&sb, d)
 	}
 	if len(disks) > 0 {
 		sb.WriteString("}\n")
@@ -67,13 +47,37 @@ func EncodeDiskInfoV1(disks []Disk) []byte {
 	return []byte(sb.String())
 }
 
+const diskV1Header = "{\n\"version\":\"1\",\n\"disks\":[\n"
+
+// writeDiskV1 writes one entry without its closing brace.
+func writeDiskV1(sb *strings.Builder, d Disk) {
+	sb.WriteString(`{"name":"`)
+	sb.WriteString(base64.StdEncoding.EncodeToString([]byte(d.Name)))
+	sb.WriteString(`","free":"`)
+	sb.WriteString(strconv.FormatUint(d.Free, 10))
+	sb.WriteString(`","size":"`)
+	sb.WriteString(strconv.FormatUint(d.Size, 10))
+	sb.WriteByte('"')
+	if d.FSType != "" {
+		sb.WriteString(`,"fstype":`)
+		sb.WriteString(jsonString(d.FSType))
+	}
+	if len(d.Devices) > 0 {
+		sb.WriteString(`,"devices":[`)
+		for j, dev := range d.Devices {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(jsonString(dev))
+		}
+		sb.WriteByte(']')
+	}
+}
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s) // a string always marshals
 	return string(b)
 }
-
-// DiskInfoV1Size is the length of EncodeDiskInfoV1(disks).
-func DiskInfoV1Size(disks []Disk) int { return len(EncodeDiskInfoV1(disks)) }
 
 type diskJSON struct {
 	Version string `json:"version"`
@@ -167,9 +171,17 @@ func DecodeDiskInfoV0(b []byte) ([]Disk, error) {
 // FitDisks returns the longest prefix of disks whose V1 message fits
 // budget bytes (command, JSON and NUL).
 func FitDisks(disks []Disk, budget int) []Disk {
-	overhead := len(SetGuestDiskInfoCommand) + 2
-	for len(disks) > 0 && overhead+DiskInfoV1Size(disks) > budget {
-		disks = disks[:len(disks)-1]
+	size := len(SetGuestDiskInfoCommand) + 2 + len(diskV1Header) + len("]}")
+	for i, d := range disks {
+		var sb strings.Builder
+		writeDiskV1(&sb, d)
+		size += sb.Len() + len("}\n") // "},\n" between entries, "}\n" after the last
+		if i > 0 {
+			size++
+		}
+		if size > budget {
+			return disks[:i]
+		}
 	}
 	return disks
 }

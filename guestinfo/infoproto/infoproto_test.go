@@ -496,3 +496,17 @@ func FuzzDecodeDiskInfo(f *testing.F) {
 		}
 	})
 }
+
+func TestFitDisksExact(t *testing.T) {
+	disks := goldenDisks()
+	for budget := 0; budget < 400; budget++ {
+		fit := FitDisks(disks, budget)
+		n := len(DiskInfoMessage(EncodeDiskInfoV1(fit)))
+		if len(fit) > 0 && n > budget {
+			t.Fatalf("budget %d: %d bytes", budget, n)
+		}
+		if len(fit) < len(disks) && len(DiskInfoMessage(EncodeDiskInfoV1(disks[:len(fit)+1]))) <= budget {
+			t.Fatalf("budget %d: kept %d, one more fits", budget, len(fit))
+		}
+	}
+}
