@@ -177,17 +177,35 @@ func (r *Reporter) Run(ctx context.Context) error {
 		})
 	}
 
-	cfg := r.config()
-	poll := cfg.PollInterval
-	if poll == 0 {
-		poll = guestinfo.DefaultPollInterval
-	}
+	// The resync ticker follows poll-interval; a tools.conf reload takes
+	// effect at the next Update or Reset.
+	var poll time.Duration
+	var pollT *time.Ticker
 	var pollC <-chan time.Time
-	if poll > 0 {
-		t := time.NewTicker(poll)
-		defer t.Stop()
-		pollC = t.C
+	setPoll := func() {
+		p := r.config().PollInterval
+		if p == 0 {
+			p = guestinfo.DefaultPollInterval
+		}
+		if p == poll {
+			return
+		}
+		poll = p
+		if pollT != nil {
+			pollT.Stop()
+			pollT, pollC = nil, nil
+		}
+		if p > 0 {
+			pollT = time.NewTicker(p)
+			pollC = pollT.C
+		}
 	}
+	setPoll()
+	defer func() {
+		if pollT != nil {
+			pollT.Stop()
+		}
+	}()
 	check := time.NewTicker(orDefault(r.HostCheck, DefaultHostCheck))
 	defer check.Stop()
 	debounce := time.NewTimer(time.Hour)
@@ -204,6 +222,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 			if s == sigReset {
 				r.clear()
 			}
+			setPoll()
 			r.gatherAll(ctx)
 		case <-pollC:
 			r.gatherAll(ctx)

@@ -353,3 +353,33 @@ func (s *fakeSource) record(req []byte) ([]byte, error) {
 	s.sent = append(s.sent, v.take()...)
 	return []byte{}, nil
 }
+
+func TestPollIntervalReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		cfg := guestinfo.DefaultConfig()
+		cfg.PollInterval = -1 // disabled
+		h, stop := start(t, func(r *Reporter) {
+			r.Config = func() guestinfo.Config { mu.Lock(); defer mu.Unlock(); return cfg }
+		})
+		defer stop()
+		synctest.Wait()
+		h.vmx.take()
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		if got := h.vmx.take(); len(got) != 0 {
+			t.Fatalf("disabled poll sent %v", got)
+		}
+		mu.Lock()
+		cfg.PollInterval = 10 * time.Second
+		mu.Unlock()
+		h.r.Update()
+		synctest.Wait()
+		h.vmx.take()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if got := strings.Join(h.vmx.take(), " "); got != "7" {
+			t.Fatalf("after reload: %q", got)
+		}
+	})
+}
