@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/mdlayher/socket v0.8.0
 	github.com/mdlayher/vsock v1.4.0
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.49.0
 )
 

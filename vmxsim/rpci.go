@@ -1,10 +1,11 @@
 package vmxsim
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
+
+	"github.com/govmtools/govmtools/guestinfo/infoproto"
 )
 
 func strconvQuote(s string) string {
@@ -152,28 +153,27 @@ func (c *Core) rpciStateChange(ctx context.Context, caller Caller, args []byte) 
 
 // rpciSetGuestInfo stores "SetGuestInfo  <type> <value>" by type. The raw
 // bytes are kept as sent (binary types carry no NUL; text types do).
+// Binary payloads that do not decode are refused.
 func (c *Core) rpciSetGuestInfo(ctx context.Context, caller Caller, args []byte) []byte {
-	// args starts after "SetGuestInfo "; vmtoolsd puts a second space
-	// before the type number.
-	rest := bytes.TrimLeft(args, " ")
-	i := bytes.IndexByte(rest, ' ')
-	if i <= 0 {
+	typ, payload, err := infoproto.SplitSetGuestInfo(args)
+	if err != nil {
 		return []byte("0 Invalid arguments")
 	}
-	typ, err := strconv.Atoi(string(rest[:i]))
-	if err != nil || typ <= 0 || typ >= 12 {
-		return []byte("0 Invalid arguments")
+	if err := checkGuestInfo(typ, payload); err != nil {
+		c.lg.Warn("SetGuestInfo refused", "type", typ, "err", err)
+		return []byte("0 Invalid guest info")
 	}
-	value := append([]byte(nil), rest[i+1:]...)
+	value := append([]byte(nil), payload...)
 	c.mu.Lock()
 	c.guestInfoRaw[typ] = value
-	c.mu.Unlock()
-	return []byte("1 ")
-}
-
-func (c *Core) rpciSetGuestDiskInfo(ctx context.Context, caller Caller, args []byte) []byte {
-	c.mu.Lock()
-	c.diskInfoRaw = append([]byte(nil), args...)
+	switch typ {
+	case infoproto.InfoIPAddressV2:
+		delete(c.guestInfoRaw, infoproto.InfoIPAddressV3)
+	case infoproto.InfoIPAddressV3:
+		delete(c.guestInfoRaw, infoproto.InfoIPAddressV2)
+	case infoproto.InfoDiskFreeSpace:
+		c.diskInfoRaw = nil
+	}
 	c.mu.Unlock()
 	return []byte("1 ")
 }

@@ -36,14 +36,26 @@ type PowerState struct {
 	LastStateChange *StateChange `json:"lastStateChange"`
 }
 
-// GuestState is the decoded SetGuestInfo data.
+// GuestState is the decoded SetGuestInfo and SetGuestDiskInfo data.
 type GuestState struct {
 	HostName    string `json:"hostName,omitempty"`
 	BuildNumber string `json:"buildNumber,omitempty"`
-	OSFullName  string `json:"osFullName,omitempty"`
-	OSShortName string `json:"osShortName,omitempty"`
+	// IPAddress is guest.ipAddress: the first IPv4 address in NIC order,
+	// else the first IPv6 address that is not link-local.
+	IPAddress   string       `json:"ipAddress,omitempty"`
+	NICs        []GuestNIC   `json:"nics,omitempty"`
+	Routes      []GuestRoute `json:"routes,omitempty"`
+	DNS         *GuestDNS    `json:"dns,omitempty"`
+	OSFullName  string       `json:"osFullName,omitempty"`
+	OSShortName string       `json:"osShortName,omitempty"`
+	// Detailed is the OS detailed data string (key='value' pairs).
+	Detailed string      `json:"detailed,omitempty"`
+	Disks    []GuestDisk `json:"disks,omitempty"`
 	// Uptime is in hundredths of a second, as the guest reports it.
 	Uptime int64 `json:"uptime,omitempty"`
+	// NicInfoType is the SetGuestInfo type the NICs came with: 10 (V3)
+	// or 9 (the V2 fallback).
+	NicInfoType int `json:"nicInfoType,omitempty"`
 }
 
 // SetGuestInfo types with text payloads (GuestInfoType).
@@ -84,6 +96,7 @@ func (c *Core) State() State {
 	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
 		s.Guest.Uptime = up
 	}
+	c.decodeGuestInfo(&s.Guest)
 	return s
 }
 

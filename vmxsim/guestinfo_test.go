@@ -1,0 +1,118 @@
+package vmxsim
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/govmtools/govmtools/guestinfo/infoproto"
+)
+
+// goldenNicInfo reads the hand-built vector shared with the codec tests.
+func goldenNicInfo(t testing.TB) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../guestinfo/infoproto/testdata/nicinfo-v3-basic.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, line := range strings.Split(string(raw), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		sb.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	b, err := hex.DecodeString(sb.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestGuestInfoDecodedIntoState(t *testing.T) {
+	c := newCore(t, Options{})
+	ctx := t.Context()
+	send := func(req []byte, want string) {
+		t.Helper()
+		if got := string(c.RPCI(ctx, Caller{}, req)); got != want {
+			t.Fatalf("%.30q: reply %q, want %q", req, got, want)
+		}
+	}
+	send(infoproto.BinaryMessage(infoproto.InfoIPAddressV3, goldenNicInfo(t)), "1 ")
+	send(infoproto.TextMessage(infoproto.InfoDNSName, "vm1"), "1 ")
+	send(infoproto.BinaryMessage(infoproto.InfoOSDetailed, infoproto.EncodeOSDetailed(infoproto.OSDetailed{
+		ShortName: "vmware-photon-64", FullName: "Linux 6.1 VMware Photon OS", Detailed: "architecture='X86' bitness='64'",
+	})), "1 ")
+	doc, err := os.ReadFile("../guestinfo/infoproto/testdata/diskinfo-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(infoproto.DiskInfoMessage(doc), "1 ")
+	send(infoproto.TextMessage(infoproto.InfoUptime, "4242"), "1 ")
+
+	g := c.State().Guest
+	want := GuestState{
+		HostName:    "vm1",
+		IPAddress:   "198.51.100.10",
+		NICs:        []GuestNIC{{MAC: "00:50:56:aa:bb:01", IPs: []string{"198.51.100.10/24", "2001:db8::10/64"}}},
+		Routes:      []GuestRoute{{Dest: "0.0.0.0/0", Gateway: "198.51.100.1"}},
+		DNS:         &GuestDNS{HostName: "vm1", DomainName: "example.test", Servers: []string{"198.51.100.53"}, Search: []string{"example.test"}},
+		OSFullName:  "Linux 6.1 VMware Photon OS",
+		OSShortName: "vmware-photon-64",
+		Detailed:    "architecture='X86' bitness='64'",
+		Disks: []GuestDisk{
+			{Name: "/", FSType: "ext4", Size: 4096, Free: 1000, Devices: []string{"scsi0:0"}},
+			{Name: "/boot/efi", Size: 512, Free: 0},
+		},
+		Uptime:      4242,
+		NicInfoType: 10,
+	}
+	if !reflect.DeepEqual(g, want) {
+		a, _ := json.MarshalIndent(g, "", " ")
+		t.Fatalf("guest state:\n%s", a)
+	}
+
+	// The V2 fallback replaces V3; the V0 disk list replaces V1.
+	n, _ := infoproto.DecodeNicInfo(goldenNicInfo(t))
+	n.NICs[0].IPs = n.NICs[0].IPs[1:]
+	v2, _ := infoproto.EncodeNicInfo(n)
+	send(infoproto.BinaryMessage(infoproto.InfoIPAddressV2, v2), "1 ")
+	send(infoproto.BinaryMessage(infoproto.InfoDiskFreeSpace, infoproto.EncodeDiskInfoV0([]infoproto.Disk{{Name: "/data", Size: 10, Free: 5}})), "1 ")
+	g = c.State().Guest
+	if g.NicInfoType != 9 || g.IPAddress != "2001:db8::10" || len(g.Disks) != 1 || g.Disks[0].Name != "/data" {
+		t.Fatalf("fallbacks: %+v", g)
+	}
+
+	// Malformed payloads are refused, so the guest falls back.
+	send(infoproto.BinaryMessage(infoproto.InfoIPAddressV3, []byte{0, 0, 0, 3, 0, 0}), "0 Invalid guest info")
+	send(infoproto.BinaryMessage(infoproto.InfoOSDetailed, []byte("short")), "0 Invalid guest info")
+	send([]byte("SetGuestDiskInfo {\"version\":\"9\"}\x00"), "0 Invalid disk info")
+	send([]byte("SetGuestInfo  99 x"), "0 Invalid arguments")
+	if c.State().Guest.NicInfoType != 9 {
+		t.Fatal("a refused payload replaced the stored one")
+	}
+}
+
+// FuzzSetGuestInfo feeds arbitrary guest payloads to the VMX: no input may
+// crash it or its state rendering.
+func FuzzSetGuestInfo(f *testing.F) {
+	f.Add(infoproto.InfoIPAddressV3, goldenNicInfo(f))
+	f.Add(infoproto.InfoOSDetailed, infoproto.EncodeOSDetailed(infoproto.OSDetailed{ShortName: "x"}))
+	f.Add(infoproto.InfoDiskFreeSpace, infoproto.EncodeDiskInfoV0([]infoproto.Disk{{Name: "/"}}))
+	f.Add(0, []byte("{\n\"version\":\"1\",\n\"disks\":[\n]}"))
+	c, err := New(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, typ int, payload []byte) {
+		if typ == 0 {
+			c.RPCI(t.Context(), Caller{}, infoproto.DiskInfoMessage(payload))
+		} else {
+			c.RPCI(t.Context(), Caller{}, infoproto.BinaryMessage(typ, payload))
+		}
+		if _, err := json.Marshal(c.State()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
