@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	golang.org/x/arch v0.32.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 )
