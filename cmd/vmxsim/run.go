@@ -88,4 +88,3 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	})
 	return code, err
 }
-
