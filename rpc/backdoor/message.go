@@ -244,3 +244,6 @@ func (c *Channel) Close() error {
 	}
 	return nil
 }
+
+// Cookie returns the channel's cookie (zero when the VMX gave none).
+func (c *Channel) Cookie() (hi, lo uint32) { return c.cookieHi, c.cookieLo }
