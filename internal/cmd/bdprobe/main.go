@@ -6,6 +6,8 @@
 //	bdprobe rpci N REQUEST           N round trips on one RPCI channel; prints the median in ns
 //	bdprobe hold                     open an RPCI channel, start a message, print "holding", block
 //	bdprobe seccomp                  try what the trap's seccomp filter forbids; print the errors
+//	bdprobe crash                    dereference nil (Go's SIGSEGV must reach the runtime)
+//	bdprobe exec N CMD ARGS...       run CMD N times; print the median wall time in ns
 //
 // Each mode first checks backdoor.Detect, so outside the trap it says "not
 // a VMware VM" instead of faulting.
@@ -15,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"time"
@@ -28,8 +31,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: bdprobe cpuid|getversion N|rpci N REQUEST|hold|seccomp")
 		os.Exit(2)
 	}
-	if os.Args[1] == "seccomp" {
+	switch os.Args[1] {
+	case "seccomp":
 		os.Exit(seccompProbe())
+	case "crash":
+		var p *int
+		println(*p)
+	case "exec":
+		os.Exit(execLoop())
 	}
 	if err := backdoor.Detect(); err != nil {
 		fmt.Fprintln(os.Stderr, "bdprobe:", err)
@@ -86,6 +95,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bdprobe: unknown mode", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+func execLoop() int {
+	n := arg(2)
+	if len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, "bdprobe: exec needs a command")
+		return 2
+	}
+	var ds []time.Duration
+	for range n {
+		start := time.Now()
+		out, err := exec.Command(os.Args[3], os.Args[4:]...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bdprobe: %s: %v\n%s", os.Args[3], err, out)
+			return 1
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	fmt.Println(ds[len(ds)/2].Nanoseconds())
+	return 0
 }
 
 func arg(i int) int {
