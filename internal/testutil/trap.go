@@ -149,8 +149,12 @@ func (tr *Trap) RunEnv(t testing.TB, env []string, path string, args ...string) 
 	tmp := t.TempDir()
 	o, e := filepath.Join(tmp, "stdout"), filepath.Join(tmp, "stderr")
 	var line strings.Builder
-	for _, kv := range env {
-		line.WriteString(shellQuote(kv) + " ")
+	if len(env) > 0 {
+		line.WriteString("env")
+		for _, kv := range env {
+			line.WriteString(" " + shellQuote(kv))
+		}
+		line.WriteString(" ")
 	}
 	line.WriteString(shellQuote(path))
 	for _, a := range args {
