@@ -101,7 +101,16 @@ type BackdoorStats struct {
 	Opens    uint64 `json:"opens"`    // channels opened
 	Channels int    `json:"channels"` // channels open now
 	NoHB     bool   `json:"noHB"`
+	// RPCIRoundTrips counts RPCI exchanges completed (request received,
+	// reply delivered); RPCIRoundTripMedianUs is the median time of the
+	// last 4096 as the VMX sees them, from the request's SENDSIZE to the
+	// reply's RECVSTATUS.
+	RPCIRoundTrips        uint64  `json:"rpciRoundTrips"`
+	RPCIRoundTripMedianUs float64 `json:"rpciRoundTripMedianUs"`
 }
+
+// rttRing holds the last RPCI round-trip times.
+const rttRing = 4096
 
 // Backdoor is the host side of the I/O-port backdoor of one VM, as the ptrace
 // trap (vmxsim run) presents it to the guest: GETVERSION, the time
@@ -120,6 +129,8 @@ type Backdoor struct {
 
 	mu       sync.Mutex
 	chans    [BdoorMaxChannels]*bdChannel
+	rtts     []time.Duration // ring of the last rttRing RPCI round trips
+	rttCount uint64
 	ctx      context.Context // Run's, or Background before Run
 	running  bool
 	starting []*bdTCLO // TCLO peers waiting for Run to serve them
@@ -145,8 +156,9 @@ type bdChannel struct {
 	outPos  int
 	outSent bool // the guest has read it all and owes RECVSTATUS
 
-	cpt  bool // a checkpoint is pending: fail the next mid-transfer call
-	tclo *bdTCLO
+	cpt     bool // a checkpoint is pending: fail the next mid-transfer call
+	tclo    *bdTCLO
+	rtStart time.Time // SENDSIZE of the RPCI request being answered
 }
 
 // NewBackdoor returns the backdoor of core. TCLO channels opened by the
@@ -219,7 +231,13 @@ func (b *Backdoor) Stats() BackdoorStats {
 			s.Channels++
 		}
 	}
+	s.RPCIRoundTrips = b.rttCount
+	rtts := slices.Clone(b.rtts)
 	b.mu.Unlock()
+	if len(rtts) > 0 {
+		slices.Sort(rtts)
+		s.RPCIRoundTripMedianUs = float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3
+	}
 	return s
 }
 
@@ -422,6 +440,9 @@ func (b *Backdoor) message(r *Regs, owner int) {
 			return
 		}
 		ch.sending, ch.sendLen, ch.sendBuf = true, n, make([]byte, 0, n)
+		if ch.proto == BdoorProtoRPCI {
+			ch.rtStart = time.Now()
+		}
 		setStatus(r, StatusSuccess|hb)
 		if n == 0 {
 			b.received(ch)
@@ -502,6 +523,10 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		if ch.tclo != nil {
 			ch.tclo.delivered = true
 		}
+		if !ch.rtStart.IsZero() {
+			b.recordRTT(time.Since(ch.rtStart))
+			ch.rtStart = time.Time{}
+		}
 		setStatus(r, StatusSuccess)
 	case MsgClose:
 		b.closeLocked(ch)
@@ -509,6 +534,16 @@ func (b *Backdoor) message(r *Regs, owner int) {
 	default:
 		setStatus(r, 0)
 	}
+}
+
+// recordRTT keeps one RPCI round-trip time. Preconditions: b.mu is held.
+func (b *Backdoor) recordRTT(d time.Duration) {
+	if len(b.rtts) < rttRing {
+		b.rtts = append(b.rtts, d)
+	} else {
+		b.rtts[b.rttCount%rttRing] = d
+	}
+	b.rttCount++
 }
 
 // open serves MESSAGE_TYPE_OPEN. Preconditions: b.mu is held.

@@ -243,6 +243,9 @@ func TestBackdoorRPCIEveryLength(t *testing.T) {
 				t.Fatalf("idle receive: %q %v", reply, err)
 			}
 			st := b.Stats()
+			if st.RPCIRoundTrips != 28 || st.RPCIRoundTripMedianUs <= 0 {
+				t.Fatalf("round trips %d, median %v µs", st.RPCIRoundTrips, st.RPCIRoundTripMedianUs)
+			}
 			if noHB && (st.HBIn+st.HBOut != 0 || !st.NoHB) || !noHB && st.HBIn == 0 {
 				t.Fatalf("stats %+v", st)
 			}

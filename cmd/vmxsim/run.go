@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/govmtools/govmtools/vmxsim"
@@ -77,7 +78,15 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 		return 0, errors.Join(errors.New("simulator did not start"), srvErr)
 	}
 	s.logger.Info("running under the trap", "dir", sf.dir, "cmd", cmd, "lb", *lb)
-	env := append(os.Environ(), "VMXSIM_DIR="+sf.dir)
+	// GOVMTOOLS_RPC is dropped: under the trap our tools take their
+	// default (auto), which finds the backdoor; a --rpc flag still wins.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") && !strings.HasPrefix(kv, "VMXSIM_DIR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "VMXSIM_DIR="+sf.dir)
 	code, err := trap.Run(ctx, trap.Config{
 		Backdoor: bd,
 		Path:     path,
