@@ -99,6 +99,7 @@ type BackdoorStats struct {
 	HBOut    uint64 `json:"hbOut"`    // REP OUTSB on the HB port
 	HBIn     uint64 `json:"hbIn"`     // REP INSB on the HB port
 	Opens    uint64 `json:"opens"`    // channels opened
+	CPTs     uint64 `json:"cpts"`     // calls failed with the CPT status
 	Channels int    `json:"channels"` // channels open now
 	NoHB     bool   `json:"noHB"`
 	// RPCIRoundTrips counts RPCI exchanges completed (request received,
@@ -125,7 +126,7 @@ type Backdoor struct {
 	core *Core
 	opts BackdoorOptions
 
-	lb, hbOut, hbIn, opens atomic.Uint64
+	lb, hbOut, hbIn, opens, cpts atomic.Uint64
 
 	mu       sync.Mutex
 	chans    [BdoorMaxChannels]*bdChannel
@@ -224,7 +225,7 @@ func (b *Backdoor) Run(ctx context.Context) error {
 
 // Stats returns the call counters.
 func (b *Backdoor) Stats() BackdoorStats {
-	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), NoHB: b.opts.NoHB}
+	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), NoHB: b.opts.NoHB}
 	b.mu.Lock()
 	for _, ch := range b.chans {
 		if ch != nil {
@@ -361,6 +362,7 @@ func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 		ch.cpt = false
 		ch.sending = false
 		ch.sendBuf = nil
+		b.cpts.Add(1)
 		return StatusCPT
 	}
 	n := int(uint32(r.CX))
@@ -394,6 +396,7 @@ func (b *Backdoor) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 	if ch.cpt {
 		ch.cpt = false
 		ch.outPos, ch.outSent = 0, false
+		b.cpts.Add(1)
 		return StatusCPT
 	}
 	n := int(uint32(r.CX))
@@ -454,6 +457,7 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		}
 		if ch.cpt {
 			ch.cpt, ch.sending, ch.sendBuf = false, false, nil
+			b.cpts.Add(1)
 			setStatus(r, StatusCPT)
 			return
 		}
@@ -486,6 +490,7 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		if ch.cpt {
 			ch.cpt = false
 			ch.outPos = 0
+			b.cpts.Add(1)
 			setStatus(r, StatusCPT)
 			return
 		}
@@ -511,6 +516,7 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		if ch.cpt {
 			ch.cpt = false
 			ch.outPos, ch.outSent = 0, false
+			b.cpts.Add(1)
 			setStatus(r, StatusCPT)
 			return
 		}

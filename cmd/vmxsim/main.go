@@ -34,6 +34,9 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR backdoor checkpoint|reset
+                                    (vmxsim run) fail the open channels' next transfer
+                                    with CPT, or close every backdoor channel
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -140,6 +143,16 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	case "log":
 		b, err := c.Do(ctx, "GET", "/log", "")
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	case "backdoor":
+		if len(rest) != 2 || rest[1] != "checkpoint" && rest[1] != "reset" {
+			return usageError("backdoor needs checkpoint or reset")
+		}
+		b, err := c.Do(ctx, "POST", "/backdoor/"+rest[1], "")
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	}
 	defer s.Close()
 	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{NoHB: *lb})
+	s.srv.HandleBackdoor(bd)
 
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -192,3 +192,65 @@ func TestTrapKilledMidCall(t *testing.T) {
 		t.Fatalf("guestinfo.after = %v", got)
 	}
 }
+
+// TestTrapFaultInjection: checkpoints and channel resets injected through
+// vmxsim ctl while a process keeps an RPCI channel busy: the message layer
+// restarts after CPT and the client reopens after a reset, so every round
+// trip still succeeds.
+func TestTrapFaultInjection(t *testing.T) {
+	for _, mode := range []string{"hb", "lb"} {
+		t.Run(mode, func(t *testing.T) {
+			var args []string
+			if mode == "lb" {
+				args = []string{"--lb"}
+			}
+			tr := testutil.StartTrap(t, args...)
+			tr.Run(t, filepath.Join(tr.Bin, "vmware-rpctool"), "info-set guestinfo.k "+value(99))
+			n := map[string]string{"hb": "8000", "lb": "1500"}[mode]
+			pid, output := tr.Start(t, filepath.Join(tr.Bin, "bdprobe"), "rpci", n, "info-get guestinfo.k")
+			for i := range 20 {
+				time.Sleep(10 * time.Millisecond)
+				what := "checkpoint"
+				if i%5 == 4 {
+					what = "reset"
+				}
+				tr.Ctl(t, "backdoor", what)
+			}
+			if code := tr.Wait(t, pid); code != 0 {
+				t.Fatalf("bdprobe rpci under injected faults: exit %d\n%s", code, output())
+			}
+			bd := backdoorStats(t, tr)
+			if bd["cpts"] == 0 || bd["opens"] < 5 {
+				t.Fatalf("the faults did not land (the probe finished too soon?): %v", bd)
+			}
+		})
+	}
+}
+
+// TestTrapTCLO: our TCLO loop (rpc.Loop over backdoor.Channel) polls the
+// simulated VMX through the real instructions: the VMX's reset and pings
+// keep the heartbeat green, ctl tclo reaches the guest's handler, and when
+// the process is killed its channel is closed and tools go gray.
+func TestTrapTCLO(t *testing.T) {
+	tr := testutil.StartTrap(t, "--ping-interval", "100ms", "--tools-timeout", "500ms")
+	pid, output := tr.Start(t, filepath.Join(tr.Bin, "bdprobe"), "tclo")
+	tools := func() map[string]any { m, _ := tr.State(t)["tools"].(map[string]any); return m }
+	testutil.WaitFor(t, 10*time.Second, "tools running, heartbeat green", func() bool {
+		m := tools()
+		return m["running"] == true && m["heartbeat"] == "green"
+	})
+	if out := tr.Ctl(t, "tclo", "Echo over the backdoor"); out != "OK over the backdoor\n" {
+		t.Fatalf("ctl tclo: %q (%s)", out, output())
+	}
+	// A VMX-side reset: the loop reopens, the VMX resets it again.
+	tr.Ctl(t, "backdoor", "reset")
+	testutil.WaitFor(t, 10*time.Second, "tclo answered after a channel reset", func() bool {
+		out, _, code := testutil.RunBinary(t, filepath.Join(tr.Bin, "vmxsim"), "ctl", "--dir", tr.Dir, "tclo", "Echo again")
+		return code == 0 && out == "OK again\n"
+	})
+	syscall.Kill(pid, syscall.SIGKILL)
+	tr.Wait(t, pid)
+	testutil.WaitFor(t, 10*time.Second, "tools gray after the process died", func() bool {
+		return tools()["heartbeat"] == "gray"
+	})
+}

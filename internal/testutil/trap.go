@@ -195,6 +195,29 @@ func (tr *Trap) Start(t testing.TB, path string, args ...string) (pid int, outpu
 	}
 }
 
+// Wait waits for a process started with Start and returns its exit code
+// (128+n for signal n).
+func (tr *Trap) Wait(t testing.TB, pid int) int {
+	t.Helper()
+	rc := tr.exec(t, fmt.Sprintf("wait %d; __r=$?", pid))
+	code, err := strconv.Atoi(rc)
+	if err != nil {
+		t.Fatalf("trap shell: bad exit code %q", rc)
+	}
+	return code
+}
+
+// Ctl runs `vmxsim ctl --dir Dir args...` and returns its output; it fails
+// the test if ctl fails.
+func (tr *Trap) Ctl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, code := RunBinary(t, filepath.Join(tr.Bin, "vmxsim"), append([]string{"ctl", "--dir", tr.Dir}, args...)...)
+	if code != 0 {
+		t.Fatalf("vmxsim ctl %q: %d %s", args, code, errOut)
+	}
+	return out
+}
+
 // State fetches `vmxsim ctl state` as decoded JSON.
 func (tr *Trap) State(t testing.TB) map[string]any {
 	t.Helper()

@@ -6,6 +6,7 @@
 //	bdprobe rpci N REQUEST           N round trips on one RPCI channel; prints the median in ns
 //	bdprobe hold                     open an RPCI channel, start a message, print "holding", block
 //	bdprobe seccomp                  try what the trap's seccomp filter forbids; print the errors
+//	bdprobe tclo                     serve TCLO as app toolbox (Echo ARGS answers ARGS) until killed
 //	bdprobe crash                    dereference nil (Go's SIGSEGV must reach the runtime)
 //	bdprobe exec N CMD ARGS...       run CMD N times; print the median wall time in ns
 //
@@ -59,12 +60,11 @@ func main() {
 		fmt.Println(time.Since(start).Nanoseconds() / int64(n))
 	case "rpci":
 		n := arg(2)
-		ch, err := backdoor.Open(backdoor.Native{}, backdoor.ProtoRPCI)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bdprobe:", err)
-			os.Exit(1)
-		}
-		c := &rpc.Client{Dial: func(context.Context) (rpc.Channel, error) { return ch, nil }}
+		// A persistent channel, reopened (and the call retried once) after
+		// a failure, as rpc.Client does.
+		c := &rpc.Client{Dial: func(context.Context) (rpc.Channel, error) {
+			return backdoor.Open(backdoor.Native{}, backdoor.ProtoRPCI)
+		}}
 		req := []byte(os.Args[3])
 		var ds []time.Duration
 		for range n {
@@ -77,6 +77,13 @@ func main() {
 		}
 		slices.Sort(ds)
 		fmt.Println(ds[len(ds)/2].Nanoseconds())
+	case "tclo":
+		mux := &rpc.Mux{}
+		mux.HandleFunc("Echo", func(ctx context.Context, args []byte) ([]byte, error) { return args, nil })
+		loop := &rpc.Loop{App: "toolbox", Mux: mux, Dial: func(context.Context) (rpc.Channel, error) {
+			return backdoor.Open(backdoor.Native{}, backdoor.ProtoTCLO)
+		}, RestartDelay: 10 * time.Millisecond}
+		loop.Run(context.Background())
 	case "hold":
 		// Announce a 100-byte message and send one word of it: the VMX
 		// now holds a half-received message on a channel this process
