@@ -80,4 +80,6 @@ type Stats struct {
 	CPUID    atomic.Uint64 // cpuid instructions answered
 	Signals  atomic.Uint64 // signals passed to the program
 	Execs    atomic.Uint64 // program images started
+	Stops    atomic.Uint64 // ptrace stops handled, of every kind
+	Threads  atomic.Uint64 // threads and processes followed
 }

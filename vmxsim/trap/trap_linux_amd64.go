@@ -200,11 +200,15 @@ func (t *tracer) run(started chan<- int) (int, error) {
 			t.cont(tid, 0)
 			continue
 		}
+		t.stats.Stops.Add(1)
 		t.handle(tid, ws)
 	}
 	for _, p := range t.procs {
 		p.close()
 	}
+	s := t.stats
+	t.lg.Debug("trap finished", "stops", s.Stops.Load(), "backdoor", s.Backdoor.Load(), "cpuid", s.CPUID.Load(),
+		"signals", s.Signals.Load(), "execs", s.Execs.Load(), "threads", s.Threads.Load())
 	return t.mainCode, nil
 }
 
@@ -309,6 +313,7 @@ func (t *tracer) adopt(tid int, fresh bool) *thread {
 		t.mu.Unlock()
 	}
 	p.threads++
+	t.stats.Threads.Add(1)
 	th.proc = p
 	t.threads[tid] = th
 	return th
