@@ -39,12 +39,15 @@ type benchmark struct {
 var benchmarks = []benchmark{
 	{"rpci", benchRPCI},
 	{"guestinfo", benchGuestInfo},
+	{"trap-cost", benchTrapCost},
+	{"trap-rpci", benchTrapRPCI},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch
 // directory.
 type env struct {
 	bin     string
+	helpers string // bdprobe and other test helpers
 	scratch string
 }
 
@@ -65,6 +68,11 @@ func main() {
 	e := &env{bin: filepath.Join(root, "bin"), scratch: scratch}
 	if _, err := os.Stat(filepath.Join(e.bin, "vmxsim")); err != nil {
 		fatal(fmt.Errorf("run `make build` first: %w", err))
+	}
+	// Test helpers (bdprobe) are never shipped in bin/; build them here.
+	e.helpers = filepath.Join(scratch, "helpers")
+	if out, err := exec.Command("go", "build", "-o", e.helpers+"/", "./internal/cmd/...").CombinedOutput(); err != nil {
+		fatal(fmt.Errorf("build helpers: %v\n%s", err, out))
 	}
 
 	fmt.Printf("Machine: %s, %d CPUs, %s; %s\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))

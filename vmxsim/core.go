@@ -3,6 +3,7 @@ package vmxsim
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ type Options struct {
 	SetOptions []string
 	// Logger receives the simulator's own diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Trace, if set, receives every RPCI and TCLO message as it crossed,
+	// one JSON object a line (see Tracer).
+	Trace io.Writer
 }
 
 // DefaultSetOptions is the Set_Option batch the simulator sends after each
@@ -86,6 +90,9 @@ type Core struct {
 	lastState    *StateChange
 
 	tclo tcloState
+
+	backdoor *Backdoor // attached by NewBackdoor, for State
+	trace    *Tracer
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -130,6 +137,9 @@ func New(opts Options) (*Core, error) {
 		guestinfo:    map[string]string{},
 		guestInfoRaw: map[int][]byte{},
 	}
+	if opts.Trace != nil {
+		c.trace = NewTracer(opts.Trace)
+	}
 	registerCoreRPCI(c)
 	return c, nil
 }
@@ -158,6 +168,13 @@ const (
 // garbage requests get "0 Unknown command", messages over 64 KiB are
 // refused.
 func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
+	c.trace.Record("rpci", "guest", caller.Transport, req)
+	reply := c.rpci(ctx, caller, req)
+	c.trace.Record("rpci", "host", caller.Transport, reply)
+	return reply
+}
+
+func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
 	if len(req) > MaxGuestMessage {
 		c.lg.Warn("rpci message over 64 KiB refused", "len", len(req))
 		return []byte("0 Message too large")

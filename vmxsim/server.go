@@ -186,6 +186,20 @@ func (s *Server) registerCtl() {
 	})
 }
 
+// HandleBackdoor adds the backdoor's fault injection to the control API:
+// POST /backdoor/checkpoint (InjectCheckpoint) and POST /backdoor/reset
+// (ResetChannels).
+func (s *Server) HandleBackdoor(b *Backdoor) {
+	s.HandleCtl("POST /backdoor/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		b.InjectCheckpoint()
+		writeJSON(w, b.Stats())
+	})
+	s.HandleCtl("POST /backdoor/reset", func(w http.ResponseWriter, r *http.Request) {
+		b.ResetChannels()
+		writeJSON(w, b.Stats())
+	})
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

@@ -20,6 +20,9 @@ type State struct {
 	Guest        GuestState `json:"guest"`
 	// Log is the path of vmware.log.
 	Log string `json:"log"`
+	// Backdoor counts the backdoor calls served by the ptrace trap
+	// (vmxsim run); absent under vmxsim serve.
+	Backdoor *BackdoorStats `json:"backdoor,omitempty"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -69,6 +72,16 @@ const (
 
 // State returns a snapshot of the VM as the host sees it.
 func (c *Core) State() State {
+	// The backdoor's lock is taken before the core's on the call path
+	// (backdoor call -> RPCI), so its stats are read first.
+	c.mu.Lock()
+	bd := c.backdoor
+	c.mu.Unlock()
+	var bs *BackdoorStats
+	if bd != nil {
+		st := bd.Stats()
+		bs = &st
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	running, hb := c.heartbeat(time.Now())
@@ -83,6 +96,7 @@ func (c *Core) State() State {
 		},
 		Log: c.log.Path(),
 	}
+	s.Backdoor = bs
 	if c.lastState != nil {
 		sc := *c.lastState
 		s.Power.LastStateChange = &sc

@@ -127,7 +127,11 @@ func prefixAll(p string, ss []string) []string {
 func (c *Core) exchange(ctx context.Context, s *session, cmd string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ExchangeTimeout)
 	defer cancel()
+	c.trace.Record("tclo", "host", "", []byte(cmd))
 	reply, err := s.peer.Exchange(ctx, []byte(cmd))
+	if err == nil {
+		c.trace.Record("tclo", "guest", "", reply)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			c.log.Host("TCLO: no answer to %q within %v; resetting the channel", firstWord(cmd), c.opts.ExchangeTimeout)
@@ -149,7 +153,16 @@ func firstWord(s string) string {
 
 // bind makes s the session of app; a toolbox session becomes the tools
 // service the VM reports, replacing any older one.
+// The replaced session's channel is closed after c.mu is released: a
+// peer's Close may take the locks of its transport (the backdoor's), which
+// are taken before c.mu on the guest's call path.
 func (c *Core) bind(s *session, app string) {
+	var old *session
+	defer func() {
+		if old != nil {
+			old.peer.Close()
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.app = app
@@ -157,7 +170,7 @@ func (c *Core) bind(s *session, app string) {
 		return
 	}
 	if c.tclo.current != nil && c.tclo.current != s {
-		c.tclo.current.peer.Close()
+		old = c.tclo.current
 	}
 	c.tclo.current = s
 	c.tclo.everRan = true

@@ -2,8 +2,13 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D]
+//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D] [--trace FILE]
+//	vmxsim run [--dir DIR] [--lb] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD
+//
+// run is the ptrace backdoor trap (linux/amd64): CMD runs unchanged, its
+// backdoor instructions are answered by the same simulated VMX that serve
+// runs, which also serves DIR's sockets meanwhile.
 package main
 
 import (
@@ -12,26 +17,34 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/trap"
 )
 
 const usage = `usage:
   vmxsim serve --dir DIR [flags]    serve the simulated VMX on DIR/{tclo,rpci,ctl}.sock
+  vmxsim run [--dir DIR] [--lb] [flags] -- CMD ARGS...
+                                    run CMD under the backdoor trap against the same VMX
+                                    (DIR defaults to a temporary directory)
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR backdoor checkpoint|reset
+                                    (vmxsim run) fail the open channels' next transfer
+                                    with CPT, or close every backdoor channel
 
 DIR defaults to $VMXSIM_DIR.
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == trap.HelperArg {
+		os.Exit(trap.HelperMain(os.Args[1:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -47,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "run":
+		var code int
+		code, err = runCmd(ctx, args[1:], stderr)
+		if err == nil {
+			return code
+		}
 	case "ctl":
 		err = ctl(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
@@ -79,39 +98,23 @@ func dirFlag(fs *flag.FlagSet) *string {
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := dirFlag(fs)
-	ping := fs.Duration("ping-interval", time.Second, "TCLO ping cadence")
-	toolsTimeout := fs.Duration("tools-timeout", 0, "how long tools count as running after their channel closes (default 10 ping intervals)")
-	exchangeTimeout := fs.Duration("exchange-timeout", 10*time.Second, "wait for the guest's answer to one TCLO command")
-	logLevel := fs.String("log-level", "info", "simulator log level: debug, info, warn, error")
+	sf := addSimFlags(fs, "info")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
-	if *dir == "" {
+	if fs.NArg() > 0 {
+		return usageError(fmt.Sprintf("serve takes no arguments (got %q)", fs.Args()))
+	}
+	if sf.dir == "" {
 		return usageError("serve needs --dir")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageError(err.Error())
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return err
-	}
-	core, err := vmxsim.New(vmxsim.Options{
-		LogPath:         *dir + "/" + vmxsim.LogFile,
-		PingInterval:    *ping,
-		ToolsTimeout:    *toolsTimeout,
-		ExchangeTimeout: *exchangeTimeout,
-		Logger:          logger,
-	})
+	s, err := sf.setup(stderr)
 	if err != nil {
 		return err
 	}
-	defer core.Close()
-	srv := vmxsim.NewServer(core, *dir)
-	err = srv.Serve(ctx, func() { logger.Info("serving", "dir", *dir) })
-	logger.Info("stopped", "dir", *dir)
+	defer s.Close()
+	err = s.srv.Serve(ctx, func() { s.logger.Info("serving", "dir", sf.dir) })
+	s.logger.Info("stopped", "dir", sf.dir)
 	return err
 }
 
@@ -140,6 +143,16 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	case "log":
 		b, err := c.Do(ctx, "GET", "/log", "")
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	case "backdoor":
+		if len(rest) != 2 || rest[1] != "checkpoint" && rest[1] != "reset" {
+			return usageError("backdoor needs checkpoint or reset")
+		}
+		b, err := c.Do(ctx, "POST", "/backdoor/"+rest[1], "")
 		if err != nil {
 			return err
 		}

@@ -77,8 +77,9 @@ var (
 	buildErr  error
 )
 
-// Binaries builds every command of the module (cmd/...) once per test
-// process and returns the directory holding them. The directory lives
+// Binaries builds every command of the module (cmd/... and the test
+// helpers in internal/cmd/..., such as bdprobe) once per test process and
+// returns the directory holding them. The directory lives
 // until the process exits.
 func Binaries(t testing.TB) string {
 	t.Helper()
@@ -88,12 +89,12 @@ func Binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...")
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...", "./internal/cmd/...")
 		cmd.Dir = root
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out.String())
+			buildErr = fmt.Errorf("go build ./cmd/... ./internal/cmd/...: %v\n%s", err, out.String())
 		}
 	})
 	if buildErr != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// cpuid executes CPUID; it is safe everywhere.
+// cpuid executes CPUID (hypercall_amd64.s); it is safe everywhere.
 func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 
 // HypervisorSignature returns the 12-byte vendor string of CPUID leaf
@@ -23,7 +23,7 @@ func HypervisorSignature() string {
 	return string(sig[:])
 }
 
-func detect() error {
+func platformSaysVMware() error {
 	sig := HypervisorSignature()
 	if sig == VMwareSignature {
 		return nil

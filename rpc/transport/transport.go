@@ -2,10 +2,14 @@
 // the only package that knows every backend:
 //
 //	auto      vsock first, backdoor fallback, as open-vm-tools does; refuses
-//	          to touch either unless the CPU says this is a VMware VM
+//	          to touch either unless backdoor.Detect says this is a VMware
+//	          VM. After an RPCI vsock failure the backdoor is used and vsock
+//	          retried once the back-off has passed (2 s, doubling to 5 min);
+//	          TCLO tries vsock, then the backdoor, on every open
 //	vsock     AF_VSOCK to CID 0: TCLO port 975, RPCI port 976 from a
 //	          privileged source port
-//	backdoor  the I/O-port (amd64) or MRS-trap (arm64) message channel
+//	backdoor  the I/O-port (amd64) or MRS-trap (arm64) message channel,
+//	          also only after backdoor.Detect
 //	unix:DIR  vmxsim's sockets DIR/tclo.sock and DIR/rpci.sock, which speak
 //	          the vsock DataMap framing
 //
@@ -22,6 +26,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/backdoor"
@@ -105,12 +111,37 @@ type Config struct {
 	Simulated bool
 	// Logger receives fallback decisions; nil discards them.
 	Logger *slog.Logger
+
+	// Tests replace the platform below; nil means the real one.
+
+	// Detect says whether this is a VMware VM (backdoor.Detect).
+	Detect func() error
+	// Hypercall executes backdoor calls (backdoor.Native).
+	Hypercall backdoor.Hypercall
+	// VSockSocket creates vsock sockets (a real AF_VSOCK socket).
+	VSockSocket func() (vsock.Socket, error)
+	// Now is the clock of the vsock back-off (time.Now).
+	Now func() time.Time
 }
 
-// Transport opens TCLO and RPCI channels with the configured backend.
+// RPCI vsock back-off after a failure, as open-vm-tools' RpcChannel: the
+// backdoor is used until it has passed.
+const (
+	VSockRetryFirst = 2 * time.Second
+	VSockRetryMax   = 5 * time.Minute
+)
+
+// Transport opens TCLO and RPCI channels with the configured backend. It is
+// safe for concurrent use.
 type Transport struct {
 	cfg   Config
 	vsock vsock.Dialer
+
+	mu        sync.Mutex
+	detected  bool
+	detectErr error
+	backoff   time.Duration // 0 until an RPCI vsock failure
+	retryAt   time.Time
 }
 
 // New returns a transport for cfg. It opens nothing until a dial.
@@ -118,7 +149,16 @@ func New(cfg Config) *Transport {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Transport{cfg: cfg, vsock: vsock.Dialer{Logger: cfg.Logger}}
+	if cfg.Detect == nil {
+		cfg.Detect = backdoor.Detect
+	}
+	if cfg.Hypercall == nil {
+		cfg.Hypercall = backdoor.Native{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Transport{cfg: cfg, vsock: vsock.Dialer{Logger: cfg.Logger, Socket: cfg.VSockSocket}}
 }
 
 // Mode returns the configured mode.
@@ -132,7 +172,7 @@ func (t *Transport) DialTCLO(ctx context.Context) (rpc.Channel, error) {
 	case VSock:
 		return t.dialVSockTCLO(ctx)
 	case Backdoor:
-		return nil, t.backdoorErr()
+		return t.dialBackdoor(backdoor.ProtoTCLO)
 	}
 	if err := t.checkVMware(); err != nil {
 		return nil, err
@@ -142,7 +182,7 @@ func (t *Transport) DialTCLO(ctx context.Context) (rpc.Channel, error) {
 		return ch, nil
 	}
 	t.cfg.Logger.Debug("vsock tclo unavailable; trying the backdoor", "err", err)
-	return nil, t.backdoorErr()
+	return t.dialBackdoor(backdoor.ProtoTCLO)
 }
 
 // DialRPCI opens a persistent RPCI channel.
@@ -164,31 +204,70 @@ func (t *Transport) dialRPCI(ctx context.Context, oneShot bool) (rpc.Channel, er
 	case VSock:
 		return t.dialVSockRPCI(ctx, oneShot)
 	case Backdoor:
-		return nil, t.backdoorErr()
+		return t.dialBackdoor(backdoor.ProtoRPCI)
 	}
 	if err := t.checkVMware(); err != nil {
 		return nil, err
 	}
-	ch, err := t.dialVSockRPCI(ctx, oneShot)
-	if err == nil {
-		return ch, nil
+	if t.tryVSockRPCI() {
+		ch, err := t.dialVSockRPCI(ctx, oneShot)
+		t.vsockRPCIResult(err)
+		if err == nil {
+			return ch, nil
+		}
+		t.cfg.Logger.Debug("vsock rpci unavailable; using the backdoor", "err", err)
 	}
-	t.cfg.Logger.Debug("vsock rpci unavailable; trying the backdoor", "err", err)
-	return nil, t.backdoorErr()
+	return t.dialBackdoor(backdoor.ProtoRPCI)
 }
 
-// checkVMware guards auto: on anything but a VMware VM neither vsock (which
-// would reach the machine's own host) nor the backdoor (which faults) may
-// be touched.
+// tryVSockRPCI reports whether the RPCI back-off allows a vsock attempt.
+func (t *Transport) tryVSockRPCI() bool {
+	if t.cfg.Simulated {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.backoff == 0 || !t.cfg.Now().Before(t.retryAt)
+}
+
+// vsockRPCIResult updates the back-off after a vsock attempt: a success
+// clears it, a failure starts it at 2 s or doubles it, up to 5 minutes.
+func (t *Transport) vsockRPCIResult(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		t.backoff = 0
+		return
+	}
+	t.backoff = min(max(2*t.backoff, VSockRetryFirst), VSockRetryMax)
+	t.retryAt = t.cfg.Now().Add(t.backoff)
+}
+
+// checkVMware guards auto and backdoor: on anything but a VMware VM neither
+// vsock (which would reach the machine's own host) nor the backdoor (which
+// faults) may be touched. The answer is kept for the transport's life.
 func (t *Transport) checkVMware() error {
-	if err := backdoor.Detect(); err != nil {
-		return fmt.Errorf("transport: %w (use --rpc unix:DIR to reach vmxsim)", err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.detected {
+		t.detectErr = t.cfg.Detect()
+		t.detected = true
+	}
+	if t.detectErr != nil {
+		return fmt.Errorf("transport: %w (use --rpc unix:DIR to reach vmxsim, or run under vmxsim run)", t.detectErr)
 	}
 	return nil
 }
 
-func (t *Transport) backdoorErr() error {
-	return fmt.Errorf("transport: backdoor: %w", backdoor.ErrUnavailable)
+func (t *Transport) dialBackdoor(proto uint32) (rpc.Channel, error) {
+	if err := t.checkVMware(); err != nil {
+		return nil, err
+	}
+	ch, err := backdoor.Open(t.cfg.Hypercall, proto)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	return ch, nil
 }
 
 var errSimulated = errors.New("transport: vsock is disabled under vmxsim (" + EnvSimulated + "=1)")

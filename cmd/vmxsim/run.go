@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/trap"
+)
+
+// runCmd is `vmxsim run`: it serves the simulator on DIR (a temporary
+// directory unless --dir or $VMXSIM_DIR says otherwise), runs CMD under
+// the backdoor trap against the same core, and returns CMD's exit code
+// (128+n when signal n killed it).
+func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sf := addSimFlags(fs, "warn")
+	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
+	if err := fs.Parse(args); err != nil {
+		return 0, usageError(err.Error())
+	}
+	cmd := fs.Args()
+	if len(cmd) == 0 {
+		return 0, usageError("run needs a command: vmxsim run [flags] -- CMD ARGS...")
+	}
+	if !trap.Supported {
+		_, err := trap.Run(ctx, trap.Config{})
+		return 0, err
+	}
+	path, err := exec.LookPath(cmd[0])
+	if err != nil {
+		return 0, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("cannot find the vmxsim binary to start the trap: %w", err)
+	}
+	if sf.dir == "" {
+		d, err := os.MkdirTemp("", "vmxsim-run-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(d)
+		sf.dir = d
+	}
+	s, err := sf.setup(stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{NoHB: *lb})
+	s.srv.HandleBackdoor(bd)
+
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	ready := make(chan struct{})
+	var srvErr error
+	srvDone := make(chan struct{})
+	wg.Go(func() {
+		srvErr = s.srv.Serve(srvCtx, func() { close(ready) })
+		close(srvDone)
+	})
+	wg.Go(func() { bd.Run(srvCtx) })
+	defer func() {
+		stopSrv()
+		wg.Wait()
+	}()
+	select {
+	case <-ready:
+	case <-srvDone:
+		return 0, errors.Join(errors.New("simulator did not start"), srvErr)
+	}
+	s.logger.Info("running under the trap", "dir", sf.dir, "cmd", cmd, "lb", *lb)
+	// GOVMTOOLS_RPC is dropped: under the trap our tools take their
+	// default (auto), which finds the backdoor; a --rpc flag still wins.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") && !strings.HasPrefix(kv, "VMXSIM_DIR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "VMXSIM_DIR="+sf.dir)
+	code, err := trap.Run(ctx, trap.Config{
+		Backdoor: bd,
+		Path:     path,
+		Args:     cmd[1:],
+		Env:      env,
+		Helper:   self,
+		Logger:   s.logger,
+	})
+	return code, err
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/govmtools/govmtools/vmxsim"
+)
+
+// simFlags are the flags serve and run share: where the simulator lives
+// and how its VMX core behaves. A feature that configures the simulated VMX
+// (for example --share NAME=DIR[,ro] for HGFS) adds its flag in
+// addSimFlags and applies it in setup, and both commands get it.
+type simFlags struct {
+	dir             string
+	ping            time.Duration
+	toolsTimeout    time.Duration
+	exchangeTimeout time.Duration
+	logLevel        string
+	trace           string
+}
+
+func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
+	f := &simFlags{}
+	fs.StringVar(&f.dir, "dir", os.Getenv("VMXSIM_DIR"), "simulator directory (sockets and vmware.log)")
+	fs.DurationVar(&f.ping, "ping-interval", time.Second, "TCLO ping cadence")
+	fs.DurationVar(&f.toolsTimeout, "tools-timeout", 0, "how long tools count as running after their channel closes (default 10 ping intervals)")
+	fs.DurationVar(&f.exchangeTimeout, "exchange-timeout", 10*time.Second, "wait for the guest's answer to one TCLO command")
+	fs.StringVar(&f.logLevel, "log-level", defaultLevel, "simulator log level: debug, info, warn, error")
+	fs.StringVar(&f.trace, "trace", "", "append every RPCI and TCLO message as it crossed to this file, one JSON object a line")
+	return f
+}
+
+// sim is a configured simulator: the VMX core and its server on dir.
+type sim struct {
+	core    *vmxsim.Core
+	srv     *vmxsim.Server
+	logger  *slog.Logger
+	closers []func() error
+}
+
+// setup builds the core and server that f describes. f.dir must be set.
+func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usageError(err.Error())
+	}
+	s := &sim{logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return nil, err
+	}
+	opts := vmxsim.Options{
+		LogPath:         filepath.Join(f.dir, vmxsim.LogFile),
+		PingInterval:    f.ping,
+		ToolsTimeout:    f.toolsTimeout,
+		ExchangeTimeout: f.exchangeTimeout,
+		Logger:          s.logger,
+	}
+	if f.trace != "" {
+		tf, err := os.OpenFile(f.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		s.closers = append(s.closers, tf.Close)
+		opts.Trace = tf
+	}
+	core, err := vmxsim.New(opts)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append([]func() error{core.Close}, s.closers...)
+	s.core = core
+	s.srv = vmxsim.NewServer(core, f.dir)
+	return s, nil
+}
+
+// Close closes vmware.log and the trace.
+func (s *sim) Close() {
+	for _, c := range s.closers {
+		c()
+	}
+}

@@ -1,0 +1,749 @@
+package vmxsim
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backdoor constants (backdoor_def.h, guest_msg_def.h in open-vm-tools).
+const (
+	BdoorMagic   = 0x564D5868 // "VMXh", in EAX on every call
+	BdoorPort    = 0x5658     // low-bandwidth port: IN EAX, DX
+	BdoorHBPort  = 0x5659     // high-bandwidth port: REP OUTSB / REP INSB
+	BdoorVersion = 6          // VERSION_MAGIC, returned by GETVERSION
+
+	BdoorCmdGetVersion                = 10
+	BdoorCmdGetTime                   = 23
+	BdoorCmdStopCatchup               = 24
+	BdoorCmdMessage                   = 30
+	BdoorCmdGetHz                     = 45
+	BdoorCmdGetTimeFull               = 46
+	BdoorCmdGetTimeFullWithLag        = 55
+	BdoorHBCmdMessage                 = 0
+	BdoorMaxChannels                  = 128 // GUESTMSG_MAX_CHANNEL
+	BdoorProtoRPCI             uint32 = 0x49435052
+	BdoorProtoTCLO             uint32 = 0x4f4c4354
+	BdoorFlagCookie            uint32 = 0x80000000
+
+	// VMXTypeScalableServer is what GETVERSION reports in ECX: ESX.
+	VMXTypeScalableServer = 2
+)
+
+// Message sub-types (ECX high 16 on a BdoorCmdMessage call).
+const (
+	MsgOpen = iota
+	MsgSendSize
+	MsgSendPayload
+	MsgRecvSize
+	MsgRecvPayload
+	MsgRecvStatus
+	MsgClose
+)
+
+// Message status bits (ECX high 16 on return, EBX high 16 for HB calls).
+const (
+	StatusSuccess  = 0x0001
+	StatusDoRecv   = 0x0002
+	StatusClosed   = 0x0004
+	StatusUnsent   = 0x0008
+	StatusCPT      = 0x0010
+	StatusPowerOff = 0x0020
+	StatusTimeout  = 0x0040
+	StatusHB       = 0x0080
+)
+
+// Regs is the register file of one backdoor call: what the guest put in
+// the registers and, after the call, what it finds there. Only the low 32
+// bits are meaningful; results are written zero-extended, as a 32-bit
+// register write on amd64 does. The ptrace trap and the unit tests share
+// it; on arm64 X0..X6 map to AX..BP.
+type Regs struct {
+	AX, BX, CX, DX, SI, DI, BP uint64
+}
+
+// GuestMemory is the calling process's memory, for the high-bandwidth
+// calls: REP OUTSB reads the message from it, REP INSB writes into it.
+type GuestMemory interface {
+	ReadAt(p []byte, addr uint64) error
+	WriteAt(p []byte, addr uint64) error
+}
+
+// BackdoorOptions configure a Backdoor.
+type BackdoorOptions struct {
+	// NoHB withholds the HB status bit, so guests use the low-bandwidth
+	// path (vmxsim run --lb); HB calls are then refused.
+	NoHB bool
+	// VMXType is what GETVERSION reports in ECX; 0 means
+	// VMXTypeScalableServer.
+	VMXType uint32
+	// Now is the host clock of the time commands; nil means time.Now.
+	Now func() time.Time
+	// MaxTimeLag is the lag the time commands report in ECX, in µs; 0
+	// means 500000.
+	MaxTimeLag uint32
+	// Unsupported lists backdoor commands to answer as unknown (EAX =
+	// 0xFFFFFFFF), to exercise a guest's fallbacks.
+	Unsupported []uint16
+}
+
+// BackdoorStats counts the calls a Backdoor has served.
+type BackdoorStats struct {
+	LB       uint64 `json:"lb"`       // IN on the LB port
+	HBOut    uint64 `json:"hbOut"`    // REP OUTSB on the HB port
+	HBIn     uint64 `json:"hbIn"`     // REP INSB on the HB port
+	Opens    uint64 `json:"opens"`    // channels opened
+	CPTs     uint64 `json:"cpts"`     // calls failed with the CPT status
+	Channels int    `json:"channels"` // channels open now
+	NoHB     bool   `json:"noHB"`
+	// RPCIRoundTrips counts RPCI exchanges completed (request received,
+	// reply delivered); RPCIRoundTripMedianUs is the median time of the
+	// last 4096 as the VMX sees them, from the request's SENDSIZE to the
+	// reply's RECVSTATUS.
+	RPCIRoundTrips        uint64  `json:"rpciRoundTrips"`
+	RPCIRoundTripMedianUs float64 `json:"rpciRoundTripMedianUs"`
+}
+
+// rttRing holds the last RPCI round-trip times.
+const rttRing = 4096
+
+// Backdoor is the host side of the I/O-port backdoor of one VM, as the ptrace
+// trap (vmxsim run) presents it to the guest: GETVERSION, the time
+// commands and the GuestRPC message channels. RPCI channels are answered by
+// Core.RPCI; TCLO channels are driven by Core.ServeTCLO, which Run starts
+// for each TCLO channel the guest opens.
+//
+// The call methods (LB, HBOut, HBIn) never block on the guest and never
+// panic on what the guest puts in its registers: a bad call gets a failure
+// status, as from the VMX.
+type Backdoor struct {
+	core *Core
+	opts BackdoorOptions
+
+	lb, hbOut, hbIn, opens, cpts atomic.Uint64
+
+	mu       sync.Mutex
+	chans    [BdoorMaxChannels]*bdChannel
+	rtts     []time.Duration // ring of the last rttRing RPCI round trips
+	rttCount uint64
+	ctx      context.Context // Run's, or Background before Run
+	running  bool
+	starting []*bdTCLO // TCLO peers waiting for Run to serve them
+	wake     chan struct{}
+}
+
+// bdChannel is one open message channel. Guarded by Backdoor.mu.
+type bdChannel struct {
+	id                 uint16
+	proto              uint32
+	cookieHi, cookieLo uint32
+	owner              int
+	closed             bool
+
+	// Guest to host: a message announced by SENDSIZE.
+	sending bool
+	sendLen int
+	sendBuf []byte
+
+	// Host to guest: the message waiting for the guest's receive.
+	out     []byte
+	hasOut  bool
+	outPos  int
+	outSent bool // the guest has read it all and owes RECVSTATUS
+
+	cpt     bool // a checkpoint is pending: fail the next mid-transfer call
+	tclo    *bdTCLO
+	rtStart time.Time // SENDSIZE of the RPCI request being answered
+}
+
+// NewBackdoor returns the backdoor of core. TCLO channels opened by the
+// guest are served once Run runs.
+func NewBackdoor(core *Core, opts BackdoorOptions) *Backdoor {
+	if opts.VMXType == 0 {
+		opts.VMXType = VMXTypeScalableServer
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxTimeLag == 0 {
+		opts.MaxTimeLag = 500000
+	}
+	b := &Backdoor{core: core, opts: opts, ctx: context.Background(), wake: make(chan struct{}, 1)}
+	core.mu.Lock()
+	core.backdoor = b
+	core.mu.Unlock()
+	return b
+}
+
+// Run serves the TCLO channels the guest opens (one Core.ServeTCLO each)
+// until ctx ends; then it closes every channel and returns after every
+// session has ended.
+func (b *Backdoor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	b.mu.Lock()
+	b.ctx = ctx
+	b.running = true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.running = false
+		b.ctx = context.Background()
+		b.starting = nil
+		for _, ch := range b.chans {
+			if ch != nil {
+				b.closeLocked(ch)
+			}
+		}
+		b.mu.Unlock()
+		wg.Wait()
+	}()
+	for {
+		b.mu.Lock()
+		start := b.starting
+		b.starting = nil
+		b.mu.Unlock()
+		for _, p := range start {
+			wg.Go(func() {
+				if err := b.core.ServeTCLO(ctx, p); err != nil && ctx.Err() == nil {
+					b.core.lg.Info("backdoor tclo session ended", "channel", p.ch.id, "err", err)
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.wake:
+		}
+	}
+}
+
+// Stats returns the call counters.
+func (b *Backdoor) Stats() BackdoorStats {
+	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), NoHB: b.opts.NoHB}
+	b.mu.Lock()
+	for _, ch := range b.chans {
+		if ch != nil {
+			s.Channels++
+		}
+	}
+	s.RPCIRoundTrips = b.rttCount
+	rtts := slices.Clone(b.rtts)
+	b.mu.Unlock()
+	if len(rtts) > 0 {
+		slices.Sort(rtts)
+		s.RPCIRoundTripMedianUs = float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3
+	}
+	return s
+}
+
+// InjectCheckpoint simulates a checkpoint (suspend/resume, snapshot,
+// vMotion): on every channel open now, the next call in the middle of a
+// transfer fails with the CPT status and the transfer starts over; a
+// message being sent is dropped, a message being received is kept for the
+// retry.
+func (b *Backdoor) InjectCheckpoint() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.chans {
+		if ch != nil {
+			ch.cpt = true
+		}
+	}
+}
+
+// ResetChannels closes every channel, as a VMX restart does: the guest's
+// next call on an old channel fails and it must reopen.
+func (b *Backdoor) ResetChannels() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.chans {
+		if ch != nil {
+			b.closeLocked(ch)
+		}
+	}
+	b.core.log.Host("GuestRPC: all backdoor channels reset")
+}
+
+// CloseOwner closes the channels opened by owner (the trap passes the
+// guest's process id), when that process has gone.
+func (b *Backdoor) CloseOwner(owner int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.chans {
+		if ch != nil && ch.owner == owner {
+			b.closeLocked(ch)
+		}
+	}
+}
+
+// LB serves an IN EAX, DX on the low-bandwidth port for owner.
+func (b *Backdoor) LB(r *Regs, owner int) {
+	b.lb.Add(1)
+	if uint32(r.AX) != BdoorMagic {
+		set32(&r.AX, 0xFFFFFFFF)
+		return
+	}
+	cmd := uint16(r.CX)
+	if slices.Contains(b.opts.Unsupported, cmd) {
+		set32(&r.AX, 0xFFFFFFFF)
+		return
+	}
+	switch cmd {
+	case BdoorCmdGetVersion:
+		set32(&r.AX, BdoorVersion)
+		set32(&r.BX, BdoorMagic)
+		set32(&r.CX, b.opts.VMXType)
+	case BdoorCmdGetTime:
+		now := b.opts.Now()
+		set32(&r.AX, uint32(now.Unix()))
+		set32(&r.BX, uint32(now.Nanosecond()/1000))
+		set32(&r.CX, b.opts.MaxTimeLag)
+	case BdoorCmdGetTimeFull, BdoorCmdGetTimeFullWithLag:
+		// EAX is left holding the magic: that is how the guest knows the
+		// command is supported.
+		now := b.opts.Now()
+		sec := uint64(now.Unix())
+		set32(&r.SI, uint32(sec>>32))
+		set32(&r.DX, uint32(sec))
+		set32(&r.BX, uint32(now.Nanosecond()/1000))
+		set32(&r.CX, b.opts.MaxTimeLag)
+		if cmd == BdoorCmdGetTimeFullWithLag {
+			set32(&r.DI, 0) // no interrupt lag here
+		}
+	case BdoorCmdStopCatchup:
+		// Nothing to catch up on.
+	case BdoorCmdGetHz:
+		set32(&r.BX, 0xFFFFFFFF) // unsupported, as the kernel expects to read it
+	case BdoorCmdMessage:
+		b.message(r, owner)
+	default:
+		set32(&r.AX, 0xFFFFFFFF)
+	}
+}
+
+// HBOut serves a REP OUTSB on the high-bandwidth port: the guest sends the
+// ECX bytes at ESI/RSI as its whole message.
+func (b *Backdoor) HBOut(r *Regs, owner int, mem GuestMemory) {
+	b.hbOut.Add(1)
+	status := b.hbOutStatus(r, owner, mem)
+	setHBStatus(r, status)
+}
+
+// HBIn serves a REP INSB on the high-bandwidth port: the host writes the
+// waiting message to the ECX bytes at EDI/RDI.
+func (b *Backdoor) HBIn(r *Regs, owner int, mem GuestMemory) {
+	b.hbIn.Add(1)
+	status := b.hbInStatus(r, owner, mem)
+	setHBStatus(r, status)
+}
+
+func setHBStatus(r *Regs, status uint16) {
+	set32(&r.BX, uint32(status)<<16|uint32(uint16(r.BX)))
+}
+
+func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
+	if uint32(r.AX) != BdoorMagic || uint16(r.BX) != BdoorHBCmdMessage || b.opts.NoHB {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// HB out: EDI = cookie low, EBP = cookie high.
+	ch := b.lookup(uint16(r.DX>>16), uint32(r.BP), uint32(r.DI))
+	if ch == nil || !ch.sending {
+		return 0
+	}
+	if ch.cpt {
+		ch.cpt = false
+		ch.sending = false
+		ch.sendBuf = nil
+		b.cpts.Add(1)
+		return StatusCPT
+	}
+	n := int(uint32(r.CX))
+	if n != ch.sendLen-len(ch.sendBuf) {
+		b.core.lg.Warn("backdoor: HB send of wrong length", "channel", ch.id, "count", n, "announced", ch.sendLen)
+		ch.sending = false
+		return 0
+	}
+	buf := make([]byte, n)
+	if err := mem.ReadAt(buf, r.SI); err != nil {
+		b.core.lg.Warn("backdoor: HB send: guest memory unreadable", "channel", ch.id, "err", err)
+		ch.sending = false
+		return 0
+	}
+	ch.sendBuf = append(ch.sendBuf, buf...)
+	b.received(ch)
+	return StatusSuccess
+}
+
+func (b *Backdoor) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
+	if uint32(r.AX) != BdoorMagic || uint16(r.BX) != BdoorHBCmdMessage || b.opts.NoHB {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// HB in: ESI = cookie high, EBP = cookie low.
+	ch := b.lookup(uint16(r.DX>>16), uint32(r.SI), uint32(r.BP))
+	if ch == nil || !ch.hasOut {
+		return 0
+	}
+	if ch.cpt {
+		ch.cpt = false
+		ch.outPos, ch.outSent = 0, false
+		b.cpts.Add(1)
+		return StatusCPT
+	}
+	n := int(uint32(r.CX))
+	if n != len(ch.out)-ch.outPos {
+		b.core.lg.Warn("backdoor: HB receive of wrong length", "channel", ch.id, "count", n, "message", len(ch.out))
+		return 0
+	}
+	if err := mem.WriteAt(ch.out[ch.outPos:], r.DI); err != nil {
+		b.core.lg.Warn("backdoor: HB receive: guest memory unwritable", "channel", ch.id, "err", err)
+		return 0
+	}
+	ch.outPos = len(ch.out)
+	ch.outSent = true
+	return StatusSuccess
+}
+
+// message serves BdoorCmdMessage: the sub-type is in ECX high 16, the
+// status goes back there.
+func (b *Backdoor) message(r *Regs, owner int) {
+	sub := uint16(r.CX >> 16)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sub == MsgOpen {
+		b.open(r, owner)
+		return
+	}
+	ch := b.lookup(uint16(r.DX>>16), uint32(r.SI), uint32(r.DI))
+	if ch == nil {
+		setStatus(r, 0)
+		return
+	}
+	hb := uint16(0)
+	if !b.opts.NoHB {
+		hb = StatusHB
+	}
+	switch sub {
+	case MsgSendSize:
+		ch.cpt = false
+		n := int(uint32(r.BX))
+		if n > MaxGuestMessage {
+			b.core.lg.Warn("backdoor: guest message over 64 KiB refused", "channel", ch.id, "len", n)
+			ch.sending = false
+			setStatus(r, 0)
+			return
+		}
+		ch.sending, ch.sendLen, ch.sendBuf = true, n, make([]byte, 0, n)
+		if ch.proto == BdoorProtoRPCI {
+			ch.rtStart = time.Now()
+		}
+		setStatus(r, StatusSuccess|hb)
+		if n == 0 {
+			b.received(ch)
+		}
+	case MsgSendPayload:
+		if !ch.sending {
+			setStatus(r, 0)
+			return
+		}
+		if ch.cpt {
+			ch.cpt, ch.sending, ch.sendBuf = false, false, nil
+			b.cpts.Add(1)
+			setStatus(r, StatusCPT)
+			return
+		}
+		var w [4]byte
+		binary.LittleEndian.PutUint32(w[:], uint32(r.BX))
+		k := min(4, ch.sendLen-len(ch.sendBuf))
+		ch.sendBuf = append(ch.sendBuf, w[:k]...)
+		setStatus(r, StatusSuccess)
+		if len(ch.sendBuf) == ch.sendLen {
+			b.received(ch)
+		}
+	case MsgRecvSize:
+		ch.cpt = false
+		if !ch.hasOut && ch.tclo != nil {
+			ch.tclo.deliverLocked(ch)
+		}
+		if !ch.hasOut {
+			setStatus(r, StatusSuccess)
+			return
+		}
+		ch.outPos, ch.outSent = 0, false
+		set32(&r.BX, uint32(len(ch.out)))
+		r.DX = uint64(uint32(MsgSendSize)<<16 | uint32(uint16(r.DX)))
+		setStatus(r, StatusSuccess|StatusDoRecv|hb)
+	case MsgRecvPayload:
+		if !ch.hasOut || ch.outSent {
+			setStatus(r, 0)
+			return
+		}
+		if ch.cpt {
+			ch.cpt = false
+			ch.outPos = 0
+			b.cpts.Add(1)
+			setStatus(r, StatusCPT)
+			return
+		}
+		if uint32(r.BX)&StatusSuccess == 0 {
+			b.deliveryFailed(ch)
+			setStatus(r, StatusSuccess)
+			return
+		}
+		var w [4]byte
+		k := copy(w[:], ch.out[ch.outPos:])
+		ch.outPos += k
+		if ch.outPos == len(ch.out) {
+			ch.outSent = true
+		}
+		set32(&r.BX, binary.LittleEndian.Uint32(w[:]))
+		r.DX = uint64(uint32(MsgSendPayload)<<16 | uint32(uint16(r.DX)))
+		setStatus(r, StatusSuccess)
+	case MsgRecvStatus:
+		if !ch.hasOut {
+			setStatus(r, 0)
+			return
+		}
+		if ch.cpt {
+			ch.cpt = false
+			ch.outPos, ch.outSent = 0, false
+			b.cpts.Add(1)
+			setStatus(r, StatusCPT)
+			return
+		}
+		if uint32(r.BX)&StatusSuccess == 0 || !ch.outSent {
+			b.deliveryFailed(ch)
+			setStatus(r, StatusSuccess)
+			return
+		}
+		ch.out, ch.hasOut, ch.outPos, ch.outSent = nil, false, 0, false
+		if ch.tclo != nil {
+			ch.tclo.delivered = true
+		}
+		if !ch.rtStart.IsZero() {
+			b.recordRTT(time.Since(ch.rtStart))
+			ch.rtStart = time.Time{}
+		}
+		setStatus(r, StatusSuccess)
+	case MsgClose:
+		b.closeLocked(ch)
+		setStatus(r, StatusSuccess)
+	default:
+		setStatus(r, 0)
+	}
+}
+
+// recordRTT keeps one RPCI round-trip time. Preconditions: b.mu is held.
+func (b *Backdoor) recordRTT(d time.Duration) {
+	if len(b.rtts) < rttRing {
+		b.rtts = append(b.rtts, d)
+	} else {
+		b.rtts[b.rttCount%rttRing] = d
+	}
+	b.rttCount++
+}
+
+// open serves MESSAGE_TYPE_OPEN. Preconditions: b.mu is held.
+func (b *Backdoor) open(r *Regs, owner int) {
+	arg := uint32(r.BX)
+	proto := arg &^ BdoorFlagCookie
+	slot := slices.Index(b.chans[:], nil)
+	if slot < 0 {
+		b.core.lg.Warn("backdoor: all 128 channels in use; open refused", "owner", owner)
+		setStatus(r, 0)
+		return
+	}
+	ch := &bdChannel{id: uint16(slot), proto: proto, owner: owner}
+	if arg&BdoorFlagCookie != 0 {
+		ch.cookieHi, ch.cookieLo = rand.Uint32(), rand.Uint32()
+	}
+	if proto == BdoorProtoTCLO {
+		ch.tclo = &bdTCLO{b: b, ch: ch, replies: make(chan []byte, 1), done: make(chan struct{})}
+		b.starting = append(b.starting, ch.tclo)
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+	b.chans[slot] = ch
+	b.opens.Add(1)
+	r.DX = uint64(uint32(slot)<<16 | uint32(uint16(r.DX)))
+	set32(&r.SI, ch.cookieHi)
+	set32(&r.DI, ch.cookieLo)
+	setStatus(r, StatusSuccess)
+}
+
+// lookup returns the open channel id if the cookie matches (channels opened
+// without the cookie flag have cookie 0). Preconditions: b.mu is held.
+func (b *Backdoor) lookup(id uint16, hi, lo uint32) *bdChannel {
+	if int(id) >= len(b.chans) {
+		return nil
+	}
+	ch := b.chans[id]
+	if ch == nil || ch.cookieHi != hi || ch.cookieLo != lo {
+		return nil
+	}
+	return ch
+}
+
+// received handles a complete guest message. Preconditions: b.mu is held.
+func (b *Backdoor) received(ch *bdChannel) {
+	msg := ch.sendBuf
+	ch.sending, ch.sendBuf = false, nil
+	switch {
+	case ch.tclo != nil:
+		ch.tclo.replyLocked(msg)
+	case ch.proto == BdoorProtoRPCI:
+		// A new request discards a reply the guest never collected. The
+		// core's handlers never call back into the backdoor, so answering
+		// under b.mu is safe; it serializes guest calls as vCPUs are.
+		ctx := b.ctx
+		reply := b.core.RPCI(ctx, Caller{Transport: "backdoor"}, msg)
+		ch.out, ch.hasOut, ch.outPos, ch.outSent = reply, true, 0, false
+	default:
+		b.core.lg.Debug("backdoor: message on a channel of unknown protocol dropped", "proto", fmt.Sprintf("%#x", ch.proto))
+	}
+}
+
+// deliveryFailed handles a guest that reported it could not take the
+// message (RECVPAYLOAD or RECVSTATUS with status 0): the message is
+// dropped, and a TCLO exchange waiting for it fails. Preconditions: b.mu
+// is held.
+func (b *Backdoor) deliveryFailed(ch *bdChannel) {
+	b.core.lg.Info("backdoor: guest failed to receive a message", "channel", ch.id, "len", len(ch.out))
+	ch.out, ch.hasOut, ch.outPos, ch.outSent = nil, false, 0, false
+	if ch.tclo != nil {
+		ch.tclo.fail(errors.New("guest could not receive the command"))
+	}
+}
+
+// closeLocked frees a channel. Preconditions: b.mu is held.
+func (b *Backdoor) closeLocked(ch *bdChannel) {
+	if ch.closed {
+		return
+	}
+	ch.closed = true
+	b.chans[ch.id] = nil
+	if ch.tclo != nil {
+		ch.tclo.closeLocked()
+		if i := slices.Index(b.starting, ch.tclo); i >= 0 {
+			b.starting = slices.Delete(b.starting, i, i+1)
+		}
+	}
+}
+
+func setStatus(r *Regs, status uint16) {
+	set32(&r.CX, uint32(status)<<16|uint32(uint16(r.CX)))
+}
+
+func set32(reg *uint64, v uint32) { *reg = uint64(v) }
+
+// bdTCLO is a TCLOPeer over a backdoor TCLO channel. Exchange hands the
+// command to the guest's next receive and takes its next send as the
+// reply: the guest polls by sending its previous reply (possibly empty),
+// then receiving.
+type bdTCLO struct {
+	b  *Backdoor
+	ch *bdChannel
+
+	// Guarded by b.mu.
+	cmd       []byte // handed over by Exchange, not yet given to the guest
+	hasCmd    bool
+	delivered bool // the guest has the command; its next send is the reply
+	closed    bool
+	failure   error
+
+	replies chan []byte // buffered 1
+	done    chan struct{}
+}
+
+var _ TCLOPeer = (*bdTCLO)(nil)
+
+func (p *bdTCLO) Exchange(ctx context.Context, cmd []byte) ([]byte, error) {
+	p.b.mu.Lock()
+	if p.closed {
+		p.b.mu.Unlock()
+		return nil, errors.New("backdoor channel closed")
+	}
+	p.cmd, p.hasCmd, p.delivered, p.failure = cmd, true, false, nil
+	select { // drop a stale reply
+	case <-p.replies:
+	default:
+	}
+	p.b.mu.Unlock()
+	select {
+	case r := <-p.replies:
+		return r, nil
+	case <-p.done:
+		p.b.mu.Lock()
+		err := p.failure
+		p.b.mu.Unlock()
+		if err == nil {
+			err = errors.New("backdoor channel closed")
+		}
+		return nil, err
+	case <-ctx.Done():
+		p.b.mu.Lock()
+		p.hasCmd, p.cmd = false, nil
+		p.b.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+func (p *bdTCLO) Done() <-chan struct{} { return p.done }
+
+// Close closes the backdoor channel: the guest's next call on it fails, and
+// it reopens, as after a VMX-side channel reset.
+func (p *bdTCLO) Close() error {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	if !p.ch.closed {
+		p.b.closeLocked(p.ch)
+	}
+	return nil
+}
+
+// deliverLocked moves a waiting command to the channel's outbox.
+// Preconditions: b.mu is held.
+func (p *bdTCLO) deliverLocked(ch *bdChannel) {
+	if !p.hasCmd {
+		return
+	}
+	ch.out, ch.hasOut, ch.outPos, ch.outSent = p.cmd, true, 0, false
+	p.cmd, p.hasCmd = nil, false
+}
+
+// replyLocked takes a guest send. Preconditions: b.mu is held.
+func (p *bdTCLO) replyLocked(msg []byte) {
+	if !p.delivered {
+		return // a poll, or a reply to a command the VMX gave up on
+	}
+	p.delivered = false
+	select {
+	case p.replies <- msg:
+	default:
+	}
+}
+
+// fail ends the session with err. Preconditions: b.mu is held.
+func (p *bdTCLO) fail(err error) {
+	p.failure = err
+	p.b.closeLocked(p.ch)
+}
+
+// closeLocked marks the peer closed. Preconditions: b.mu is held.
+func (p *bdTCLO) closeLocked() {
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+	}
+}

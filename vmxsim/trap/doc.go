@@ -1,0 +1,85 @@
+// Package trap is `vmxsim run`: a ptrace supervisor that runs an unchanged
+// guest program (ours, or Debian's open-vm-tools) on a machine that is not
+// a VMware VM and answers its backdoor instructions from a vmxsim.Backdoor,
+// so the program's real backdoor code path meets the simulated VMX.
+//
+// How it works (linux/amd64; see architecture.md section 4):
+//   - The program is started through a helper (this binary re-executed with
+//     HelperArg) that installs a seccomp filter and then execs it, so the
+//     filter is inherited by everything the program starts: iopl and ioperm
+//     succeed without effect (a root child cannot reach real ports);
+//     socket(AF_VSOCK, ...) fails with EAFNOSUPPORT (nothing reaches the
+//     host's vsock; tools fall back to the backdoor as on a kernel without
+//     vsock); settimeofday, clock_settime, adjtimex, clock_adjtime, reboot
+//     and the FIFREEZE/FITHAW ioctls fail with EPERM; 32-bit system calls
+//     fail with ENOSYS. GOVMTOOLS_SIMULATED=1 is set in its environment.
+//   - One locked OS thread does every ptrace request and every wait, and
+//     follows every thread, fork, vfork and exec (PTRACE_O_EXITKILL: if
+//     vmxsim dies, so do they).
+//   - A backdoor instruction outside VMware faults with SIGSEGV, si_code
+//     SI_KERNEL. The trap decodes the instruction at RIP
+//     (golang.org/x/arch/x86/x86asm); IN EAX,DX on port 0x5658 and REP
+//     INSB/OUTSB on 0x5659 with the magic in EAX are served by the
+//     Backdoor, RIP is advanced and the signal suppressed. Every other
+//     signal, including other SIGSEGVs (Go's nil checks) and SIGILL
+//     (open-vm-tools' Xen probe), is delivered unchanged.
+//   - The CPU here says KVM, which open-vm-tools rejects, and CPUID
+//     faulting is not available, so each cpuid instruction of the program
+//     and of its libraries is replaced by a breakpoint when its file is
+//     mapped (at exec, and at each return of the dynamic linker's
+//     _dl_debug_state hook, which runs after every library load). The trap
+//     answers leaf 0x40000000 with "VMwareVMware" and leaf 0x40000010
+//     without the VMCALL/VMMCALL bits (in user mode here vmmcall is silently
+//     swallowed), and every other leaf from the real CPUID. ScanELF finds
+//     the cpuid instructions by decoding from known function starts, never
+//     by patching bytes that merely look like one.
+//
+// Each trapped instruction costs two context switches and a handful of
+// system calls; docs/benchmarks.md has the figures.
+package trap
+
+import (
+	"log/slog"
+	"os"
+	"sync/atomic"
+
+	"github.com/govmtools/govmtools/vmxsim"
+)
+
+// HelperArg is the first argument with which the trap re-executes
+// Config.Helper; that binary's main must then call HelperMain.
+const HelperArg = "__vmxsim-trap-exec"
+
+// Config is one program to run under the trap.
+type Config struct {
+	// Backdoor serves the program's backdoor calls.
+	Backdoor *vmxsim.Backdoor
+	// Path is the program (an absolute path or one relative to Dir) and
+	// Args its arguments after argv[0]; argv[0] is Path.
+	Path string
+	Args []string
+	// Env is the program's environment; GOVMTOOLS_SIMULATED=1 is added.
+	Env []string
+	// Dir is its working directory; "" means vmxsim's.
+	Dir string
+	// Files are its stdin, stdout and stderr (and more); nil means
+	// vmxsim's own.
+	Files []*os.File
+	// Helper is an executable whose main calls HelperMain when its first
+	// argument is HelperArg: normally os.Executable() of vmxsim.
+	Helper string
+	// Logger receives the trap's diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Stats, if set, counts what the trap did.
+	Stats *Stats
+}
+
+// Stats counts the trap's work.
+type Stats struct {
+	Backdoor atomic.Uint64 // backdoor instructions emulated
+	CPUID    atomic.Uint64 // cpuid instructions answered
+	Signals  atomic.Uint64 // signals passed to the program
+	Execs    atomic.Uint64 // program images started
+	Stops    atomic.Uint64 // ptrace stops handled, of every kind
+	Threads  atomic.Uint64 // threads and processes followed
+}

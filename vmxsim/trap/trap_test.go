@@ -1,0 +1,159 @@
+//go:build linux && amd64
+
+package trap
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+func TestIsInstructionAt(t *testing.T) {
+	// mov eax, 0xA20F; cpuid; ret
+	code := []byte{0xB8, 0x0F, 0xA2, 0x00, 0x00, 0x0F, 0xA2, 0xC3}
+	if isInstructionAt(code, 1, 0) {
+		t.Error("0F A2 inside an immediate taken for cpuid")
+	}
+	if !isInstructionAt(code, 5, 0) {
+		t.Error("the real cpuid not found")
+	}
+	// Decoding from a later known start finds it too.
+	if !isInstructionAt(code, 5, 5) {
+		t.Error("cpuid at a function start not found")
+	}
+}
+
+// TestScanELFSelf scans this test binary: the Go runtime and this package
+// execute cpuid, and every offset found must decode as CPUID.
+func TestScanELFSelf(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := ScanELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.CPUID) < 2 {
+		t.Fatalf("found %d cpuid instructions in the test binary", len(info.CPUID))
+	}
+	for _, off := range info.CPUID {
+		var b [16]byte
+		f.ReadAt(b[:], int64(off))
+		if inst, err := x86asm.Decode(b[:], 64); err != nil || inst.Op != x86asm.CPUID {
+			t.Errorf("offset %#x: %v %v", off, inst, err)
+		}
+	}
+	// The dynamic linker has _dl_debug_state, a bare return.
+	if ld, err := os.Open("/lib64/ld-linux-x86-64.so.2"); err == nil {
+		defer ld.Close()
+		info, err := ScanELF(ld)
+		if err != nil || info.DebugState == 0 || !info.DebugStateRet || len(info.CPUID) == 0 {
+			t.Errorf("ld.so: %+v %v", info, err)
+		}
+	}
+}
+
+func TestEHFrameStarts(t *testing.T) {
+	d := []byte{1, 0x1b, 0x03, 0x3b, 0, 0, 0, 0, 2, 0, 0, 0}
+	for _, rel := range []int32{-0x100, 0x40} {
+		d = binary.LittleEndian.AppendUint32(d, uint32(rel))
+		d = binary.LittleEndian.AppendUint32(d, 0)
+	}
+	got := ehFrameStarts(d, 0x1000)
+	if len(got) != 2 || got[0] != 0xF00 || got[1] != 0x1040 {
+		t.Fatalf("starts %#x", got)
+	}
+	if ehFrameStarts(d[:16], 0x1000) != nil {
+		t.Fatal("truncated table accepted")
+	}
+}
+
+func TestAnswerCPUID(t *testing.T) {
+	a, b, c, d := answerCPUID(0x40000000, 0)
+	var sig [12]byte
+	binary.LittleEndian.PutUint32(sig[0:], b)
+	binary.LittleEndian.PutUint32(sig[4:], c)
+	binary.LittleEndian.PutUint32(sig[8:], d)
+	if string(sig[:]) != "VMwareVMware" || a < 0x40000010 {
+		t.Fatalf("leaf 0x40000000: %#x %q", a, sig)
+	}
+	if _, _, c, _ := answerCPUID(0x40000010, 0); c&3 != 0 {
+		t.Fatalf("leaf 0x40000010 advertises VMCALL/VMMCALL: %#x", c)
+	}
+	if _, _, c, _ := answerCPUID(1, 0); c&(1<<31) == 0 {
+		t.Fatal("hypervisor bit clear")
+	}
+	ra, rb, rc, rd := cpuid(0, 0)
+	if a, b, c, d := answerCPUID(0, 0); a != ra || b != rb || c != rc || d != rd {
+		t.Fatal("leaf 0 is not the real CPU's")
+	}
+}
+
+// TestFilter runs the seccomp program in a BPF interpreter on crafted
+// seccomp_data: nothing here touches the real calls.
+func TestFilter(t *testing.T) {
+	var prog []bpf.Instruction
+	for _, f := range Filter() {
+		prog = append(prog, bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}.Disassemble())
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := func(arch uint32, nr int, args ...uint64) []byte {
+		b := make([]byte, 64)
+		binary.LittleEndian.PutUint32(b[0:], uint32(nr))
+		binary.LittleEndian.PutUint32(b[4:], arch)
+		for i, a := range args {
+			binary.LittleEndian.PutUint64(b[16+8*i:], a)
+		}
+		return b
+	}
+	// The interpreter reads words big-endian; seccomp_data is native
+	// (little-endian), so swap each 32-bit word first.
+	swap := func(b []byte) []byte {
+		for i := 0; i+4 <= len(b); i += 4 {
+			b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+		}
+		return b
+	}
+	const x86 = unix.AUDIT_ARCH_X86_64
+	errno := func(e unix.Errno) int { return unix.SECCOMP_RET_ERRNO | int(e) }
+	cases := []struct {
+		name string
+		in   []byte
+		want int
+	}{
+		{"iopl", data(x86, unix.SYS_IOPL, 3), unix.SECCOMP_RET_ERRNO},
+		{"ioperm", data(x86, unix.SYS_IOPERM, 0x5658, 2, 1), unix.SECCOMP_RET_ERRNO},
+		{"socket vsock", data(x86, unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM), errno(unix.EAFNOSUPPORT)},
+		{"socket unix", data(x86, unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM), unix.SECCOMP_RET_ALLOW},
+		{"settimeofday", data(x86, unix.SYS_SETTIMEOFDAY), errno(unix.EPERM)},
+		{"clock_settime", data(x86, unix.SYS_CLOCK_SETTIME), errno(unix.EPERM)},
+		{"adjtimex", data(x86, unix.SYS_ADJTIMEX), errno(unix.EPERM)},
+		{"clock_adjtime", data(x86, unix.SYS_CLOCK_ADJTIME), errno(unix.EPERM)},
+		{"reboot", data(x86, unix.SYS_REBOOT, 0xfee1dead), errno(unix.EPERM)},
+		{"fifreeze", data(x86, unix.SYS_IOCTL, 3, fifreeze), errno(unix.EPERM)},
+		{"fithaw", data(x86, unix.SYS_IOCTL, 3, fithaw), errno(unix.EPERM)},
+		{"other ioctl", data(x86, unix.SYS_IOCTL, 3, unix.TCGETS), unix.SECCOMP_RET_ALLOW},
+		{"read", data(x86, unix.SYS_READ), unix.SECCOMP_RET_ALLOW},
+		{"x32", data(x86, 0x40000000|unix.SYS_IOPL), errno(unix.ENOSYS)},
+		{"i386", data(unix.AUDIT_ARCH_I386, 110), errno(unix.ENOSYS)},
+	}
+	for _, c := range cases {
+		got, err := vm.Run(swap(c.in))
+		if err != nil || got != c.want {
+			t.Errorf("%s: %#x %v, want %#x", c.name, got, err, c.want)
+		}
+	}
+}
