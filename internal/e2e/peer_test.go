@@ -48,7 +48,7 @@ func TestPeerRPCToolAndCheckVM(t *testing.T) {
 				if out, errOut, code := tr.RunEnv(t, p.Env, theirs, "info-set guestinfo."+key+" "+v); code != 0 || strings.TrimSpace(out) != "" {
 					t.Fatalf("debian info-set len %d: %d %q %q", n, code, out, errOut)
 				}
-				if got, _ := guestinfo(t, tr)[key].(string); got != v {
+				if got, _ := trapGuestinfo(t, tr)[key].(string); got != v {
 					t.Fatalf("vmxsim received %d bytes from Debian's rpctool, want %d", len(got), n)
 				}
 				if out, _, code := tr.Run(t, ours, "info-get guestinfo."+key); code != 0 || out != v+"\n" {

@@ -29,7 +29,7 @@ func backdoorStats(t *testing.T, tr *testutil.Trap) map[string]float64 {
 	return out
 }
 
-func guestinfo(t *testing.T, tr *testutil.Trap) map[string]any {
+func trapGuestinfo(t *testing.T, tr *testutil.Trap) map[string]any {
 	t.Helper()
 	gi, _ := tr.State(t)["guestinfo"].(map[string]any)
 	return gi
@@ -60,7 +60,7 @@ func TestTrapRPCTool(t *testing.T) {
 				if code != 0 || out != v+"\n" {
 					t.Fatalf("info-get len %d: code %d, %d bytes back (stderr %q)", n, code, len(out), errOut)
 				}
-				if got, _ := guestinfo(t, tr)[key].(string); got != v {
+				if got, _ := trapGuestinfo(t, tr)[key].(string); got != v {
 					t.Fatalf("ctl state guestinfo.%s has %d bytes, want %d", key, len(got), n)
 				}
 			}
@@ -188,7 +188,7 @@ func TestTrapKilledMidCall(t *testing.T) {
 	if _, errOut, code := tr.Run(t, rpctool, "info-set guestinfo.after still serving"); code != 0 {
 		t.Fatalf("after the kills: %d %s\n%s", code, errOut, tr.Logs())
 	}
-	if got := guestinfo(t, tr)["after"]; got != "still serving" {
+	if got := trapGuestinfo(t, tr)["after"]; got != "still serving" {
 		t.Fatalf("guestinfo.after = %v", got)
 	}
 }
