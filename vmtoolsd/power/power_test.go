@@ -239,7 +239,10 @@ func TestShutdownFailureIsReported(t *testing.T) {
 func TestSystemRunnerFallback(t *testing.T) {
 	var calls []string
 	r := &SystemRunner{
-		Logind: func(ctx context.Context, m string) error { calls = append(calls, "logind "+m); return errors.New("blocked by inhibitor") },
+		Logind: func(ctx context.Context, m string) error {
+			calls = append(calls, "logind "+m)
+			return errors.New("blocked by inhibitor")
+		},
 		Exec: func(ctx context.Context, name string, args ...string) error {
 			calls = append(calls, name+" "+strings.Join(args, " "))
 			return nil
