@@ -140,7 +140,7 @@ func (o *Ops) Capabilities() [][]byte {
 
 // SetOption handles toolScripts.*: "1" enables and "0" disables a script.
 // It reports whether the option was one of them and the value valid.
-func (o *Ops) SetOption(name, value string) bool {
+func (o *Ops) SetOption(ctx context.Context, name, value string) bool {
 	var states []State
 	for _, t := range transitions {
 		if t.option == name {

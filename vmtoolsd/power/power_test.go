@@ -200,7 +200,7 @@ func TestInProgressAndDisabledAndMissing(t *testing.T) {
 
 	// toolScripts.beforeSuspend=0 disables the script: synchronous OK.
 	os.Remove(gate)
-	if !h.ops.SetOption("toolScripts.beforeSuspend", "0") || h.ops.SetOption("toolScripts.beforeSuspend", "2") || h.ops.SetOption("synctime", "1") {
+	if !h.ops.SetOption(t.Context(), "toolScripts.beforeSuspend", "0") || h.ops.SetOption(t.Context(), "toolScripts.beforeSuspend", "2") || h.ops.SetOption(t.Context(), "synctime", "1") {
 		t.Fatal("SetOption results")
 	}
 	n := len(h.statuses())
