@@ -53,7 +53,9 @@ type CapabilityProvider interface{ Capabilities() [][]byte }
 type Resetter interface{ Reset(ctx context.Context) }
 
 // Runner is a plugin with a long-running part.
-type Runner interface{ Run(ctx context.Context) error }
+type Runner interface {
+	Run(ctx context.Context) error
+}
 
 // Sender sends one RPCI request; *rpc.Client is one.
 type Sender interface {
