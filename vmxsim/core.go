@@ -84,6 +84,9 @@ type Core struct {
 	guestInfoRaw map[int][]byte // SetGuestInfo payloads by type, raw
 	diskInfoRaw  []byte         // SetGuestDiskInfo payload, raw
 	lastState    *StateChange
+	power        string // "" means PoweredOn
+	haltPending  bool   // the guest reported a successful halt
+	pendingPower string // OS_PowerOn / OS_Resume to send once tools connect
 
 	tclo tcloState
 }

@@ -33,6 +33,8 @@ type ToolsStatus struct {
 
 // PowerState holds what the guest reported about power operations.
 type PowerState struct {
+	// State is poweredOn, poweredOff or suspended.
+	State           string       `json:"state"`
 	LastStateChange *StateChange `json:"lastStateChange"`
 }
 
@@ -70,6 +72,10 @@ func (c *Core) State() State {
 			Heartbeat:   hb,
 		},
 		Log: c.log.Path(),
+	}
+	s.Power.State = c.power
+	if s.Power.State == "" {
+		s.Power.State = PoweredOn
 	}
 	if c.lastState != nil {
 		sc := *c.lastState

@@ -2,8 +2,8 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D]
-//	vmxsim ctl --dir DIR state|log|tclo CMD
+//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D] [--vsphere HOST:PORT]
+//	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,8 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR power OP     queue a power operation: halt, reboot, poweron, resume, suspend
+  vmxsim ctl --dir DIR vsphere      print the vSphere front end's URL (for GOVC_URL)
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -84,6 +87,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	toolsTimeout := fs.Duration("tools-timeout", 0, "how long tools count as running after their channel closes (default 10 ping intervals)")
 	exchangeTimeout := fs.Duration("exchange-timeout", 10*time.Second, "wait for the guest's answer to one TCLO command")
 	logLevel := fs.String("log-level", "info", "simulator log level: debug, info, warn, error")
+	vsphereAddr := fs.String("vsphere", "", "also serve a vSphere front end (govmomi's vcsim) on HOST:PORT; port 0 picks a free port")
+	vmName := fs.String("vm-name", "govmtools-vm", "the vSphere front end's VM name")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -110,6 +115,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer core.Close()
 	srv := vmxsim.NewServer(core, *dir)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if *vsphereAddr != "" {
+		vs, err := vmxsim.NewVSphere(ctx, core, vmxsim.VSphereOptions{Addr: *vsphereAddr, VMName: *vmName, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer vs.Close()
+		srv.AttachVSphere(vs)
+		wg.Go(func() { vs.Run(ctx) })
+		logger.Info("vSphere front end", "url", vs.URL().String(), "vm", *vmName)
+	}
 	err = srv.Serve(ctx, func() { logger.Info("serving", "dir", *dir) })
 	logger.Info("stopped", "dir", *dir)
 	return err
@@ -144,6 +161,26 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		_, err = stdout.Write(b)
+		return err
+	case "power":
+		if len(rest) != 2 {
+			return usageError("power needs one operation: halt, reboot, poweron, resume or suspend")
+		}
+		if _, ok := vmxsim.PowerOps[rest[1]]; !ok {
+			return usageError(fmt.Sprintf("unknown power operation %q", rest[1]))
+		}
+		reply, err := c.Power(ctx, rest[1])
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, reply)
+		return err
+	case "vsphere":
+		u, err := c.VSphereURL(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, u)
 		return err
 	case "tclo":
 		if len(rest) < 2 {
