@@ -165,6 +165,14 @@ func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
 		c.lg.Warn("rpci message over 64 KiB refused", "len", len(req))
 		return []byte("0 Message too large")
 	}
+	c.mu.Lock()
+	off := c.power != "" && c.power != PoweredOn
+	c.mu.Unlock()
+	if off {
+		// No guest runs in a VM that is off; a late message from a
+		// simulated guest that outlived its VM is refused.
+		return []byte("0 The VM is not powered on")
+	}
 	name, args := splitRPCI(req)
 	c.handlersMu.RLock()
 	h := c.handlers[name]
