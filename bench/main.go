@@ -38,6 +38,7 @@ type benchmark struct {
 // benchmarks is the table, in order. Each feature adds its entries.
 var benchmarks = []benchmark{
 	{"rpci", benchRPCI},
+	{"vmtoolsd", benchVmtoolsd},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch
@@ -134,6 +135,9 @@ func (e *env) startSim(ctx context.Context, args ...string) (*sim, error) {
 }
 
 func (s *sim) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
 }
