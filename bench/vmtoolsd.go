@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // A toolsDaemon is a vmtoolsd implementation the bench runs against the
@@ -97,14 +98,14 @@ func measureDaemon(ctx context.Context, e *env, d toolsDaemon) (daemonFigures, e
 	// registered can make the tools look running early.
 	var starts []time.Duration
 	var last *exec.Cmd
-	var ctl *vmxsim.Ctl
+	var ctl *simCtl
 	for i := range 5 {
 		s, err := e.startSim(ctx)
 		if err != nil {
 			return f, err
 		}
 		defer s.stop()
-		ctl = vmxsim.NewCtl(s.dir)
+		ctl = newSimCtl(s.dir)
 		cmd, err := d.command(e, s.dir)
 		if err != nil {
 			return f, err
@@ -164,7 +165,7 @@ func measureDaemon(ctx context.Context, e *env, d toolsDaemon) (daemonFigures, e
 	return f, nil
 }
 
-func waitRunning(ctx context.Context, ctl *vmxsim.Ctl, timeout time.Duration) error {
+func waitRunning(ctx context.Context, ctl *simCtl, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		st, err := ctl.State(ctx)
@@ -243,4 +244,44 @@ func rss(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS")
+}
+
+// simCtl reads a simulator's state over DIR/ctl.sock. The bench talks to
+// vmxsim only on the wire, as the guest side does (it may not import
+// vmxsim).
+type simCtl struct{ hc *http.Client }
+
+// simState is the part of `vmxsim ctl state` the bench reads.
+type simState struct {
+	Tools struct {
+		Running     bool   `json:"running"`
+		VersionType string `json:"versionType"`
+		Heartbeat   string `json:"heartbeat"`
+	} `json:"tools"`
+	Capabilities []string `json:"capabilities"`
+}
+
+func newSimCtl(dir string) *simCtl {
+	path := filepath.Join(dir, "ctl.sock")
+	return &simCtl{hc: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}}
+}
+
+func (c *simCtl) State(ctx context.Context) (simState, error) {
+	var s simState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vmxsim/state", nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	return s, err
 }

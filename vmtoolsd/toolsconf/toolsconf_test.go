@@ -186,6 +186,11 @@ func TestWatcherRunStops(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("testdata/tools.conf"); err == nil {
+		f.Add(b)
+	} else {
+		f.Fatal(err)
+	}
 	f.Add([]byte("[powerops]\npoweroff-script=x\n"))
 	f.Add([]byte("[a]\nb=\\s\\"))
 	f.Fuzz(func(t *testing.T, data []byte) {
