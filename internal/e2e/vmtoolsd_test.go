@@ -107,6 +107,15 @@ func state(t *testing.T, ctl *vmxsim.Ctl) vmxsim.State {
 // govc runs the test-built govc against the simulator's vSphere front end.
 func govc(t *testing.T, ctl *vmxsim.Ctl, args ...string) string {
 	t.Helper()
+	out, err := govcErr(t, ctl, args...)
+	if err != nil {
+		t.Fatalf("govc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func govcErr(t *testing.T, ctl *vmxsim.Ctl, args ...string) (string, error) {
+	t.Helper()
 	u, err := ctl.VSphereURL(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -116,10 +125,7 @@ func govc(t *testing.T, ctl *vmxsim.Ctl, args ...string) string {
 	cmd := exec.CommandContext(ctx, testutil.Govc(t), args...)
 	cmd.Env = append(os.Environ(), "GOVC_URL="+u, "GOVC_INSECURE=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("govc %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // collect reads VM properties as a vSphere client sees them.
@@ -192,6 +198,10 @@ func TestVmtoolsdToolsRunning(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "vSphere to show gray", func() bool {
 		return slices.Equal(collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus"), []string{"guestToolsNotRunning", "gray"})
 	})
+	// Without tools, Shut Down Guest is refused as vCenter refuses it.
+	if out, err := govcErr(t, ctl, "vm.power", "-s", "govmtools-vm"); err == nil || !strings.Contains(out, "ToolsUnavailable") {
+		t.Fatalf("ShutdownGuest without tools: %v\n%s", err, out)
+	}
 }
 
 // TestVmtoolsdPowerOps is the second "Done when": `ctl power halt` and
