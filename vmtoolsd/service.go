@@ -111,6 +111,7 @@ type Service struct {
 	resets      atomic.Int64
 	readyOnce   sync.Once
 	versionSent atomic.Bool // the one-per-process "log toolbox: Version"
+	infoMu      sync.Mutex  // serializes sendVersionInfo (start-up and reset race)
 	infoSent    atomic.Bool // the guestinfo.vmtools.* keys
 	connected   atomic.Bool
 }
@@ -227,6 +228,8 @@ func (s *Service) onReset(ctx context.Context) {
 // process (as ToolsCoreReportVersionData). A failure is retried at the
 // next reset.
 func (s *Service) sendVersionInfo(ctx context.Context) {
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
 	if s.infoSent.Load() {
 		return
 	}

@@ -163,6 +163,15 @@ func TestResetAndStartup(t *testing.T) {
 	if n != 1 || w.ready.Load() != 1 {
 		t.Fatalf("version lines %d, ready %d", n, w.ready.Load())
 	}
+	infos := 0
+	for _, r := range w.rpci.Requests() {
+		if strings.HasPrefix(r, "info-set guestinfo.vmtools.description ") {
+			infos++
+		}
+	}
+	if infos != 1 {
+		t.Fatalf("guestinfo.vmtools.description sent %d times, want once", infos)
+	}
 }
 
 func TestSetOption(t *testing.T) {
