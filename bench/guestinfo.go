@@ -113,7 +113,7 @@ func benchGuestInfo(ctx context.Context, e *env) ([]row, error) {
 	}
 	const gathers = 50
 	var names []string
-	c0 := cpuTime()
+	c0 := selfCPUTime()
 	for range gathers {
 		snap, err := nl.Snapshot()
 		if err != nil {
@@ -125,7 +125,7 @@ func benchGuestInfo(ctx context.Context, e *env) ([]row, error) {
 		}
 		names = res.Names
 	}
-	perGather := (cpuTime() - c0) / gathers
+	perGather := (selfCPUTime() - c0) / gathers
 	if !slices.Equal(names, []string{"eth0"}) {
 		return nil, fmt.Errorf("with 1,000 interfaces the reported NICs are %v, want [eth0]", names)
 	}
@@ -135,8 +135,8 @@ func benchGuestInfo(ctx context.Context, e *env) ([]row, error) {
 	}, nil
 }
 
-// cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
+// selfCPUTime is the process's user+system CPU time.
+func selfCPUTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

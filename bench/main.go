@@ -41,6 +41,7 @@ var benchmarks = []benchmark{
 	{"guestinfo", benchGuestInfo},
 	{"trap-cost", benchTrapCost},
 	{"trap-rpci", benchTrapRPCI},
+	{"vmtoolsd", benchVmtoolsd},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch
@@ -143,6 +144,9 @@ func (e *env) startSim(ctx context.Context, args ...string) (*sim, error) {
 }
 
 func (s *sim) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
 }

@@ -88,6 +88,9 @@ type Core struct {
 	guestInfoRaw map[int][]byte // SetGuestInfo payloads by type, raw
 	diskInfoRaw  []byte         // SetGuestDiskInfo payload, raw
 	lastState    *StateChange
+	power        string // "" means PoweredOn
+	haltPending  bool   // the guest reported a successful halt
+	pendingPower string // OS_PowerOn / OS_Resume to send once tools connect
 
 	tclo tcloState
 
@@ -178,6 +181,14 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
 	if len(req) > MaxGuestMessage {
 		c.lg.Warn("rpci message over 64 KiB refused", "len", len(req))
 		return []byte("0 Message too large")
+	}
+	c.mu.Lock()
+	off := c.power != "" && c.power != PoweredOn
+	c.mu.Unlock()
+	if off {
+		// No guest runs in a VM that is off; a late message from a
+		// simulated guest that outlived its VM is refused.
+		return []byte("0 The VM is not powered on")
 	}
 	name, args := splitRPCI(req)
 	c.handlersMu.RLock()

@@ -68,3 +68,19 @@ func (c *Ctl) TCLO(ctx context.Context, cmd string) (string, error) {
 	b, err := c.Do(ctx, http.MethodPost, "/tclo", cmd)
 	return string(b), err
 }
+
+// Power queues a power operation (halt, reboot, poweron, resume, suspend)
+// to the tools service and returns its reply.
+func (c *Ctl) Power(ctx context.Context, op string) (string, error) {
+	b, err := c.Do(ctx, http.MethodPost, "/power/"+op, "")
+	return string(b), err
+}
+
+// VSphereURL returns the vSphere front end's URL with credentials.
+func (c *Ctl) VSphereURL(ctx context.Context) (string, error) {
+	b, err := c.Do(ctx, http.MethodGet, "/vsphere", "")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -146,6 +146,8 @@ func (c *Core) rpciStateChange(ctx context.Context, caller Caller, args []byte) 
 	}
 	c.mu.Lock()
 	c.lastState = &StateChange{State: state, Success: ok == 1}
+	// After a successful halt the VM powers off once the guest is gone.
+	c.haltPending = ok == 1 && state == 1
 	c.mu.Unlock()
 	c.log.Host("Tools: state change %d reported, success = %d", state, ok)
 	return []byte("1 ")

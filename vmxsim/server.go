@@ -177,6 +177,24 @@ func (s *Server) registerCtl() {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(reply)
 	})
+	s.HandleCtl("POST /power/{op}", func(w http.ResponseWriter, r *http.Request) {
+		reply, err := s.Core.PowerOp(r.Context(), r.PathValue("op"))
+		if err != nil {
+			code := http.StatusBadGateway
+			switch {
+			case errors.Is(err, ErrNoTools):
+				code = http.StatusServiceUnavailable
+			case reply == nil && !errors.Is(err, context.DeadlineExceeded):
+				if _, ok := PowerOps[r.PathValue("op")]; !ok {
+					code = http.StatusBadRequest
+				}
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(reply)
+	})
 	s.HandleCtl("GET /log", func(w http.ResponseWriter, r *http.Request) {
 		if s.Core.log.Path() == "" {
 			http.Error(w, "no vmware.log", http.StatusNotFound)

@@ -36,6 +36,8 @@ type ToolsStatus struct {
 
 // PowerState holds what the guest reported about power operations.
 type PowerState struct {
+	// State is poweredOn, poweredOff or suspended.
+	State           string       `json:"state"`
 	LastStateChange *StateChange `json:"lastStateChange"`
 }
 
@@ -97,6 +99,10 @@ func (c *Core) State() State {
 		Log: c.log.Path(),
 	}
 	s.Backdoor = bs
+	s.Power.State = c.power
+	if s.Power.State == "" {
+		s.Power.State = PoweredOn
+	}
 	if c.lastState != nil {
 		sc := *c.lastState
 		s.Power.LastStateChange = &sc

@@ -71,7 +71,11 @@ func (c *Core) ServeTCLO(ctx context.Context, peer TCLOPeer) error {
 	}()
 	c.mu.Lock()
 	c.tclo.sessions++
+	off := c.power != "" && c.power != PoweredOn
 	c.mu.Unlock()
+	if off {
+		return errors.New("vmxsim: the VM is not powered on; tclo channel refused")
+	}
 
 	reply, err := c.exchange(ctx, s, "reset")
 	if err != nil {
@@ -86,6 +90,12 @@ func (c *Core) ServeTCLO(ctx context.Context, peer TCLOPeer) error {
 
 	startup := append([]string{"ping"}, prefixAll("Set_Option ", c.opts.SetOptions)...)
 	startup = append(startup, "Capabilities_Register")
+	c.mu.Lock()
+	if c.pendingPower != "" {
+		startup = append(startup, c.pendingPower)
+		c.pendingPower = ""
+	}
+	c.mu.Unlock()
 	for _, cmd := range startup {
 		if _, err := c.exchange(ctx, s, cmd); err != nil {
 			return err
@@ -180,11 +190,18 @@ func (c *Core) bind(s *session, app string) {
 
 func (c *Core) unbind(s *session) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	halted := false
 	if c.tclo.current == s {
 		c.tclo.current = nil
 		c.tclo.disconnectedAt = time.Now()
 		c.log.Host("TOOLS: TCLO channel of app %s closed", s.app)
+		halted = c.haltPending
+		c.haltPending = false
+	}
+	c.mu.Unlock()
+	if halted {
+		// The guest halted after reporting success: the VM is off.
+		c.SetPowerState(PoweredOff)
 	}
 }
 

@@ -2,9 +2,9 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D] [--trace FILE]
+//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
 //	vmxsim run [--dir DIR] [--lb] [serve's flags] -- CMD ARGS...
-//	vmxsim ctl --dir DIR state|log|tclo CMD
+//	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
 //
 // run is the ptrace backdoor trap (linux/amd64): CMD runs unchanged, its
 // backdoor instructions are answered by the same simulated VMX that serve
@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/govmtools/govmtools/vmxsim"
@@ -34,6 +35,8 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR power OP     queue a power operation: halt, reboot, poweron, resume, suspend
+  vmxsim ctl --dir DIR vsphere      print the vSphere front end's URL (for GOVC_URL)
   vmxsim ctl --dir DIR backdoor checkpoint|reset
                                     (vmxsim run) fail the open channels' next transfer
                                     with CPT, or close every backdoor channel
@@ -113,6 +116,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := s.startVSphere(ctx, sf, &wg); err != nil {
+		return err
+	}
 	err = s.srv.Serve(ctx, func() { s.logger.Info("serving", "dir", sf.dir) })
 	s.logger.Info("stopped", "dir", sf.dir)
 	return err
@@ -157,6 +165,26 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		_, err = stdout.Write(b)
+		return err
+	case "power":
+		if len(rest) != 2 {
+			return usageError("power needs one operation: halt, reboot, poweron, resume or suspend")
+		}
+		if _, ok := vmxsim.PowerOps[rest[1]]; !ok {
+			return usageError(fmt.Sprintf("unknown power operation %q", rest[1]))
+		}
+		reply, err := c.Power(ctx, rest[1])
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, reply)
+		return err
+	case "vsphere":
+		u, err := c.VSphereURL(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, u)
 		return err
 	case "tclo":
 		if len(rest) < 2 {

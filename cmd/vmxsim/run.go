@@ -73,6 +73,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 		stopSrv()
 		wg.Wait()
 	}()
+	if err := s.startVSphere(srvCtx, sf, &wg); err != nil {
+		return 0, err
+	}
 	select {
 	case <-ready:
 	case <-srvDone:

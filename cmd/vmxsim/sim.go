@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
@@ -23,6 +25,8 @@ type simFlags struct {
 	exchangeTimeout time.Duration
 	logLevel        string
 	trace           string
+	vsphere         string
+	vmName          string
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -33,6 +37,8 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.DurationVar(&f.exchangeTimeout, "exchange-timeout", 10*time.Second, "wait for the guest's answer to one TCLO command")
 	fs.StringVar(&f.logLevel, "log-level", defaultLevel, "simulator log level: debug, info, warn, error")
 	fs.StringVar(&f.trace, "trace", "", "append every RPCI and TCLO message as it crossed to this file, one JSON object a line")
+	fs.StringVar(&f.vsphere, "vsphere", "", "also serve a vSphere front end (govmomi's vcsim) on HOST:PORT; port 0 picks a free port")
+	fs.StringVar(&f.vmName, "vm-name", "govmtools-vm", "the vSphere front end's VM name")
 	return f
 }
 
@@ -80,7 +86,24 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 	return s, nil
 }
 
-// Close closes vmware.log and the trace.
+// startVSphere starts the vSphere front end when --vsphere is set; it runs
+// until ctx ends, tracked by wg.
+func (s *sim) startVSphere(ctx context.Context, f *simFlags, wg *sync.WaitGroup) error {
+	if f.vsphere == "" {
+		return nil
+	}
+	vs, err := vmxsim.NewVSphere(ctx, s.core, vmxsim.VSphereOptions{Addr: f.vsphere, VMName: f.vmName, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	s.closers = append([]func() error{func() error { vs.Close(); return nil }}, s.closers...)
+	s.srv.AttachVSphere(vs)
+	wg.Go(func() { vs.Run(ctx) })
+	s.logger.Info("vSphere front end", "url", vs.URL().String(), "vm", f.vmName)
+	return nil
+}
+
+// Close closes the vSphere front end, vmware.log and the trace.
 func (s *sim) Close() {
 	for _, c := range s.closers {
 		c()

@@ -116,8 +116,15 @@ type Sim struct {
 // test, which checks that it exits cleanly and removes its sockets.
 func StartSim(t testing.TB, args ...string) *Sim {
 	t.Helper()
+	return StartSimDir(t, t.TempDir(), args...)
+}
+
+// StartSimDir is StartSim in a given directory: a test that stops a
+// simulator (Sim.Stop) can start a new one where the guest expects it, as
+// a VMX restart looks to the guest.
+func StartSimDir(t testing.TB, dir string, args ...string) *Sim {
+	t.Helper()
 	bin := Binaries(t)
-	dir := t.TempDir()
 	s := &Sim{Dir: dir, Bin: bin, out: &lockedBuffer{}}
 	s.cmd = exec.Command(filepath.Join(bin, "vmxsim"), append([]string{"serve", "--dir", dir}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
@@ -137,6 +144,13 @@ func (s *Sim) Mode() string { return "unix:" + s.Dir }
 
 // Output returns what the simulator has logged so far.
 func (s *Sim) Output() string { return s.out.String() }
+
+// Stop stops the simulator now (SIGTERM), checking that it exits cleanly
+// and removes its sockets.
+func (s *Sim) Stop(t testing.TB) {
+	t.Helper()
+	s.stop(t)
+}
 
 func (s *Sim) stop(t testing.TB) {
 	if s.cmd.ProcessState != nil {
@@ -163,6 +177,35 @@ func (s *Sim) stop(t testing.TB) {
 	if t.Failed() {
 		t.Logf("vmxsim output:\n%s", s.Output())
 	}
+}
+
+var (
+	govcOnce sync.Once
+	govcPath string
+	govcErr  error
+)
+
+// Govc builds govmomi's govc (internal/govc, from govmomi's cli
+// packages) once per test process and returns its path.
+func Govc(t testing.TB) string {
+	t.Helper()
+	govcOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "govmtools-govc-")
+		if err != nil {
+			govcErr = err
+			return
+		}
+		govcPath = filepath.Join(dir, "govc")
+		cmd := exec.Command("go", "build", "-o", govcPath, "./internal/govc")
+		cmd.Dir = ModuleRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			govcErr = fmt.Errorf("go build ./internal/govc: %v\n%s", err, out)
+		}
+	})
+	if govcErr != nil {
+		t.Fatal(govcErr)
+	}
+	return govcPath
 }
 
 // Run runs one of the built binaries with args and returns its stdout,

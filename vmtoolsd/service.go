@@ -1,0 +1,370 @@
+// Package vmtoolsd is the main tools service ("toolbox"), the part of the
+// guest vSphere talks to: it answers the VMX's TCLO commands (reset, ping,
+// Set_Option, Capabilities_Register, and what its plugins register) over
+// the rpc TCLO loop, and sends the RPCIs that make vSphere show tools
+// running with a version: the capability messages, the version, the
+// guestinfo.vmtools.* keys, and the post-reset RPCIs.
+//
+// Features are plugins, as in open-vm-tools: any value that implements
+// some of Registerer, OptionSetter, CapabilityProvider, Resetter and
+// Runner. Power operations (vmtoolsd/power) and time sync
+// (vmtoolsd/timesync) are plugins; the guest-info reporter plugs in the
+// same way.
+//
+// Everything the service sends is shaped as vmtoolsd shapes it, byte for
+// byte where the VMX cares: no-value capabilities end in a space and carry
+// no NUL, text RPCIs carry their C terminator (spec/rpc-protocol.md
+// sections 3.1 and 3.5).
+package vmtoolsd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/govmtools/govmtools/rpc"
+)
+
+// App is the TCLO application name of the main service.
+const App = "toolbox"
+
+// Registerer adds TCLO commands.
+type Registerer interface{ Register(mux *rpc.Mux) }
+
+// OptionSetter acts on Set_Option; it reports whether it understood the
+// option (the reply is "OK " either way, as vmtoolsd's).
+type OptionSetter interface {
+	SetOption(ctx context.Context, name, value string) bool
+}
+
+// CapabilityProvider returns the RPCIs to send on Capabilities_Register,
+// exact bytes included.
+type CapabilityProvider interface{ Capabilities() [][]byte }
+
+// Resetter runs after every reset the VMX sends (caches are dropped and
+// everything is re-sent, as vmtoolsd's RESET signal does).
+type Resetter interface{ Reset(ctx context.Context) }
+
+// Runner is a plugin with a long-running part.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Sender sends one RPCI request; *rpc.Client is one.
+type Sender interface {
+	Call(ctx context.Context, req []byte) ([]byte, error)
+}
+
+// PrimaryIPer chooses the address reported for Set_Option broadcastIP 1
+// (guestinfo.ip).
+type PrimaryIPer interface {
+	PrimaryIP(ctx context.Context) (netip.Addr, error)
+}
+
+// Config configures a Service.
+type Config struct {
+	// DialTCLO opens the TCLO channel.
+	DialTCLO rpc.Dialer
+	// RPCI sends the service's RPCIs.
+	RPCI Sender
+	// Plugins are the features; see the package documentation.
+	Plugins []any
+	// PrimaryIP answers broadcastIP; nil means InterfaceIP{}.
+	PrimaryIP PrimaryIPer
+	// Version is what the service claims; zero means DefaultVersion.
+	Version Version
+	// HideVersion reports the unmanaged version (tools.conf [vmtools]
+	// hide-tools-version); it is read at each Capabilities_Register.
+	HideVersion func() bool
+	// ConfDir is reported as tools.capability.guest_conf_directory; ""
+	// means /etc/vmware-tools.
+	ConfDir string
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+
+	// OnReady is called once, after the first reset has been answered
+	// and the post-reset RPCIs sent (systemd readiness).
+	OnReady func()
+	// OnActive is called after each exchange with the host (the TCLO
+	// loop's liveness, for the systemd watchdog).
+	OnActive func()
+	// OnStatus receives one-line status changes (systemd STATUS=).
+	OnStatus func(string)
+	// RestartDelay and MaxRestartDelay bound the channel reopen back-off
+	// (0 means rpc.Loop's defaults).
+	RestartDelay, MaxRestartDelay time.Duration
+}
+
+// Service is the running tools service.
+type Service struct {
+	cfg Config
+	mux *rpc.Mux
+	lg  *slog.Logger
+
+	resets      atomic.Int64
+	readyOnce   sync.Once
+	versionSent atomic.Bool // the one-per-process "log toolbox: Version"
+	infoMu      sync.Mutex  // serializes sendVersionInfo (start-up and reset race)
+	infoSent    atomic.Bool // the guestinfo.vmtools.* keys
+	connected   atomic.Bool
+}
+
+// New returns a service for cfg.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PrimaryIP == nil {
+		cfg.PrimaryIP = InterfaceIP{}
+	}
+	if cfg.Version == (Version{}) {
+		cfg.Version = DefaultVersion
+	}
+	if cfg.ConfDir == "" {
+		cfg.ConfDir = "/etc/vmware-tools"
+	}
+	s := &Service{cfg: cfg, lg: cfg.Logger, mux: &rpc.Mux{Logger: cfg.Logger}}
+	s.mux.HandleFunc("Set_Option", s.setOption)
+	s.mux.HandleFunc("Capabilities_Register", s.capabilitiesRegister)
+	for _, p := range cfg.Plugins {
+		if r, ok := p.(Registerer); ok {
+			r.Register(s.mux)
+		}
+	}
+	return s
+}
+
+// Mux returns the command table (for tests and for plugins added late).
+func (s *Service) Mux() *rpc.Mux { return s.mux }
+
+// Run serves until ctx ends, reopening the TCLO channel with back-off
+// after failures, and returns after every goroutine it started (plugins
+// included) has ended.
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.DialTCLO == nil || s.cfg.RPCI == nil {
+		return errors.New("vmtoolsd: service needs DialTCLO and RPCI")
+	}
+	s.status("Connecting to the VMX")
+	var wg sync.WaitGroup
+	for _, p := range s.cfg.Plugins {
+		if r, ok := p.(Runner); ok {
+			wg.Go(func() {
+				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+					s.lg.Error("plugin stopped", "plugin", fmt.Sprintf("%T", p), "err", err)
+				}
+			})
+		}
+	}
+	wg.Go(func() { s.sendVersionInfo(ctx) })
+	loop := &rpc.Loop{
+		Dial:            s.dial,
+		Mux:             s.mux,
+		App:             App,
+		OnReset:         s.onReset,
+		OnActive:        s.cfg.OnActive,
+		Logger:          s.lg,
+		RestartDelay:    s.cfg.RestartDelay,
+		MaxRestartDelay: s.cfg.MaxRestartDelay,
+	}
+	err := loop.Run(ctx)
+	wg.Wait()
+	s.unregister()
+	return err
+}
+
+// dial opens the TCLO channel and keeps the status line honest.
+func (s *Service) dial(ctx context.Context) (rpc.Channel, error) {
+	if s.connected.Swap(false) {
+		s.status("TCLO channel lost; reconnecting")
+	}
+	ch, err := s.cfg.DialTCLO(ctx)
+	if err != nil {
+		s.status("Cannot reach the VMX; retrying: " + err.Error())
+		return nil, err
+	}
+	s.connected.Store(true)
+	return ch, nil
+}
+
+// onReset runs after each reset reply: the post-reset RPCIs, then the
+// plugins' reset work. Calls never overlap (rpc.Loop coalesces a storm).
+func (s *Service) onReset(ctx context.Context) {
+	n := s.resets.Add(1)
+	if _, err := s.call(ctx, "vmx.capability.unified_loop "+App+"\x00"); err != nil {
+		// An old VMX: some features (Set_Option) may not work.
+		s.lg.Warn("vmx.capability.unified_loop refused", "err", err)
+	}
+	if !s.versionSent.Load() {
+		if _, err := s.call(ctx, "log "+App+": Version: "+s.cfg.Version.Description()+"\x00"); err == nil {
+			s.versionSent.Store(true)
+		}
+	}
+	if !s.infoSent.Load() {
+		s.sendVersionInfo(ctx)
+	}
+	for _, p := range s.cfg.Plugins {
+		if r, ok := p.(Resetter); ok {
+			r.Reset(ctx)
+		}
+	}
+	s.lg.Debug("channel reset", "resets", n)
+	s.status(fmt.Sprintf("Tools running (version %s); %d resets answered", s.cfg.Version, n))
+	s.readyOnce.Do(func() {
+		s.lg.Info("tools service ready", "version", s.cfg.Version.String(), "claims", s.cfg.Version.Uint())
+		if s.cfg.OnReady != nil {
+			s.cfg.OnReady()
+		}
+	})
+}
+
+// sendVersionInfo sends the startup guestinfo.vmtools.* keys, once per
+// process (as ToolsCoreReportVersionData). A failure is retried at the
+// next reset.
+func (s *Service) sendVersionInfo(ctx context.Context) {
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	if s.infoSent.Load() {
+		return
+	}
+	v := s.cfg.Version
+	for _, kv := range [][2]string{
+		{"description", v.Description()},
+		{"versionString", v.String()},
+		{"versionNumber", fmt.Sprint(v.Uint())},
+		{"buildNumber", fmt.Sprint(v.Build)},
+	} {
+		if _, err := s.call(ctx, "info-set guestinfo.vmtools."+kv[0]+" "+kv[1]+"\x00"); err != nil {
+			s.lg.Debug("guestinfo.vmtools not sent yet", "key", kv[0], "err", err)
+			return
+		}
+	}
+	s.infoSent.Store(true)
+}
+
+// setOption parses "Set_Option <name> <value>" as vmtoolsd does: the name
+// is the first token, exactly one separator is skipped, the rest (spaces
+// included) is the value; an empty name or value is refused. Every other
+// option is answered "OK ", understood or not.
+func (s *Service) setOption(ctx context.Context, args []byte) ([]byte, error) {
+	a := strings.TrimLeft(string(bytes.TrimRight(args, "\x00")), " ")
+	name, value, _ := strings.Cut(a, " ")
+	if name == "" || value == "" {
+		return nil, rpc.Failure("Unknown or invalid option")
+	}
+	handled := false
+	if name == "broadcastIP" {
+		handled = true
+		if value == "1" {
+			s.broadcastIP(ctx)
+		}
+	}
+	for _, p := range s.cfg.Plugins {
+		if o, ok := p.(OptionSetter); ok && o.SetOption(ctx, name, value) {
+			handled = true
+		}
+	}
+	s.lg.Debug("option set", "name", name, "value", value, "handled", handled)
+	return nil, nil
+}
+
+func (s *Service) broadcastIP(ctx context.Context) {
+	ip, err := s.cfg.PrimaryIP.PrimaryIP(ctx)
+	if err != nil {
+		s.lg.Info("broadcastIP: no primary address", "err", err)
+		return
+	}
+	if _, err := s.call(ctx, "info-set guestinfo.ip "+ip.String()+"\x00"); err != nil {
+		s.lg.Warn("broadcastIP: info-set guestinfo.ip failed", "err", err)
+	}
+}
+
+// capabilitiesRegister sends the capabilities in vmtoolsd's order: the
+// plugins' (power operations first), the HGFS server capability, the
+// configuration directory, then the version. The reply is "OK ".
+func (s *Service) capabilitiesRegister(ctx context.Context, args []byte) ([]byte, error) {
+	for _, req := range s.capabilities(true) {
+		if _, err := s.callBytes(ctx, req); err != nil {
+			s.lg.Warn("capability refused", "rpci", printable(req), "err", err)
+		}
+	}
+	if _, err := s.call(ctx, "tools.capability.guest_conf_directory "+s.cfg.ConfDir+"\x00"); err != nil {
+		s.lg.Warn("guest_conf_directory refused", "err", err)
+	}
+	s.sendVersion(ctx)
+	return nil, nil
+}
+
+// capabilities lists the capability RPCIs; set=false gives the messages
+// that withdraw them at shutdown (old-style ones re-sent with 0; no-value
+// ones are not withdrawn).
+func (s *Service) capabilities(set bool) [][]byte {
+	var caps [][]byte
+	if set {
+		for _, p := range s.cfg.Plugins {
+			if c, ok := p.(CapabilityProvider); ok {
+				caps = append(caps, c.Capabilities()...)
+			}
+		}
+	}
+	// Sent as vmtoolsd's hgfsServer plugin does: without it vSphere shows
+	// tools "running (not installed)" (open-vm-tools#131).
+	caps = append(caps, fmt.Appendf(nil, "tools.capability.hgfs_server %s %d\x00", App, b2i(set)))
+	return caps
+}
+
+// sendVersion reports the version: tools.set.versiontype first, and on
+// refusal (an old host) tools.set.version, unmanaged unless the version
+// is hidden anyway, as vmtoolsd does for open-vm-tools.
+func (s *Service) sendVersion(ctx context.Context) {
+	v := s.cfg.Version.Uint()
+	if s.cfg.HideVersion != nil && s.cfg.HideVersion() {
+		v = VersionUnmanaged
+	}
+	if _, err := s.call(ctx, fmt.Sprintf("tools.set.versiontype %d %d\x00", v, TypeOpenVMTools)); err == nil {
+		return
+	} else {
+		s.lg.Info("tools.set.versiontype refused; falling back to tools.set.version", "err", err)
+	}
+	if _, err := s.call(ctx, fmt.Sprintf("tools.set.version %d\x00", VersionUnmanaged)); err != nil {
+		s.lg.Warn("cannot report the tools version", "err", err)
+	}
+}
+
+// unregister withdraws the old-style capabilities at an orderly stop.
+func (s *Service) unregister() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, req := range s.capabilities(false) {
+		s.callBytes(ctx, req)
+	}
+}
+
+func (s *Service) call(ctx context.Context, req string) ([]byte, error) {
+	return s.callBytes(ctx, []byte(req))
+}
+
+func (s *Service) callBytes(ctx context.Context, req []byte) ([]byte, error) {
+	return s.cfg.RPCI.Call(ctx, req)
+}
+
+func (s *Service) status(msg string) {
+	if s.cfg.OnStatus != nil {
+		s.cfg.OnStatus(msg)
+	}
+}
+
+func printable(b []byte) string { return fmt.Sprintf("%q", b) }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
