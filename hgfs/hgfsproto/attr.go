@@ -1,6 +1,9 @@
 package hgfsproto
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // AttrSize is the size of HgfsAttrV2.
 const AttrSize = 104
@@ -30,22 +33,22 @@ type Attr struct {
 
 // Append appends the 104-byte encoding.
 func (a Attr) Append(b []byte) []byte {
-	b = le.AppendUint64(b, a.Mask)
-	b = le.AppendUint32(b, a.Type)
-	b = le.AppendUint64(b, a.Size)
-	b = le.AppendUint64(b, a.CreationTime)
-	b = le.AppendUint64(b, a.AccessTime)
-	b = le.AppendUint64(b, a.WriteTime)
-	b = le.AppendUint64(b, a.ChangeTime)
+	b = binary.LittleEndian.AppendUint64(b, a.Mask)
+	b = binary.LittleEndian.AppendUint32(b, a.Type)
+	b = binary.LittleEndian.AppendUint64(b, a.Size)
+	b = binary.LittleEndian.AppendUint64(b, a.CreationTime)
+	b = binary.LittleEndian.AppendUint64(b, a.AccessTime)
+	b = binary.LittleEndian.AppendUint64(b, a.WriteTime)
+	b = binary.LittleEndian.AppendUint64(b, a.ChangeTime)
 	b = append(b, a.SpecialPerms, a.OwnerPerms, a.GroupPerms, a.OtherPerms)
-	b = le.AppendUint64(b, a.Flags)
-	b = le.AppendUint64(b, a.AllocationSize)
-	b = le.AppendUint32(b, a.UserID)
-	b = le.AppendUint32(b, a.GroupID)
-	b = le.AppendUint64(b, a.HostFileID)
-	b = le.AppendUint32(b, a.VolumeID)
-	b = le.AppendUint32(b, a.EffectivePerms)
-	return le.AppendUint64(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, a.Flags)
+	b = binary.LittleEndian.AppendUint64(b, a.AllocationSize)
+	b = binary.LittleEndian.AppendUint32(b, a.UserID)
+	b = binary.LittleEndian.AppendUint32(b, a.GroupID)
+	b = binary.LittleEndian.AppendUint64(b, a.HostFileID)
+	b = binary.LittleEndian.AppendUint32(b, a.VolumeID)
+	b = binary.LittleEndian.AppendUint32(b, a.EffectivePerms)
+	return binary.LittleEndian.AppendUint64(b, 0)
 }
 
 // DecodeAttr decodes HgfsAttrV2 from the start of p.
@@ -54,24 +57,24 @@ func DecodeAttr(p []byte) (Attr, error) {
 		return Attr{}, malformed("attributes truncated (%d of %d bytes)", len(p), AttrSize)
 	}
 	return Attr{
-		Mask:           le.Uint64(p[0:]),
-		Type:           le.Uint32(p[8:]),
-		Size:           le.Uint64(p[12:]),
-		CreationTime:   le.Uint64(p[20:]),
-		AccessTime:     le.Uint64(p[28:]),
-		WriteTime:      le.Uint64(p[36:]),
-		ChangeTime:     le.Uint64(p[44:]),
+		Mask:           binary.LittleEndian.Uint64(p[0:]),
+		Type:           binary.LittleEndian.Uint32(p[8:]),
+		Size:           binary.LittleEndian.Uint64(p[12:]),
+		CreationTime:   binary.LittleEndian.Uint64(p[20:]),
+		AccessTime:     binary.LittleEndian.Uint64(p[28:]),
+		WriteTime:      binary.LittleEndian.Uint64(p[36:]),
+		ChangeTime:     binary.LittleEndian.Uint64(p[44:]),
 		SpecialPerms:   p[52],
 		OwnerPerms:     p[53],
 		GroupPerms:     p[54],
 		OtherPerms:     p[55],
-		Flags:          le.Uint64(p[56:]),
-		AllocationSize: le.Uint64(p[64:]),
-		UserID:         le.Uint32(p[72:]),
-		GroupID:        le.Uint32(p[76:]),
-		HostFileID:     le.Uint64(p[80:]),
-		VolumeID:       le.Uint32(p[88:]),
-		EffectivePerms: le.Uint32(p[92:]),
+		Flags:          binary.LittleEndian.Uint64(p[56:]),
+		AllocationSize: binary.LittleEndian.Uint64(p[64:]),
+		UserID:         binary.LittleEndian.Uint32(p[72:]),
+		GroupID:        binary.LittleEndian.Uint32(p[76:]),
+		HostFileID:     binary.LittleEndian.Uint64(p[80:]),
+		VolumeID:       binary.LittleEndian.Uint32(p[88:]),
+		EffectivePerms: binary.LittleEndian.Uint32(p[92:]),
 	}, nil
 }
 
@@ -131,12 +134,12 @@ type AttrV1 struct {
 
 // Append appends the 45-byte encoding.
 func (a AttrV1) Append(b []byte) []byte {
-	b = le.AppendUint32(b, a.Type)
-	b = le.AppendUint64(b, a.Size)
-	b = le.AppendUint64(b, a.CreationTime)
-	b = le.AppendUint64(b, a.AccessTime)
-	b = le.AppendUint64(b, a.WriteTime)
-	b = le.AppendUint64(b, a.ChangeTime)
+	b = binary.LittleEndian.AppendUint32(b, a.Type)
+	b = binary.LittleEndian.AppendUint64(b, a.Size)
+	b = binary.LittleEndian.AppendUint64(b, a.CreationTime)
+	b = binary.LittleEndian.AppendUint64(b, a.AccessTime)
+	b = binary.LittleEndian.AppendUint64(b, a.WriteTime)
+	b = binary.LittleEndian.AppendUint64(b, a.ChangeTime)
 	return append(b, a.Permissions)
 }
 
@@ -146,8 +149,8 @@ func DecodeAttrV1(p []byte) (AttrV1, error) {
 		return AttrV1{}, malformed("v1 attributes truncated (%d bytes)", len(p))
 	}
 	return AttrV1{
-		Type: le.Uint32(p), Size: le.Uint64(p[4:]), CreationTime: le.Uint64(p[12:]),
-		AccessTime: le.Uint64(p[20:]), WriteTime: le.Uint64(p[28:]), ChangeTime: le.Uint64(p[36:]),
+		Type: binary.LittleEndian.Uint32(p), Size: binary.LittleEndian.Uint64(p[4:]), CreationTime: binary.LittleEndian.Uint64(p[12:]),
+		AccessTime: binary.LittleEndian.Uint64(p[20:]), WriteTime: binary.LittleEndian.Uint64(p[28:]), ChangeTime: binary.LittleEndian.Uint64(p[36:]),
 		Permissions: p[44],
 	}, nil
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 )
 
-var le = binary.LittleEndian
-
 // ErrMalformed is wrapped by every decoding error: the bytes do not hold
 // what their lengths and fields claim.
 var ErrMalformed = errors.New("hgfs: malformed packet")
@@ -38,16 +36,16 @@ func PutHeader(b []byte, h Header) {
 	}
 	b[0] = h.Version
 	b[1], b[2], b[3] = 0, 0, 0
-	le.PutUint32(b[4:], uint32(OpNewHeader))
-	le.PutUint32(b[8:], h.PacketSize)
-	le.PutUint32(b[12:], h.HeaderSize)
-	le.PutUint32(b[16:], h.RequestID)
-	le.PutUint32(b[20:], uint32(h.Op))
-	le.PutUint32(b[24:], uint32(h.Status))
-	le.PutUint32(b[28:], h.Flags)
-	le.PutUint32(b[32:], h.Information)
-	le.PutUint64(b[36:], h.SessionID)
-	le.PutUint64(b[44:], 0)
+	binary.LittleEndian.PutUint32(b[4:], uint32(OpNewHeader))
+	binary.LittleEndian.PutUint32(b[8:], h.PacketSize)
+	binary.LittleEndian.PutUint32(b[12:], h.HeaderSize)
+	binary.LittleEndian.PutUint32(b[16:], h.RequestID)
+	binary.LittleEndian.PutUint32(b[20:], uint32(h.Op))
+	binary.LittleEndian.PutUint32(b[24:], uint32(h.Status))
+	binary.LittleEndian.PutUint32(b[28:], h.Flags)
+	binary.LittleEndian.PutUint32(b[32:], h.Information)
+	binary.LittleEndian.PutUint64(b[36:], h.SessionID)
+	binary.LittleEndian.PutUint64(b[44:], 0)
 }
 
 // AppendHeader appends h to b.
@@ -61,7 +59,7 @@ func AppendHeader(b []byte, h Header) []byte {
 // IsV4 reports whether a packet carries a V4 header (OpNewHeader at
 // offset 4, where a legacy header has its op).
 func IsV4(p []byte) bool {
-	return len(p) >= 8 && le.Uint32(p[4:]) == uint32(OpNewHeader)
+	return len(p) >= 8 && binary.LittleEndian.Uint32(p[4:]) == uint32(OpNewHeader)
 }
 
 // ParseHeader decodes a V4 header and returns it with the payload, the
@@ -72,19 +70,19 @@ func ParseHeader(p []byte) (Header, []byte, error) {
 	if len(p) < HeaderSize {
 		return Header{}, nil, malformed("v4 packet of %d bytes is shorter than its header", len(p))
 	}
-	if le.Uint32(p[4:]) != uint32(OpNewHeader) {
+	if binary.LittleEndian.Uint32(p[4:]) != uint32(OpNewHeader) {
 		return Header{}, nil, malformed("not a v4 header")
 	}
 	h := Header{
 		Version:     p[0],
-		PacketSize:  le.Uint32(p[8:]),
-		HeaderSize:  le.Uint32(p[12:]),
-		RequestID:   le.Uint32(p[16:]),
-		Op:          Op(le.Uint32(p[20:])),
-		Status:      Status(le.Uint32(p[24:])),
-		Flags:       le.Uint32(p[28:]),
-		Information: le.Uint32(p[32:]),
-		SessionID:   le.Uint64(p[36:]),
+		PacketSize:  binary.LittleEndian.Uint32(p[8:]),
+		HeaderSize:  binary.LittleEndian.Uint32(p[12:]),
+		RequestID:   binary.LittleEndian.Uint32(p[16:]),
+		Op:          Op(binary.LittleEndian.Uint32(p[20:])),
+		Status:      Status(binary.LittleEndian.Uint32(p[24:])),
+		Flags:       binary.LittleEndian.Uint32(p[28:]),
+		Information: binary.LittleEndian.Uint32(p[32:]),
+		SessionID:   binary.LittleEndian.Uint64(p[36:]),
 	}
 	switch {
 	case h.Version < 1:
@@ -108,8 +106,8 @@ type LegacyHeader struct {
 
 // AppendLegacyHeader appends a legacy header.
 func AppendLegacyHeader(b []byte, id, word uint32) []byte {
-	b = le.AppendUint32(b, id)
-	return le.AppendUint32(b, word)
+	b = binary.LittleEndian.AppendUint32(b, id)
+	return binary.LittleEndian.AppendUint32(b, word)
 }
 
 // ParseLegacyHeader decodes the first 8 bytes of p.
@@ -117,7 +115,7 @@ func ParseLegacyHeader(p []byte) (LegacyHeader, error) {
 	if len(p) < LegacyHeaderSize {
 		return LegacyHeader{}, malformed("legacy packet of %d bytes", len(p))
 	}
-	return LegacyHeader{ID: le.Uint32(p), Word: le.Uint32(p[4:])}, nil
+	return LegacyHeader{ID: binary.LittleEndian.Uint32(p), Word: binary.LittleEndian.Uint32(p[4:])}, nil
 }
 
 // Kind tells how a request packet is framed.
@@ -210,8 +208,8 @@ func AppendReply(b []byte, req Request, session uint64, status Status, payload [
 	}
 	n := len(b)
 	b = append(b, payload...)
-	le.PutUint32(b[n:], req.ID)
-	le.PutUint32(b[n+4:], uint32(status))
+	binary.LittleEndian.PutUint32(b[n:], req.ID)
+	binary.LittleEndian.PutUint32(b[n+4:], uint32(status))
 	return b
 }
 

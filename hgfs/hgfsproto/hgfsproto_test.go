@@ -2,6 +2,7 @@ package hgfsproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -216,11 +217,15 @@ func TestParseRequestRules(t *testing.T) {
 	}
 	good := AppendRequestV4(nil, 1, OpGetattrV3, 0, AppendHintsRequest(nil, 0, PathName(nil)))
 	for name, mut := range map[string]func([]byte) []byte{
-		"short":          func(b []byte) []byte { return b[:40] },
-		"version 0":      func(b []byte) []byte { b[0] = 0; return b },
-		"size past end":  func(b []byte) []byte { le.PutUint32(b[8:], 1000); return b },
-		"size < header":  func(b []byte) []byte { le.PutUint32(b[8:], 20); return b },
-		"header too big": func(b []byte) []byte { le.PutUint32(b[12:], 60); le.PutUint32(b[8:], 50); return b },
+		"short":         func(b []byte) []byte { return b[:40] },
+		"version 0":     func(b []byte) []byte { b[0] = 0; return b },
+		"size past end": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 1000); return b },
+		"size < header": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 20); return b },
+		"header too big": func(b []byte) []byte {
+			binary.LittleEndian.PutUint32(b[12:], 60)
+			binary.LittleEndian.PutUint32(b[8:], 50)
+			return b
+		},
 	} {
 		b := mut(bytes.Clone(good))
 		if _, err := ParseRequest(b); !errors.Is(err, ErrMalformed) {
@@ -229,7 +234,7 @@ func TestParseRequestRules(t *testing.T) {
 	}
 	// A reply carrying flags must carry REPLY.
 	r := AppendReply(nil, Request{Kind: KindV4, ID: 1, Op: OpGetattrV3}, 0, StatusSuccess, nil)
-	le.PutUint32(r[28:], PacketFlagRequest)
+	binary.LittleEndian.PutUint32(r[28:], PacketFlagRequest)
 	if _, err := ParseReply(r); !errors.Is(err, ErrMalformed) {
 		t.Errorf("reply with REQUEST flag: %v", err)
 	}
@@ -311,12 +316,12 @@ func TestSearchReadMany(t *testing.T) {
 		t.Fatalf("%+v %v %v", got, done, err)
 	}
 	// A next offset pointing past the data is refused.
-	le.PutUint32(p[SearchReadReplyHead:], 1<<20)
+	binary.LittleEndian.PutUint32(p[SearchReadReplyHead:], 1<<20)
 	if _, _, err := DecodeSearchReadReply(p); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("bad next offset: %v", err)
 	}
 	// A count larger than the data could hold is refused up front.
-	le.PutUint64(p, 1<<40)
+	binary.LittleEndian.PutUint64(p, 1<<40)
 	if _, _, err := DecodeSearchReadReply(p); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("bad count: %v", err)
 	}

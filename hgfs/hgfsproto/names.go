@@ -2,6 +2,7 @@ package hgfsproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -138,10 +139,10 @@ func PathName(cp []byte) FileName {
 
 // Append appends the name with its trailing NUL.
 func (n FileName) Append(b []byte) []byte {
-	b = le.AppendUint32(b, uint32(len(n.Name)))
-	b = le.AppendUint32(b, n.Flags)
-	b = le.AppendUint32(b, n.CaseType)
-	b = le.AppendUint32(b, n.Fid)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(n.Name)))
+	b = binary.LittleEndian.AppendUint32(b, n.Flags)
+	b = binary.LittleEndian.AppendUint32(b, n.CaseType)
+	b = binary.LittleEndian.AppendUint32(b, n.Fid)
 	b = append(b, n.Name...)
 	return append(b, 0)
 }
@@ -156,14 +157,14 @@ func DecodeFileName(p []byte) (FileName, []byte, error) {
 	if len(p) < fileNameHead+1 {
 		return FileName{}, nil, malformed("file name header truncated (%d bytes)", len(p))
 	}
-	n := le.Uint32(p)
+	n := binary.LittleEndian.Uint32(p)
 	if uint64(n) > uint64(len(p)-fileNameHead-1) {
 		return FileName{}, nil, malformed("file name length %d exceeds the %d bytes left", n, len(p)-fileNameHead-1)
 	}
 	fn := FileName{
-		Flags:    le.Uint32(p[4:]),
-		CaseType: le.Uint32(p[8:]),
-		Fid:      le.Uint32(p[12:]),
+		Flags:    binary.LittleEndian.Uint32(p[4:]),
+		CaseType: binary.LittleEndian.Uint32(p[8:]),
+		Fid:      binary.LittleEndian.Uint32(p[12:]),
 		Name:     p[fileNameHead : fileNameHead+int(n)],
 	}
 	return fn, p[fileNameHead+int(n)+1:], nil

@@ -1,5 +1,7 @@
 package hgfsproto
 
+import "encoding/binary"
+
 // Op payload layouts (hgfs-protocol.md 3 and 4.6). Offsets are relative
 // to the op payload: after the V4 header, or after the legacy header for
 // V3 ops. Every decoder checks its fixed part and every length field
@@ -30,13 +32,13 @@ type CreateSessionRequest struct {
 // C struct's one (zero) capability slot, as vmhgfs-fuse does, so hosts
 // that check the struct size accept it.
 func (r CreateSessionRequest) Append(b []byte) []byte {
-	b = le.AppendUint32(b, uint32(len(r.Capabilities)))
-	b = le.AppendUint32(b, r.MaxPacketSize)
-	b = le.AppendUint32(b, r.Flags)
-	b = le.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Capabilities)))
+	b = binary.LittleEndian.AppendUint32(b, r.MaxPacketSize)
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
+	b = binary.LittleEndian.AppendUint32(b, 0)
 	for _, c := range r.Capabilities {
-		b = le.AppendUint32(b, uint32(c.Op))
-		b = le.AppendUint32(b, c.Flags)
+		b = binary.LittleEndian.AppendUint32(b, uint32(c.Op))
+		b = binary.LittleEndian.AppendUint32(b, c.Flags)
 	}
 	if len(r.Capabilities) == 0 {
 		b = append(b, make([]byte, 8)...)
@@ -50,7 +52,7 @@ func DecodeCreateSessionRequest(p []byte) (CreateSessionRequest, error) {
 	if err := need(p, 16, "CREATE_SESSION_V4 request"); err != nil {
 		return CreateSessionRequest{}, err
 	}
-	return CreateSessionRequest{MaxPacketSize: le.Uint32(p[4:]), Flags: le.Uint32(p[8:])}, nil
+	return CreateSessionRequest{MaxPacketSize: binary.LittleEndian.Uint32(p[4:]), Flags: binary.LittleEndian.Uint32(p[8:])}, nil
 }
 
 // CreateSessionReply is HgfsReplyCreateSessionV4.
@@ -63,15 +65,15 @@ type CreateSessionReply struct {
 
 // Append appends the reply.
 func (r CreateSessionReply) Append(b []byte) []byte {
-	b = le.AppendUint64(b, r.SessionID)
-	b = le.AppendUint32(b, uint32(len(r.Capabilities)))
-	b = le.AppendUint32(b, r.MaxPacketSize)
-	b = le.AppendUint32(b, 0) // identityOffset
-	b = le.AppendUint32(b, r.Flags)
-	b = le.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, r.SessionID)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Capabilities)))
+	b = binary.LittleEndian.AppendUint32(b, r.MaxPacketSize)
+	b = binary.LittleEndian.AppendUint32(b, 0) // identityOffset
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
+	b = binary.LittleEndian.AppendUint32(b, 0)
 	for _, c := range r.Capabilities {
-		b = le.AppendUint32(b, uint32(c.Op))
-		b = le.AppendUint32(b, c.Flags)
+		b = binary.LittleEndian.AppendUint32(b, uint32(c.Op))
+		b = binary.LittleEndian.AppendUint32(b, c.Flags)
 	}
 	return b
 }
@@ -82,14 +84,14 @@ func DecodeCreateSessionReply(p []byte) (CreateSessionReply, error) {
 	if err := need(p, 28, "CREATE_SESSION_V4 reply"); err != nil {
 		return CreateSessionReply{}, err
 	}
-	r := CreateSessionReply{SessionID: le.Uint64(p), MaxPacketSize: le.Uint32(p[12:]), Flags: le.Uint32(p[20:])}
-	n := le.Uint32(p[8:])
+	r := CreateSessionReply{SessionID: binary.LittleEndian.Uint64(p), MaxPacketSize: binary.LittleEndian.Uint32(p[12:]), Flags: binary.LittleEndian.Uint32(p[20:])}
+	n := binary.LittleEndian.Uint32(p[8:])
 	if uint64(n)*8 > uint64(len(p)-28) {
 		return CreateSessionReply{}, malformed("CREATE_SESSION_V4 reply: %d capabilities in %d bytes", n, len(p)-28)
 	}
 	for i := range int(n) {
 		o := 28 + 8*i
-		r.Capabilities = append(r.Capabilities, Capability{Op: Op(le.Uint32(p[o:])), Flags: le.Uint32(p[o+4:])})
+		r.Capabilities = append(r.Capabilities, Capability{Op: Op(binary.LittleEndian.Uint32(p[o:])), Flags: binary.LittleEndian.Uint32(p[o+4:])})
 	}
 	return r, nil
 }
@@ -118,15 +120,15 @@ type OpenRequest struct {
 
 // Append appends the request.
 func (r OpenRequest) Append(b []byte) []byte {
-	b = le.AppendUint64(b, r.Mask)
-	b = le.AppendUint32(b, r.Mode)
-	b = le.AppendUint32(b, r.Flags)
+	b = binary.LittleEndian.AppendUint64(b, r.Mask)
+	b = binary.LittleEndian.AppendUint32(b, r.Mode)
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
 	b = append(b, r.SpecialPerms, r.OwnerPerms, r.GroupPerms, r.OtherPerms)
-	b = le.AppendUint64(b, r.Attr)
-	b = le.AppendUint64(b, r.AllocationSize)
-	b = le.AppendUint32(b, r.DesiredAccess)
-	b = le.AppendUint32(b, r.ShareAccess)
-	b = le.AppendUint32(b, r.DesiredLock)
+	b = binary.LittleEndian.AppendUint64(b, r.Attr)
+	b = binary.LittleEndian.AppendUint64(b, r.AllocationSize)
+	b = binary.LittleEndian.AppendUint32(b, r.DesiredAccess)
+	b = binary.LittleEndian.AppendUint32(b, r.ShareAccess)
+	b = binary.LittleEndian.AppendUint32(b, r.DesiredLock)
 	b = append(b, make([]byte, 16)...)
 	return r.Name.Append(b)
 }
@@ -137,10 +139,10 @@ func DecodeOpenRequest(p []byte) (OpenRequest, error) {
 		return OpenRequest{}, err
 	}
 	r := OpenRequest{
-		Mask: le.Uint64(p), Mode: le.Uint32(p[8:]), Flags: le.Uint32(p[12:]),
+		Mask: binary.LittleEndian.Uint64(p), Mode: binary.LittleEndian.Uint32(p[8:]), Flags: binary.LittleEndian.Uint32(p[12:]),
 		SpecialPerms: p[16], OwnerPerms: p[17], GroupPerms: p[18], OtherPerms: p[19],
-		Attr: le.Uint64(p[20:]), AllocationSize: le.Uint64(p[28:]),
-		DesiredAccess: le.Uint32(p[36:]), ShareAccess: le.Uint32(p[40:]), DesiredLock: le.Uint32(p[44:]),
+		Attr: binary.LittleEndian.Uint64(p[20:]), AllocationSize: binary.LittleEndian.Uint64(p[28:]),
+		DesiredAccess: binary.LittleEndian.Uint32(p[36:]), ShareAccess: binary.LittleEndian.Uint32(p[40:]), DesiredLock: binary.LittleEndian.Uint32(p[44:]),
 	}
 	var err error
 	r.Name, _, err = DecodeFileName(p[64:])
@@ -156,10 +158,10 @@ type OpenReply struct {
 
 // Append appends the reply.
 func (r OpenReply) Append(b []byte) []byte {
-	b = le.AppendUint32(b, r.Handle)
-	b = le.AppendUint32(b, r.AcquiredLock)
-	b = le.AppendUint32(b, r.Flags)
-	return le.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, r.Handle)
+	b = binary.LittleEndian.AppendUint32(b, r.AcquiredLock)
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
+	return binary.LittleEndian.AppendUint32(b, 0)
 }
 
 // DecodeOpenReply decodes HgfsReplyOpenV3.
@@ -167,7 +169,7 @@ func DecodeOpenReply(p []byte) (OpenReply, error) {
 	if err := need(p, 12, "OPEN_V3 reply"); err != nil {
 		return OpenReply{}, err
 	}
-	return OpenReply{Handle: le.Uint32(p), AcquiredLock: le.Uint32(p[4:]), Flags: le.Uint32(p[8:])}, nil
+	return OpenReply{Handle: binary.LittleEndian.Uint32(p), AcquiredLock: binary.LittleEndian.Uint32(p[4:]), Flags: binary.LittleEndian.Uint32(p[8:])}, nil
 }
 
 // ReadRequest is HgfsRequestReadV3.
@@ -179,9 +181,9 @@ type ReadRequest struct {
 
 // Append appends the request.
 func (r ReadRequest) Append(b []byte) []byte {
-	b = le.AppendUint32(b, r.Handle)
-	b = le.AppendUint64(b, r.Offset)
-	b = le.AppendUint32(b, r.Size)
+	b = binary.LittleEndian.AppendUint32(b, r.Handle)
+	b = binary.LittleEndian.AppendUint64(b, r.Offset)
+	b = binary.LittleEndian.AppendUint32(b, r.Size)
 	return AppendReserved(b)
 }
 
@@ -190,7 +192,7 @@ func DecodeReadRequest(p []byte) (ReadRequest, error) {
 	if err := need(p, 24, "READ_V3 request"); err != nil {
 		return ReadRequest{}, err
 	}
-	return ReadRequest{Handle: le.Uint32(p), Offset: le.Uint64(p[4:]), Size: le.Uint32(p[12:])}, nil
+	return ReadRequest{Handle: binary.LittleEndian.Uint32(p), Offset: binary.LittleEndian.Uint64(p[4:]), Size: binary.LittleEndian.Uint32(p[12:])}, nil
 }
 
 // ReadReplyHead is the size of HgfsReplyReadV3 before its data.
@@ -199,7 +201,7 @@ const ReadReplyHead = 12
 // AppendReadReply appends a READ_V3 reply carrying data, plus the C
 // struct's placeholder byte that hosts count.
 func AppendReadReply(b []byte, data []byte) []byte {
-	b = le.AppendUint32(b, uint32(len(data)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
 	b = AppendReserved(b)
 	b = append(b, data...)
 	return append(b, 0)
@@ -211,7 +213,7 @@ func DecodeReadReply(p []byte, asked uint32) ([]byte, error) {
 	if err := need(p, ReadReplyHead, "READ_V3 reply"); err != nil {
 		return nil, err
 	}
-	n := le.Uint32(p)
+	n := binary.LittleEndian.Uint32(p)
 	if n > asked {
 		return nil, malformed("READ_V3 reply of %d bytes for a read of %d", n, asked)
 	}
@@ -234,10 +236,10 @@ type WriteRequest struct {
 
 // Append appends the request; the data starts at the C placeholder.
 func (r WriteRequest) Append(b []byte) []byte {
-	b = le.AppendUint32(b, r.Handle)
+	b = binary.LittleEndian.AppendUint32(b, r.Handle)
 	b = append(b, r.Flags)
-	b = le.AppendUint64(b, r.Offset)
-	b = le.AppendUint32(b, uint32(len(r.Data)))
+	b = binary.LittleEndian.AppendUint64(b, r.Offset)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Data)))
 	b = AppendReserved(b)
 	return append(b, r.Data...)
 }
@@ -247,16 +249,16 @@ func DecodeWriteRequest(p []byte) (WriteRequest, error) {
 	if err := need(p, WriteRequestHead, "WRITE_V3 request"); err != nil {
 		return WriteRequest{}, err
 	}
-	n := le.Uint32(p[13:])
+	n := binary.LittleEndian.Uint32(p[13:])
 	if uint64(n) > uint64(len(p)-WriteRequestHead) {
 		return WriteRequest{}, malformed("WRITE_V3 request claims %d bytes, carries %d", n, len(p)-WriteRequestHead)
 	}
-	return WriteRequest{Handle: le.Uint32(p), Flags: p[4], Offset: le.Uint64(p[5:]), Data: p[WriteRequestHead : WriteRequestHead+int(n)]}, nil
+	return WriteRequest{Handle: binary.LittleEndian.Uint32(p), Flags: p[4], Offset: binary.LittleEndian.Uint64(p[5:]), Data: p[WriteRequestHead : WriteRequestHead+int(n)]}, nil
 }
 
 // AppendWriteReply appends a WRITE_V3 reply.
 func AppendWriteReply(b []byte, n uint32) []byte {
-	return AppendReserved(le.AppendUint32(b, n))
+	return AppendReserved(binary.LittleEndian.AppendUint32(b, n))
 }
 
 // DecodeWriteReply returns actualSize, which may not exceed the size
@@ -265,7 +267,7 @@ func DecodeWriteReply(p []byte, sent uint32) (uint32, error) {
 	if err := need(p, 4, "WRITE_V3 reply"); err != nil {
 		return 0, err
 	}
-	n := le.Uint32(p)
+	n := binary.LittleEndian.Uint32(p)
 	if n > sent {
 		return 0, malformed("WRITE_V3 reply says %d bytes written of %d", n, sent)
 	}
@@ -275,7 +277,7 @@ func DecodeWriteReply(p []byte, sent uint32) (uint32, error) {
 // AppendHandleRequest appends the {handle u32, reserved u64} request of
 // CLOSE_V3 and SEARCH_CLOSE_V3.
 func AppendHandleRequest(b []byte, h uint32) []byte {
-	return AppendReserved(le.AppendUint32(b, h))
+	return AppendReserved(binary.LittleEndian.AppendUint32(b, h))
 }
 
 // DecodeHandleRequest decodes a CLOSE_V3 or SEARCH_CLOSE_V3 request.
@@ -283,13 +285,13 @@ func DecodeHandleRequest(p []byte) (uint32, error) {
 	if err := need(p, 12, "handle request"); err != nil {
 		return 0, err
 	}
-	return le.Uint32(p), nil
+	return binary.LittleEndian.Uint32(p), nil
 }
 
 // AppendHandleReply appends the {handle u32, reserved u64} reply of
 // SEARCH_OPEN_V3.
 func AppendHandleReply(b []byte, h uint32) []byte {
-	return AppendReserved(le.AppendUint32(b, h))
+	return AppendReserved(binary.LittleEndian.AppendUint32(b, h))
 }
 
 // DecodeHandleReply decodes a SEARCH_OPEN_V3 reply.
@@ -297,7 +299,7 @@ func DecodeHandleReply(p []byte) (uint32, error) {
 	if err := need(p, 4, "handle reply"); err != nil {
 		return 0, err
 	}
-	return le.Uint32(p), nil
+	return binary.LittleEndian.Uint32(p), nil
 }
 
 // AppendNameRequest appends the {reserved u64, name} request of
@@ -319,7 +321,7 @@ func DecodeNameRequest(p []byte) (FileName, error) {
 // AppendHintsRequest appends the {hints u64, reserved u64, name} request
 // of GETATTR_V3, DELETE_FILE_V3 and DELETE_DIR_V3.
 func AppendHintsRequest(b []byte, hints uint64, n FileName) []byte {
-	b = le.AppendUint64(b, hints)
+	b = binary.LittleEndian.AppendUint64(b, hints)
 	return n.Append(AppendReserved(b))
 }
 
@@ -329,7 +331,7 @@ func DecodeHintsRequest(p []byte) (uint64, FileName, error) {
 		return 0, FileName{}, err
 	}
 	n, _, err := DecodeFileName(p[16:])
-	return le.Uint64(p), n, err
+	return binary.LittleEndian.Uint64(p), n, err
 }
 
 // SearchReadRequest is HgfsRequestSearchReadV3.
@@ -341,9 +343,9 @@ type SearchReadRequest struct {
 
 // Append appends the request.
 func (r SearchReadRequest) Append(b []byte) []byte {
-	b = le.AppendUint32(b, r.Search)
-	b = le.AppendUint32(b, r.Offset)
-	b = le.AppendUint32(b, r.Flags)
+	b = binary.LittleEndian.AppendUint32(b, r.Search)
+	b = binary.LittleEndian.AppendUint32(b, r.Offset)
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
 	return AppendReserved(b)
 }
 
@@ -352,7 +354,7 @@ func DecodeSearchReadRequest(p []byte) (SearchReadRequest, error) {
 	if err := need(p, 20, "SEARCH_READ_V3 request"); err != nil {
 		return SearchReadRequest{}, err
 	}
-	return SearchReadRequest{Search: le.Uint32(p), Offset: le.Uint32(p[4:]), Flags: le.Uint32(p[8:])}, nil
+	return SearchReadRequest{Search: binary.LittleEndian.Uint32(p), Offset: binary.LittleEndian.Uint32(p[4:]), Flags: binary.LittleEndian.Uint32(p[8:])}, nil
 }
 
 // DirEntry is one HgfsDirEntry of a SEARCH_READ_V3 reply.
@@ -379,7 +381,7 @@ func AppendSearchReadReply(b []byte, entries []DirEntry) []byte {
 	if len(entries) == 0 {
 		entries = []DirEntry{{}}
 	}
-	b = le.AppendUint64(b, uint64(len(entries)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(entries)))
 	b = AppendReserved(b)
 	for i, e := range entries {
 		start := len(b)
@@ -388,7 +390,7 @@ func AppendSearchReadReply(b []byte, entries []DirEntry) []byte {
 		if i == len(entries)-1 {
 			next = 0
 		}
-		b = le.AppendUint32(b, next)
+		b = binary.LittleEndian.AppendUint32(b, next)
 		b = e.Attr.Append(b)
 		b = FileName{Name: e.Name}.Append(b)
 		for len(b)-start < size {
@@ -406,7 +408,7 @@ func DecodeSearchReadReply(p []byte) (entries []DirEntry, done bool, err error) 
 	if err := need(p, SearchReadReplyHead, "SEARCH_READ_V3 reply"); err != nil {
 		return nil, false, err
 	}
-	count := le.Uint64(p)
+	count := binary.LittleEndian.Uint64(p)
 	if count == 0 {
 		return nil, true, nil
 	}
@@ -420,7 +422,7 @@ func DecodeSearchReadReply(p []byte) (entries []DirEntry, done bool, err error) 
 		if err := need(e, dirEntryHead, "directory entry"); err != nil {
 			return nil, false, err
 		}
-		next := le.Uint32(e)
+		next := binary.LittleEndian.Uint32(e)
 		attr, _ := DecodeAttr(e[4:])
 		name, _, err := DecodeFileName(e[4+AttrSize:])
 		if err != nil {
@@ -482,7 +484,7 @@ type SetattrRequest struct {
 
 // Append appends the request.
 func (r SetattrRequest) Append(b []byte) []byte {
-	b = le.AppendUint64(b, r.Hints)
+	b = binary.LittleEndian.AppendUint64(b, r.Hints)
 	b = r.Attr.Append(b)
 	b = AppendReserved(b)
 	return r.Name.Append(b)
@@ -495,7 +497,7 @@ func DecodeSetattrRequest(p []byte) (SetattrRequest, error) {
 	}
 	a, _ := DecodeAttr(p[8:])
 	n, _, err := DecodeFileName(p[8+AttrSize+8:])
-	return SetattrRequest{Hints: le.Uint64(p), Attr: a, Name: n}, err
+	return SetattrRequest{Hints: binary.LittleEndian.Uint64(p), Attr: a, Name: n}, err
 }
 
 // CreateDirRequest is HgfsRequestCreateDirV3.
@@ -511,9 +513,9 @@ type CreateDirRequest struct {
 
 // Append appends the request.
 func (r CreateDirRequest) Append(b []byte) []byte {
-	b = le.AppendUint64(b, r.Mask)
+	b = binary.LittleEndian.AppendUint64(b, r.Mask)
 	b = append(b, r.SpecialPerms, r.OwnerPerms, r.GroupPerms, r.OtherPerms)
-	b = le.AppendUint64(b, r.FileAttr)
+	b = binary.LittleEndian.AppendUint64(b, r.FileAttr)
 	return r.Name.Append(b)
 }
 
@@ -524,8 +526,8 @@ func DecodeCreateDirRequest(p []byte) (CreateDirRequest, error) {
 	}
 	n, _, err := DecodeFileName(p[20:])
 	return CreateDirRequest{
-		Mask: le.Uint64(p), SpecialPerms: p[8], OwnerPerms: p[9], GroupPerms: p[10], OtherPerms: p[11],
-		FileAttr: le.Uint64(p[12:]), Name: n,
+		Mask: binary.LittleEndian.Uint64(p), SpecialPerms: p[8], OwnerPerms: p[9], GroupPerms: p[10], OtherPerms: p[11],
+		FileAttr: binary.LittleEndian.Uint64(p[12:]), Name: n,
 	}, err
 }
 
@@ -538,7 +540,7 @@ type RenameRequest struct {
 
 // Append appends the request; the new name follows the old name's NUL.
 func (r RenameRequest) Append(b []byte) []byte {
-	b = le.AppendUint64(b, r.Hints)
+	b = binary.LittleEndian.AppendUint64(b, r.Hints)
 	b = AppendReserved(b)
 	b = r.OldName.Append(b)
 	return r.NewName.Append(b)
@@ -554,13 +556,13 @@ func DecodeRenameRequest(p []byte) (RenameRequest, error) {
 		return RenameRequest{}, err
 	}
 	n, _, err := DecodeFileName(rest)
-	return RenameRequest{Hints: le.Uint64(p), OldName: o, NewName: n}, err
+	return RenameRequest{Hints: binary.LittleEndian.Uint64(p), OldName: o, NewName: n}, err
 }
 
 // AppendVolumeReply appends a QUERY_VOLUME_INFO_V3 reply (free first).
 func AppendVolumeReply(b []byte, free, total uint64) []byte {
-	b = le.AppendUint64(b, free)
-	b = le.AppendUint64(b, total)
+	b = binary.LittleEndian.AppendUint64(b, free)
+	b = binary.LittleEndian.AppendUint64(b, total)
 	return AppendReserved(b)
 }
 
@@ -569,7 +571,7 @@ func DecodeVolumeReply(p []byte) (free, total uint64, err error) {
 	if err := need(p, 16, "QUERY_VOLUME_INFO_V3 reply"); err != nil {
 		return 0, 0, err
 	}
-	return le.Uint64(p), le.Uint64(p[8:]), nil
+	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), nil
 }
 
 // SymlinkRequest is HgfsRequestSymlinkCreateV3.
