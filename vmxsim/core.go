@@ -29,6 +29,11 @@ type Options struct {
 	SetOptions []string
 	// Logger receives the simulator's own diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Shares are the shared folders the HGFS server starts with.
+	Shares []ShareSpec
+	// HGFSMaxPacket is the HGFS packet size the host offers in session
+	// negotiation; 0 means 522240 (HGFS_LARGE_PACKET_MAX).
+	HGFSMaxPacket uint32
 }
 
 // DefaultSetOptions is the Set_Option batch the simulator sends after each
@@ -86,6 +91,8 @@ type Core struct {
 	lastState    *StateChange
 
 	tclo tcloState
+
+	hgfs *HGFS
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -131,11 +138,16 @@ func New(opts Options) (*Core, error) {
 		guestInfoRaw: map[int][]byte{},
 	}
 	registerCoreRPCI(c)
+	c.hgfs = NewHGFS(HGFSOptions{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
+	c.HandleRPCI("f", c.hgfs.RPCI)
 	return c, nil
 }
 
 // Close closes vmware.log.
 func (c *Core) Close() error { return c.log.Close() }
+
+// HGFS returns the core's shared-folders server.
+func (c *Core) HGFS() *HGFS { return c.hgfs }
 
 // Log returns the core's vmware.log.
 func (c *Core) Log() *VMXLog { return c.log }

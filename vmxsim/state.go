@@ -20,6 +20,9 @@ type State struct {
 	Guest        GuestState `json:"guest"`
 	// Log is the path of vmware.log.
 	Log string `json:"log"`
+	// HGFS is the shared-folders server: shares, sessions, open handles
+	// and round trips.
+	HGFS HGFSState `json:"hgfs"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -81,6 +84,7 @@ func (c *Core) State() State {
 		OSFullName:  c.textInfo(InfoOSNameFull),
 		OSShortName: c.textInfo(InfoOSName),
 	}
+	s.HGFS = c.hgfs.State()
 	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
 		s.Guest.Uptime = up
 	}

@@ -2,8 +2,10 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D]
+//	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D]
 //	vmxsim ctl --dir DIR state|log|tclo CMD
+//	vmxsim ctl --dir DIR share enable|disable NAME
+//	vmxsim ctl --dir DIR hgfs enable|disable|restart|fault SPEC
 package main
 
 import (
@@ -27,6 +29,13 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR share enable|disable NAME
+                                    toggle one shared folder, as the host UI does
+  vmxsim ctl --dir DIR hgfs enable|disable|restart
+                                    shared folders on/off; restart the HGFS server
+                                    (every session and handle goes stale)
+  vmxsim ctl --dir DIR hgfs fault truncate N|short N|none|nosessions on|off
+                                    mangle the next N HGFS replies; refuse sessions
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -84,6 +93,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	toolsTimeout := fs.Duration("tools-timeout", 0, "how long tools count as running after their channel closes (default 10 ping intervals)")
 	exchangeTimeout := fs.Duration("exchange-timeout", 10*time.Second, "wait for the guest's answer to one TCLO command")
 	logLevel := fs.String("log-level", "info", "simulator log level: debug, info, warn, error")
+	var shares vmxsim.ShareFlag
+	fs.Var(&shares, "share", vmxsim.ShareFlagUsage)
+	hgfsMaxPacket := fs.Uint("hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -104,6 +116,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ToolsTimeout:    *toolsTimeout,
 		ExchangeTimeout: *exchangeTimeout,
 		Logger:          logger,
+		Shares:          shares,
+		HGFSMaxPacket:   uint32(*hgfsMaxPacket),
 	})
 	if err != nil {
 		return err
@@ -155,6 +169,16 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		_, err = fmt.Fprintln(stdout, reply)
 		return err
+	case "share":
+		if len(rest) != 3 || (rest[1] != "enable" && rest[1] != "disable") {
+			return usageError("share needs enable|disable NAME")
+		}
+		return c.Share(ctx, rest[2], rest[1] == "enable")
+	case "hgfs":
+		if len(rest) < 2 {
+			return usageError("hgfs needs enable, disable, restart or fault SPEC")
+		}
+		return c.HGFS(ctx, strings.Join(rest[1:], " "))
 	}
 	return usageError(fmt.Sprintf("unknown ctl command %q", rest[0]))
 }
