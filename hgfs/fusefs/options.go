@@ -35,12 +35,12 @@ type Options struct {
 	// Umask, Fmask and Dmask clear permission bits in attributes: Umask
 	// for everything, Fmask for non-directories, Dmask for directories.
 	Umask, Fmask, Dmask uint32
-	ReadOnly           bool
-	AllowOther         bool
-	DefaultPermissions bool
-	AttrTimeout        time.Duration
-	EntryTimeout       time.Duration
-	Cache              Cache
+	ReadOnly            bool
+	AllowOther          bool
+	DefaultPermissions  bool
+	AttrTimeout         time.Duration
+	EntryTimeout        time.Duration
+	Cache               Cache
 	// MaxRead and MaxWrite bound kernel requests; 0 means the size
 	// negotiated with the host.
 	MaxRead, MaxWrite int
