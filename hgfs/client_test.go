@@ -199,7 +199,7 @@ func TestClientMalformedReplies(t *testing.T) {
 	c, _, lb := newClient(t, h)
 	ctx := t.Context()
 	for _, mode := range []string{"truncate", "short"} {
-		h.InjectFault(mode, 1)
+		h.InjectFault(mode, 1, "")
 		_, _, err := c.Getattr(ctx, "s")
 		if !errors.Is(err, ErrMalformed) || Errno(err) != syscall.EIO {
 			t.Fatalf("%s: %v", mode, err)

@@ -79,6 +79,7 @@ type hgfsSearch struct {
 type faultRule struct {
 	Mode  string // "truncate" or "short"
 	Count int
+	Op    hgfsproto.Op // only replies to this op; OpMax means any
 }
 
 // HGFSOptions configure the server.
@@ -235,16 +236,29 @@ func (h *HGFS) SetNoSessions(on bool) {
 	h.noSessions = on
 }
 
-// InjectFault mangles the next count replies: "truncate" cuts the reply
-// packet short of the size its header claims; "short" keeps a valid
-// header but cuts the op payload to 7 bytes.
-func (h *HGFS) InjectFault(mode string, count int) error {
+// InjectFault mangles the next count replies (to op, e.g. "GETATTR_V3",
+// or to any op when op is ""): "truncate" cuts the reply packet short of
+// the size its header claims; "short" keeps a valid header but cuts the
+// op payload to 7 bytes.
+func (h *HGFS) InjectFault(mode string, count int, op string) error {
 	if mode != "truncate" && mode != "short" && mode != "none" {
 		return fmt.Errorf("vmxsim: unknown hgfs fault %q (want truncate, short or none)", mode)
 	}
+	rule := faultRule{Mode: mode, Count: count, Op: hgfsproto.OpMax}
+	if op != "" {
+		found := false
+		for o := range hgfsproto.OpMax {
+			if o.String() == op {
+				rule.Op, found = o, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("vmxsim: unknown hgfs op %q", op)
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.fault = faultRule{Mode: mode, Count: count}
+	h.fault = rule
 	if mode == "none" {
 		h.fault = faultRule{}
 	}
@@ -315,13 +329,14 @@ func (h *HGFS) RPCI(ctx context.Context, caller Caller, args []byte) []byte {
 	}
 	h.total.Add(1)
 	reply := h.Dispatch(args)
-	return append([]byte("1 "), h.mangle(reply)...)
+	req, _ := hgfsproto.ParseRequest(args)
+	return append([]byte("1 "), h.mangle(req.Op, reply)...)
 }
 
-func (h *HGFS) mangle(reply []byte) []byte {
+func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.fault.Count <= 0 {
+	if h.fault.Count <= 0 || (h.fault.Op != hgfsproto.OpMax && h.fault.Op != op) {
 		return reply
 	}
 	h.fault.Count--

@@ -14,7 +14,7 @@ import (
 //
 //	POST /hgfs/share/{name}/enable|disable
 //	POST /hgfs/enable|disable|restart
-//	POST /hgfs/fault   body "truncate N", "short N", "none", "nosessions on|off"
+//	POST /hgfs/fault   body "truncate N [OP]", "short N [OP]", "none", "nosessions on|off"
 func (s *Server) registerHGFSCtl() {
 	h := s.Core.HGFS()
 	s.HandleCtl("POST /hgfs/share/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
@@ -61,15 +61,19 @@ func applyHGFSFault(h *HGFS, spec string) error {
 		h.SetNoSessions(f[1] == "on")
 		return nil
 	case len(f) == 1 && f[0] == "none":
-		return h.InjectFault("none", 0)
-	case len(f) == 2:
+		return h.InjectFault("none", 0, "")
+	case len(f) == 2 || len(f) == 3:
 		n, err := strconv.Atoi(f[1])
 		if err != nil || n < 0 {
 			return fmt.Errorf("fault count %q", f[1])
 		}
-		return h.InjectFault(f[0], n)
+		op := ""
+		if len(f) == 3 {
+			op = f[2]
+		}
+		return h.InjectFault(f[0], n, op)
 	}
-	return fmt.Errorf("fault %q: want truncate N, short N, none or nosessions on|off", spec)
+	return fmt.Errorf("fault %q: want truncate|short N [OP], none or nosessions on|off", spec)
 }
 
 // Share enables or disables one shared folder of a running simulator.

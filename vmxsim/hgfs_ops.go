@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -293,6 +294,9 @@ func (h *HGFS) open(s *hgfsSession, p []byte) ([]byte, hstatus) {
 			}
 		}
 		return nil, hgfsproto.StatusAccessDenied
+	}
+	if fi, err := root.Lstat(rel); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, hgfsproto.StatusGenericError // O_NOFOLLOW: ELOOP
 	}
 	perm := createPerm(r.Mask, r.SpecialPerms, r.OwnerPerms, r.GroupPerms, r.OtherPerms,
 		hgfsproto.OpenValidSpecialPerms, hgfsproto.OpenValidOwnerPerms, hgfsproto.OpenValidGroupPerms, hgfsproto.OpenValidOtherPerms, 6)
@@ -624,7 +628,7 @@ func (h *HGFS) setattr(p []byte) ([]byte, hstatus) {
 				mtime = hgfsproto.TimeFromNT(a.WriteTime)
 			}
 		}
-		fail(root.Chtimes(rel, atime, mtime))
+		fail(utimesAt(root, rel, atime, mtime))
 	}
 	if result != sOK {
 		return nil, result
@@ -710,10 +714,58 @@ func (h *HGFS) rename(p []byte) ([]byte, hstatus) {
 			return nil, hgfsproto.StatusFileExists
 		}
 	}
-	if err := src.Rename(srel, drel); err != nil {
+	if err := renameAt(src, srel, drel); err != nil {
 		return nil, errStatus(err)
 	}
 	return hgfsproto.AppendReserved(nil), sOK
+}
+
+// parentAt opens the parent directory of rel inside root (resolved by
+// the root, so it cannot leave the share) and returns it with the final
+// component, which the *at calls use without following it.
+func parentAt(root *os.Root, rel string) (*os.File, string, error) {
+	if rel == "." || rel == "" {
+		return nil, "", syscall.EINVAL
+	}
+	d, err := root.Open(path.Dir(rel))
+	if err != nil {
+		return nil, "", err
+	}
+	return d, path.Base(rel), nil
+}
+
+// renameAt is rename(2) inside a root: unlike os.Rename it replaces an
+// empty directory, as a host's rename does.
+func renameAt(root *os.Root, from, to string) error {
+	fd, fbase, err := parentAt(root, from)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	td, tbase, err := parentAt(root, to)
+	if err != nil {
+		return err
+	}
+	defer td.Close()
+	return unix.Renameat(int(fd.Fd()), fbase, int(td.Fd()), tbase)
+}
+
+// utimesAt sets times on rel itself (a symlink is not followed); a zero
+// time is left unchanged.
+func utimesAt(root *os.Root, rel string, atime, mtime time.Time) error {
+	d, base, err := parentAt(root, rel)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	if !atime.IsZero() {
+		ts[0] = unix.NsecToTimespec(atime.UnixNano())
+	}
+	if !mtime.IsZero() {
+		ts[1] = unix.NsecToTimespec(mtime.UnixNano())
+	}
+	return unix.UtimesNanoAt(int(d.Fd()), base, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 }
 
 func statfs(root *os.Root) (free, total uint64, err error) {

@@ -344,13 +344,13 @@ func TestHGFSBatchedSearch(t *testing.T) {
 
 func TestHGFSFaults(t *testing.T) {
 	ht := newHGFSTester(t, ShareSpec{Name: "s", Dir: t.TempDir()})
-	ht.h.InjectFault("truncate", 1)
+	ht.h.InjectFault("truncate", 1, "")
 	pkt := hgfsproto.AppendRequestV4(nil, 1, hgfsproto.OpGetattrV3, ht.sid, hgfsproto.AppendHintsRequest(nil, 0, name("s")))
 	out := ht.h.RPCI(context.Background(), Caller{}, pkt)
 	if _, err := hgfsproto.ParseReply(out[2:]); err == nil {
 		t.Fatal("truncated reply parsed")
 	}
-	ht.h.InjectFault("short", 1)
+	ht.h.InjectFault("short", 1, "GETATTR_V3")
 	out = ht.h.RPCI(context.Background(), Caller{}, pkt)
 	r, err := hgfsproto.ParseReply(out[2:])
 	if err != nil {

@@ -34,8 +34,9 @@ const usage = `usage:
   vmxsim ctl --dir DIR hgfs enable|disable|restart
                                     shared folders on/off; restart the HGFS server
                                     (every session and handle goes stale)
-  vmxsim ctl --dir DIR hgfs fault truncate N|short N|none|nosessions on|off
-                                    mangle the next N HGFS replies; refuse sessions
+  vmxsim ctl --dir DIR hgfs fault truncate|short N [OP]|none|nosessions on|off
+                                    mangle the next N HGFS replies (to OP, e.g.
+                                    GETATTR_V3, if given); refuse sessions
 
 DIR defaults to $VMXSIM_DIR.
 `

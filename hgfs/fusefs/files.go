@@ -78,12 +78,21 @@ func (n *node) track(h *fileHandle) {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly && writes(flags) {
 		return nil, 0, syscall.EROFS
 	}
 	p := n.hpath()
 	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
 	if err != nil {
+		if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusGenericError {
+			// Hosts open with O_NOFOLLOW: a name that became a symlink
+			// fails with a generic error; say what it was.
+			if a, _, gerr := n.fsys.c.Getattr(ctx, p); gerr == nil && a.Type == hgfsproto.FileTypeSymlink {
+				return nil, 0, syscall.ELOOP
+			}
+		}
 		return nil, 0, n.errno(err)
 	}
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
@@ -103,6 +112,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
@@ -127,6 +138,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	h, ok := fh.(*fileHandle)
 	if !ok {
 		return nil, syscall.EBADF
@@ -139,6 +152,8 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 }
 
 func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	h, ok := fh.(*fileHandle)
 	if !ok {
 		return 0, syscall.EBADF
@@ -194,6 +209,8 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	entries, err := n.fsys.c.ReadDir(ctx, n.hpath())
 	if err != nil {
 		return nil, 0, n.errno(err)

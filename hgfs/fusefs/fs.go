@@ -106,6 +106,19 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	}
 }
 
+// RequestTimeout bounds every HGFS request of a FUSE operation, so one
+// stuck host request cannot wedge the mount.
+const RequestTimeout = 60 * time.Second
+
+// rctx is the context of the HGFS requests of one FUSE operation. The
+// kernel interrupts requests whenever the calling thread gets a signal
+// (Go programs get them all the time); abandoning a short host request
+// then would turn ordinary calls into EINTR, so requests run to
+// completion, bounded by RequestTimeout.
+func rctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
+}
+
 // hpath is the node's HGFS path: the mount's base, then each component
 // unescaped back to the host's name.
 func (n *node) hpath() string {
@@ -199,6 +212,8 @@ func (n *node) newChild(ctx context.Context, a hgfs.Attr, out *fuse.EntryOut) *f
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if len(name) > hgfsproto.NameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
@@ -210,15 +225,26 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	a, _, err := n.fsys.c.Getattr(ctx, n.hpath())
 	if err != nil {
 		return n.errno(err)
+	}
+	if n.IsRoot() {
+		// The root's type is fixed by the kernel; never mind the host.
+	} else if stable(a).Mode != n.StableAttr().Mode {
+		// The host replaced this name with another kind of file: this
+		// inode is stale and must not take the new file's attributes.
+		return syscall.EIO
 	}
 	n.fsys.fill(a, &out.Attr)
 	return 0
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -273,6 +299,8 @@ func (n *node) invalidate() {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	a, target, err := n.fsys.c.Getattr(ctx, n.hpath())
 	if err != nil {
 		return nil, n.errno(err)
@@ -284,6 +312,8 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	free, total, err := n.fsys.c.Statfs(ctx, n.hpath())
 	if err != nil {
 		return n.errno(err)
@@ -298,6 +328,8 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -313,6 +345,8 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -333,6 +367,8 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -340,6 +376,8 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -347,6 +385,8 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
