@@ -328,9 +328,9 @@ func (h *HGFS) RPCI(ctx context.Context, caller Caller, args []byte) []byte {
 		return []byte(ReplyDisabled)
 	}
 	h.total.Add(1)
-	reply := h.Dispatch(args)
 	req, _ := hgfsproto.ParseRequest(args)
-	return append([]byte("1 "), h.mangle(req.Op, reply)...)
+	reply := h.dispatch([]byte("1 "), args)
+	return append(reply[:2], h.mangle(req.Op, reply[2:])...)
 }
 
 func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
@@ -361,16 +361,19 @@ func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
 }
 
 // Dispatch answers one HGFS request packet with a reply packet.
-func (h *HGFS) Dispatch(p []byte) []byte {
+func (h *HGFS) Dispatch(p []byte) []byte { return h.dispatch(nil, p) }
+
+// dispatch appends the reply to p to dst.
+func (h *HGFS) dispatch(dst, p []byte) []byte {
 	req, err := hgfsproto.ParseRequest(p)
 	if errors.Is(err, hgfsproto.ErrNoReply) {
 		// The host library drops these; the RPC layer still answers, and
 		// the ping's answer is discarded by clients.
-		return hgfsproto.AppendLegacyHeader(nil, req.ID, uint32(hgfsproto.StatusProtocolError))
+		return hgfsproto.AppendLegacyHeader(dst, req.ID, uint32(hgfsproto.StatusProtocolError))
 	}
 	if err != nil {
 		h.lg.Debug("hgfs: malformed request", "err", err)
-		return hgfsproto.AppendReply(nil, req, req.Header.SessionID, hgfsproto.StatusProtocolError, nil)
+		return hgfsproto.AppendReply(dst, req, req.Header.SessionID, hgfsproto.StatusProtocolError, nil)
 	}
 	h.mu.Lock()
 	h.requests[req.Op]++
@@ -379,20 +382,23 @@ func (h *HGFS) Dispatch(p []byte) []byte {
 	if req.Kind == hgfsproto.KindV4 {
 		switch req.Op {
 		case hgfsproto.OpCreateSessionV4:
-			return h.createSession(req)
+			return append(dst, h.createSession(req)...)
 		case hgfsproto.OpDestroySessionV4:
-			return h.destroySession(req)
+			return append(dst, h.destroySession(req)...)
 		}
 	}
 	sess, ok := h.sessionFor(req)
 	if !ok {
-		return hgfsproto.AppendReply(nil, req, hgfsproto.InvalidSessionID, hgfsproto.StatusStaleSession, nil)
+		return hgfsproto.AppendReply(dst, req, hgfsproto.InvalidSessionID, hgfsproto.StatusStaleSession, nil)
 	}
 	payload, st := h.serve(sess, req)
 	if st != hgfsproto.StatusSuccess {
 		h.lg.Debug("hgfs: request failed", "op", req.Op, "status", st)
 	}
-	return hgfsproto.AppendReply(nil, req, sess.id, st, payload)
+	if len(dst)+hgfsproto.HeaderSize+len(payload) > cap(dst) {
+		dst = append(make([]byte, 0, len(dst)+hgfsproto.HeaderSize+len(payload)), dst...)
+	}
+	return hgfsproto.AppendReply(dst, req, sess.id, st, payload)
 }
 
 func (h *HGFS) sessionFor(req hgfsproto.Request) (*hgfsSession, bool) {

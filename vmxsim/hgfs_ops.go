@@ -359,13 +359,14 @@ func (h *HGFS) read(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
 	if size < 0 {
 		size = 0
 	}
-	out := make([]byte, hgfsproto.ReadReplyHead, hgfsproto.ReadReplyHead+size+1)
-	buf := out[hgfsproto.ReadReplyHead : hgfsproto.ReadReplyHead+size]
-	got, err := n.f.ReadAt(buf, int64(r.Offset))
+	// Read straight into the reply: head, data, placeholder byte.
+	out := make([]byte, hgfsproto.ReadReplyHead+size+1)
+	got, err := n.f.ReadAt(out[hgfsproto.ReadReplyHead:hgfsproto.ReadReplyHead+size], int64(r.Offset))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, errStatus(err)
 	}
-	return hgfsproto.AppendReadReply(nil, buf[:got]), sOK
+	hgfsproto.AppendReadReply(out[:0], out[hgfsproto.ReadReplyHead:hgfsproto.ReadReplyHead+got])
+	return out[:hgfsproto.ReadReplyHead+got+1], sOK
 }
 
 func (h *HGFS) write(s *hgfsSession, p []byte) ([]byte, hstatus) {
