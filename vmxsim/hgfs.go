@@ -291,7 +291,7 @@ type HGFSState struct {
 func (h *HGFS) State() HGFSState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := HGFSState{Enabled: h.enabled, Sessions: len(h.sessions), RoundTrips: h.total.Load(), Requests: map[string]uint64{}}
+	st := HGFSState{Enabled: h.enabled, Sessions: len(h.sessions), RoundTrips: h.total.Load(), Requests: map[string]uint64{}, Shares: []ShareState{}}
 	for _, sh := range h.sortedSharesLocked(false) {
 		st.Shares = append(st.Shares, ShareState{ShareSpec: sh.spec, Enabled: sh.enabled, Dangling: sh.enabled && sh.root == nil})
 	}
