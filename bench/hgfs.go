@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
-	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // hgfsTarget is one way to reach a share's files: through a mount made
@@ -93,12 +94,17 @@ func runHGFSTarget(ctx context.Context, e *env, tg hgfsTarget) (map[string]resul
 		return nil, nil, err
 	}
 	defer s.stop()
-	ctl := vmxsim.NewCtl(s.dir)
 	trips := func() uint64 {
-		st, err := ctl.State(ctx)
+		out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", s.dir, "state").Output()
 		if err != nil {
 			return 0
 		}
+		var st struct {
+			HGFS struct {
+				RoundTrips uint64 `json:"roundTrips"`
+			} `json:"hgfs"`
+		}
+		json.Unmarshal(out, &st)
 		return st.HGFS.RoundTrips
 	}
 	mnt := ""

@@ -295,12 +295,9 @@ func (h *HGFS) open(s *hgfsSession, p []byte) ([]byte, hstatus) {
 		}
 		return nil, hgfsproto.StatusAccessDenied
 	}
-	if fi, err := root.Lstat(rel); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, hgfsproto.StatusGenericError // O_NOFOLLOW: ELOOP
-	}
 	perm := createPerm(r.Mask, r.SpecialPerms, r.OwnerPerms, r.GroupPerms, r.OtherPerms,
 		hgfsproto.OpenValidSpecialPerms, hgfsproto.OpenValidOwnerPerms, hgfsproto.OpenValidGroupPerms, hgfsproto.OpenValidOtherPerms, 6)
-	f, err := root.OpenFile(rel, flag|syscall.O_NONBLOCK, fs.FileMode(perm&0o777))
+	f, err := openNoFollow(root, rel, flag|syscall.O_NONBLOCK, perm&0o777)
 	if err != nil {
 		return nil, errStatus(err)
 	}
@@ -733,6 +730,26 @@ func parentAt(root *os.Root, rel string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	return d, path.Base(rel), nil
+}
+
+// openNoFollow opens rel as a host without follow-symlinks does: the
+// parent is resolved inside the root and the final component is opened
+// with O_NOFOLLOW, so a symlink (even one swapped in at this moment) fails
+// with ELOOP, which maps to GENERIC_ERROR.
+func openNoFollow(root *os.Root, rel string, flag int, perm uint32) (*os.File, error) {
+	if rel == "." {
+		return root.OpenFile(rel, flag, fs.FileMode(perm))
+	}
+	d, base, err := parentAt(root, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fd, err := unix.Openat(int(d.Fd()), base, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, &os.PathError{Op: "openat", Path: rel, Err: err}
+	}
+	return os.NewFile(uintptr(fd), rel), nil
 }
 
 // renameAt is rename(2) inside a root: unlike os.Rename it replaces an
