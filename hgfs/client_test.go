@@ -137,6 +137,11 @@ func TestClientReadDirBatches(t *testing.T) {
 	if st := h.State(); st.OpenSearches != 0 {
 		t.Fatalf("%d searches left open", st.OpenSearches)
 	}
+	var sb strings.Builder
+	WriteStats(&sb, c.Stats())
+	if !strings.Contains(sb.String(), "SEARCH_READ_V3") || !strings.Contains(sb.String(), "SEARCH_CLOSE_V3") || !strings.Contains(sb.String(), "total round trips") {
+		t.Fatalf("stats:\n%s", sb.String())
+	}
 	shares, err := c.Shares(t.Context())
 	if err != nil || strings.Join(shares, ",") != "s" {
 		t.Fatalf("shares %v %v", shares, err)

@@ -84,6 +84,7 @@ func TestHGFSWorkloads(t *testing.T) {
 			t.Run("MvOver", func(t *testing.T) { workMvOver(t, e, dir) })
 			t.Run("LargeWrites", func(t *testing.T) { workLargeWrites(t, e, dir) })
 			t.Run("ShareToggle", func(t *testing.T) { workShareToggle(t, e, dir) })
+			t.Run("Setattr", func(t *testing.T) { workSetattr(t, e, dir) })
 			t.Run("Masks", func(t *testing.T) { workMasks(t, e) })
 		})
 	}
@@ -271,6 +272,42 @@ func workShareToggle(t *testing.T, e *hgfsEnv, dir string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "after"), []byte("x"), 0o644); err != nil {
 		t.Fatalf("write after sharing came back: %v", err)
+	}
+}
+
+// workSetattr: chmod, truncate and utimens reach the host, times keep
+// 100 ns precision, and setting one time leaves the other alone.
+func workSetattr(t *testing.T, e *hgfsEnv, dir string) {
+	p := filepath.Join(dir, "attrs")
+	host := filepath.Join(e.share, "attrs")
+	os.WriteFile(p, []byte("0123456789"), 0o644)
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 3); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2001, 2, 3, 4, 5, 6, 123456700, time.UTC)
+	mt := time.Date(2011, 12, 13, 14, 15, 16, 987654300, time.UTC)
+	if err := os.Chtimes(p, at, mt); err != nil {
+		t.Fatal(err)
+	}
+	fi := must(os.Stat(host))
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o640 || fi.Size() != 3 || !fi.ModTime().Equal(mt) || !time.Unix(st.Atim.Unix()).Equal(at) {
+		t.Fatalf("host sees %v %d mtime %v atime %v", fi.Mode(), fi.Size(), fi.ModTime(), time.Unix(st.Atim.Unix()))
+	}
+	if fi := must(os.Stat(p)); !fi.ModTime().Equal(mt) {
+		t.Fatalf("mount shows mtime %v, want %v", fi.ModTime(), mt)
+	}
+	// touch -m: only the modification time changes.
+	if out, err := exec.Command("touch", "-m", p).CombinedOutput(); err != nil {
+		t.Fatalf("touch -m: %v %s", err, out)
+	}
+	fi = must(os.Stat(host))
+	st = fi.Sys().(*syscall.Stat_t)
+	if fi.ModTime().Equal(mt) || !time.Unix(st.Atim.Unix()).Equal(at) {
+		t.Fatalf("touch -m: mtime %v (should have moved), atime %v (should be %v)", fi.ModTime(), time.Unix(st.Atim.Unix()), at)
 	}
 }
 
