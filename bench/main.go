@@ -42,6 +42,7 @@ var benchmarks = []benchmark{
 	{"trap-cost", benchTrapCost},
 	{"trap-rpci", benchTrapRPCI},
 	{"vmtoolsd", benchVmtoolsd},
+	{"hgfs", benchHGFS},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch

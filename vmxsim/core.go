@@ -33,6 +33,11 @@ type Options struct {
 	// Trace, if set, receives every RPCI and TCLO message as it crossed,
 	// one JSON object a line (see Tracer).
 	Trace io.Writer
+	// Shares are the shared folders the HGFS server starts with.
+	Shares []ShareSpec
+	// HGFSMaxPacket is the HGFS packet size the host offers in session
+	// negotiation; 0 means 522240 (HGFS_LARGE_PACKET_MAX).
+	HGFSMaxPacket uint32
 }
 
 // DefaultSetOptions is the Set_Option batch the simulator sends after each
@@ -96,6 +101,7 @@ type Core struct {
 
 	backdoor *Backdoor // attached by NewBackdoor, for State
 	trace    *Tracer
+	hgfs     *HGFS
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -144,11 +150,16 @@ func New(opts Options) (*Core, error) {
 		c.trace = NewTracer(opts.Trace)
 	}
 	registerCoreRPCI(c)
+	c.hgfs = NewHGFS(HGFSOptions{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
+	c.HandleRPCI("f", c.hgfs.RPCI)
 	return c, nil
 }
 
 // Close closes vmware.log.
 func (c *Core) Close() error { return c.log.Close() }
+
+// HGFS returns the core's shared-folders server.
+func (c *Core) HGFS() *HGFS { return c.hgfs }
 
 // Log returns the core's vmware.log.
 func (c *Core) Log() *VMXLog { return c.log }

@@ -23,6 +23,9 @@ type State struct {
 	// Backdoor counts the backdoor calls served by the ptrace trap
 	// (vmxsim run); absent under vmxsim serve.
 	Backdoor *BackdoorStats `json:"backdoor,omitempty"`
+	// HGFS is the shared-folders server: shares, sessions, open handles
+	// and round trips.
+	HGFS HGFSState `json:"hgfs"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -113,6 +116,7 @@ func (c *Core) State() State {
 		OSFullName:  c.textInfo(InfoOSNameFull),
 		OSShortName: c.textInfo(InfoOSName),
 	}
+	s.HGFS = c.hgfs.State()
 	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
 		s.Guest.Uptime = up
 	}

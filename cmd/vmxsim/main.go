@@ -2,9 +2,11 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
+//	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
 //	vmxsim run [--dir DIR] [--lb] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
+//	vmxsim ctl --dir DIR share enable|disable NAME
+//	vmxsim ctl --dir DIR hgfs enable|disable|restart|fault SPEC
 //
 // run is the ptrace backdoor trap (linux/amd64): CMD runs unchanged, its
 // backdoor instructions are answered by the same simulated VMX that serve
@@ -40,6 +42,14 @@ const usage = `usage:
   vmxsim ctl --dir DIR backdoor checkpoint|reset
                                     (vmxsim run) fail the open channels' next transfer
                                     with CPT, or close every backdoor channel
+  vmxsim ctl --dir DIR share enable|disable NAME
+                                    toggle one shared folder, as the host UI does
+  vmxsim ctl --dir DIR hgfs enable|disable|restart
+                                    shared folders on/off; restart the HGFS server
+                                    (every session and handle goes stale)
+  vmxsim ctl --dir DIR hgfs fault truncate|short N [OP]|none|nosessions on|off
+                                    mangle the next N HGFS replies (to OP, e.g.
+                                    GETATTR_V3, if given); refuse sessions
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -196,6 +206,16 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		_, err = fmt.Fprintln(stdout, reply)
 		return err
+	case "share":
+		if len(rest) != 3 || (rest[1] != "enable" && rest[1] != "disable") {
+			return usageError("share needs enable|disable NAME")
+		}
+		return c.Share(ctx, rest[2], rest[1] == "enable")
+	case "hgfs":
+		if len(rest) < 2 {
+			return usageError("hgfs needs enable, disable, restart or fault SPEC")
+		}
+		return c.HGFS(ctx, strings.Join(rest[1:], " "))
 	}
 	return usageError(fmt.Sprintf("unknown ctl command %q", rest[0]))
 }

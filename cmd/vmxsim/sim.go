@@ -27,6 +27,8 @@ type simFlags struct {
 	trace           string
 	vsphere         string
 	vmName          string
+	shares          vmxsim.ShareFlag
+	hgfsMaxPacket   uint
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -39,6 +41,8 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.StringVar(&f.trace, "trace", "", "append every RPCI and TCLO message as it crossed to this file, one JSON object a line")
 	fs.StringVar(&f.vsphere, "vsphere", "", "also serve a vSphere front end (govmomi's vcsim) on HOST:PORT; port 0 picks a free port")
 	fs.StringVar(&f.vmName, "vm-name", "govmtools-vm", "the vSphere front end's VM name")
+	fs.Var(&f.shares, "share", vmxsim.ShareFlagUsage)
+	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
 	return f
 }
 
@@ -66,6 +70,8 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 		ToolsTimeout:    f.toolsTimeout,
 		ExchangeTimeout: f.exchangeTimeout,
 		Logger:          s.logger,
+		Shares:          f.shares,
+		HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
 	}
 	if f.trace != "" {
 		tf, err := os.OpenFile(f.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

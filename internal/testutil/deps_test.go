@@ -20,6 +20,7 @@ const module = "github.com/govmtools/govmtools"
 var CodecPackages = []string{
 	"rpc/datamap",
 	"guestinfo/infoproto",
+	"hgfs/hgfsproto",
 }
 
 // codecStdAllowed is the standard library a codec may use.

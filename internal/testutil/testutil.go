@@ -247,3 +247,11 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// RequireFUSE requires root and /dev/fuse, which mounting needs.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	RequireRoot(t)
+	_, err := os.Stat("/dev/fuse")
+	Require(t, err == nil, "/dev/fuse", "load the fuse module (modprobe fuse) or run in a container with --device /dev/fuse")
+}

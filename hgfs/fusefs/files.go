@@ -1,0 +1,259 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/govmtools/govmtools/hgfs"
+	"github.com/govmtools/govmtools/hgfs/hgfsproto"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// fileHandle is an open file.
+type fileHandle struct {
+	f      *hgfs.File
+	append bool
+}
+
+func accMode(flags uint32) uint32 {
+	switch flags & syscall.O_ACCMODE {
+	case syscall.O_WRONLY:
+		return hgfsproto.OpenModeWriteOnly
+	case syscall.O_RDWR:
+		return hgfsproto.OpenModeReadWrite
+	}
+	return hgfsproto.OpenModeReadOnly
+}
+
+func writes(flags uint32) bool {
+	return flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+}
+
+// openFlags maps open(2) flags to the HGFS open disposition, as the C
+// client does: O_EXCL counts only with O_CREAT.
+func openDisposition(flags uint32) uint32 {
+	creat, excl, trunc := flags&syscall.O_CREAT != 0, flags&syscall.O_EXCL != 0, flags&syscall.O_TRUNC != 0
+	switch {
+	case creat && excl:
+		return hgfsproto.OpenFlagCreateSafe
+	case creat && trunc:
+		return hgfsproto.OpenFlagCreateEmpty
+	case creat:
+		return hgfsproto.OpenFlagCreate
+	case trunc:
+		return hgfsproto.OpenFlagOpenEmpty
+	}
+	return hgfsproto.OpenFlagOpen
+}
+
+// fopenFlags chooses the kernel's data caching for a newly opened file:
+// cache=none bypasses the page cache; cache=always keeps it; cache=auto
+// keeps it only while the host's size and mtime are what they were at
+// the previous open.
+func (n *node) fopenFlags(a *hgfs.Attr) uint32 {
+	switch n.fsys.opts.Cache {
+	case CacheNone:
+		return fuse.FOPEN_DIRECT_IO
+	case CacheAlways:
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	if a == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	same := n.lastSize == a.Size && n.lastMod == a.WriteTime && n.lastMod != 0
+	n.lastSize, n.lastMod = a.Size, a.WriteTime
+	if same {
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	return 0
+}
+
+func (n *node) track(h *fileHandle) {
+	n.fsys.openMu.Lock()
+	n.fsys.open[h] = struct{}{}
+	n.fsys.openMu.Unlock()
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
+	if n.fsys.opts.ReadOnly && writes(flags) {
+		return nil, 0, syscall.EROFS
+	}
+	p := n.hpath()
+	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
+	if err != nil {
+		if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusGenericError {
+			// Hosts open with O_NOFOLLOW: a name that became a symlink
+			// fails with a generic error; say what it was.
+			if a, _, gerr := n.fsys.c.Getattr(ctx, p); gerr == nil && a.Type == hgfsproto.FileTypeSymlink {
+				return nil, 0, syscall.ELOOP
+			}
+		}
+		return nil, 0, n.errno(err)
+	}
+	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
+	n.track(h)
+	var attr *hgfs.Attr
+	if n.fsys.opts.Cache == CacheAuto {
+		if a, _, err := n.fsys.c.Getattr(ctx, p); err == nil {
+			attr = &a
+		}
+	}
+	fl := n.fopenFlags(attr)
+	if flags&syscall.O_TRUNC != 0 {
+		fl &^= fuse.FOPEN_KEEP_CACHE
+		n.invalidate()
+	}
+	return h, fl, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
+	if n.fsys.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	p := n.child(name)
+	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags | syscall.O_CREAT), Perm: mode & 0o7777})
+	if err != nil {
+		return nil, nil, 0, n.errno(err)
+	}
+	a, _, err := n.fsys.c.Getattr(ctx, p)
+	if err != nil {
+		f.Close(ctx)
+		return nil, nil, 0, n.errno(err)
+	}
+	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
+	n.track(h)
+	child := n.newChild(ctx, a, out)
+	var fl uint32
+	if n.fsys.opts.Cache == CacheNone {
+		fl = fuse.FOPEN_DIRECT_IO
+	}
+	return child, h, fl, 0
+}
+
+func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
+	h, ok := fh.(*fileHandle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	got, err := h.f.ReadAt(ctx, dest, off)
+	if err != nil {
+		return nil, n.errno(err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
+	h, ok := fh.(*fileHandle)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	var got int
+	var err error
+	if h.append {
+		// The host appends at its own end of file: no holes from a stale
+		// cached size (open-vm-tools PR #801). The kernel's idea of the
+		// size is then refreshed.
+		got, err = h.f.Append(ctx, data)
+		n.invalidate()
+	} else {
+		got, err = h.f.WriteAt(ctx, data, off)
+	}
+	if err != nil {
+		return 0, n.errno(err)
+	}
+	return uint32(got), 0
+}
+
+// Flush and Fsync: every WRITE_V3 is a synchronous host write.
+func (n *node) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return 0 }
+
+func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscall.Errno { return 0 }
+
+func (n *node) Release(ctx context.Context, fh fs.FileHandle) syscall.Errno {
+	h, ok := fh.(*fileHandle)
+	if !ok {
+		return syscall.EBADF
+	}
+	n.fsys.openMu.Lock()
+	delete(n.fsys.open, h)
+	n.fsys.openMu.Unlock()
+	if err := h.f.Close(context.WithoutCancel(ctx)); err != nil {
+		n.fsys.lg.Debug("hgfs close failed", "path", h.f.Path(), "err", err)
+	}
+	return 0
+}
+
+// dirHandle is an open directory: one listing from the host, taken at
+// opendir, with each entry's attributes kept for READDIRPLUS.
+type dirHandle struct {
+	n       *node
+	entries []hgfs.DirEntry
+	pos     int // index into the listing including "." and ".."
+}
+
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileLookuper     = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+)
+
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := rctx(ctx)
+	defer cancel()
+	entries, err := n.fsys.c.ReadDir(ctx, n.hpath())
+	if err != nil {
+		return nil, 0, n.errno(err)
+	}
+	var fl uint32
+	if n.fsys.opts.Cache == CacheAlways {
+		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n, entries: entries}, fl, 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	i := d.pos
+	d.pos++
+	switch {
+	case i == 0:
+		return &fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: 1, Off: 1}, 0
+	case i == 1:
+		return &fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: 1, Off: 2}, 0
+	case i-2 >= len(d.entries):
+		d.pos = len(d.entries) + 2
+		return nil, 0
+	}
+	e := d.entries[i-2]
+	st := stable(e.Attr)
+	return &fuse.DirEntry{Name: hgfsproto.Escape(e.Name), Mode: st.Mode, Ino: max(st.Ino, 1), Off: uint64(i + 1)}, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	d.pos = int(min(off, uint64(len(d.entries)+2)))
+	return 0
+}
+
+// Lookup answers READDIRPLUS from the listing's attributes, with no
+// round trip.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	i := d.pos - 3 // the entry just returned
+	if i < 0 || i >= len(d.entries) || hgfsproto.Escape(d.entries[i].Name) != name {
+		return d.n.Lookup(ctx, name, out)
+	}
+	a := d.entries[i].Attr
+	if a.Mask&hgfsproto.AttrValidSize == 0 {
+		return d.n.Lookup(ctx, name, out)
+	}
+	return d.n.newChild(ctx, a, out), 0
+}

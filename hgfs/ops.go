@@ -1,0 +1,236 @@
+package hgfs
+
+import (
+	"context"
+	"time"
+
+	"github.com/govmtools/govmtools/hgfs/hgfsproto"
+)
+
+// Attr is a file's attributes as the host reports them.
+type Attr = hgfsproto.Attr
+
+// Getattr returns the attributes of path and, for a symlink, its target.
+func (c *Client) Getattr(ctx context.Context, path string) (Attr, string, error) {
+	op := hgfsproto.OpGetattrV3
+	p, _, err := c.call(ctx, op, path, true, func(b []byte) []byte {
+		return hgfsproto.AppendHintsRequest(b, 0, cpName(path))
+	})
+	if err != nil {
+		return Attr{}, "", err
+	}
+	g, err := hgfsproto.DecodeGetattrReply(p)
+	if err != nil {
+		return Attr{}, "", c.malformed(op, path, err)
+	}
+	return g.Attr, hgfsproto.SymlinkTargetString(g.SymlinkTarget), nil
+}
+
+// SetAttr says what Setattr changes; nil fields are left alone.
+type SetAttr struct {
+	Mode  *uint32 // permission bits (12 low bits)
+	UID   *uint32
+	GID   *uint32
+	Size  *uint64
+	Atime *time.Time // a zero time means "now" on the host
+	Mtime *time.Time
+}
+
+// Setattr changes the attributes of path. Only the fields asked for are
+// sent; a given time goes with its hint (full 100 ns precision), "now"
+// without it so the host uses its own clock.
+func (c *Client) Setattr(ctx context.Context, path string, s SetAttr) error {
+	var a hgfsproto.Attr
+	var hints uint64
+	if s.Mode != nil {
+		a.SetPerm(*s.Mode)
+	}
+	if s.UID != nil {
+		a.Mask |= hgfsproto.AttrValidUserID
+		a.UserID = *s.UID
+	}
+	if s.GID != nil {
+		a.Mask |= hgfsproto.AttrValidGroupID
+		a.GroupID = *s.GID
+	}
+	if s.Size != nil {
+		a.Mask |= hgfsproto.AttrValidSize
+		a.Size = *s.Size
+	}
+	if s.Atime != nil {
+		a.Mask |= hgfsproto.AttrValidAccessTime
+		if !s.Atime.IsZero() {
+			a.AccessTime = hgfsproto.NTTime(*s.Atime)
+			hints |= hgfsproto.AttrHintSetAccessTime
+		}
+	}
+	if s.Mtime != nil {
+		a.Mask |= hgfsproto.AttrValidWriteTime
+		if !s.Mtime.IsZero() {
+			a.WriteTime = hgfsproto.NTTime(*s.Mtime)
+			hints |= hgfsproto.AttrHintSetWriteTime
+		}
+	}
+	if a.Mask == 0 {
+		return nil
+	}
+	_, _, err := c.call(ctx, hgfsproto.OpSetattrV3, path, true, func(b []byte) []byte {
+		return hgfsproto.SetattrRequest{Hints: hints, Attr: a, Name: cpName(path)}.Append(b)
+	})
+	return err
+}
+
+// Mkdir creates a directory with perm (12 low bits).
+func (c *Client) Mkdir(ctx context.Context, path string, perm uint32) error {
+	var a hgfsproto.Attr
+	a.SetPerm(perm)
+	_, _, err := c.call(ctx, hgfsproto.OpCreateDirV3, path, true, func(b []byte) []byte {
+		return hgfsproto.CreateDirRequest{
+			Mask: hgfsproto.CreateDirValidSpecialPerms | hgfsproto.CreateDirValidOwnerPerms |
+				hgfsproto.CreateDirValidGroupPerms | hgfsproto.CreateDirValidOtherPerms | hgfsproto.CreateDirValidFileName,
+			SpecialPerms: a.SpecialPerms, OwnerPerms: a.OwnerPerms, GroupPerms: a.GroupPerms, OtherPerms: a.OtherPerms,
+			Name: cpName(path),
+		}.Append(b)
+	})
+	return err
+}
+
+// Remove deletes a file (or symlink).
+func (c *Client) Remove(ctx context.Context, path string) error {
+	return c.delete(ctx, hgfsproto.OpDeleteFileV3, path)
+}
+
+// Rmdir deletes an empty directory.
+func (c *Client) Rmdir(ctx context.Context, path string) error {
+	return c.delete(ctx, hgfsproto.OpDeleteDirV3, path)
+}
+
+func (c *Client) delete(ctx context.Context, op hgfsproto.Op, path string) error {
+	_, _, err := c.call(ctx, op, path, true, func(b []byte) []byte {
+		return hgfsproto.AppendHintsRequest(b, 0, cpName(path))
+	})
+	return err
+}
+
+// Rename moves oldPath to newPath, replacing an existing target unless
+// noReplace.
+func (c *Client) Rename(ctx context.Context, oldPath, newPath string, noReplace bool) error {
+	var hints uint64
+	if noReplace {
+		hints = hgfsproto.RenameHintNoReplaceExisting
+	}
+	_, _, err := c.call(ctx, hgfsproto.OpRenameV3, oldPath, true, func(b []byte) []byte {
+		return hgfsproto.RenameRequest{Hints: hints, OldName: cpName(oldPath), NewName: cpName(newPath)}.Append(b)
+	})
+	return err
+}
+
+// Symlink creates link pointing at target, which is sent verbatim.
+func (c *Client) Symlink(ctx context.Context, target, link string) error {
+	_, _, err := c.call(ctx, hgfsproto.OpCreateSymlinkV3, link, true, func(b []byte) []byte {
+		return hgfsproto.SymlinkRequest{Link: cpName(link), Target: hgfsproto.FileName{Name: hgfsproto.SymlinkTarget(target)}}.Append(b)
+	})
+	return err
+}
+
+// Statfs returns the free and total bytes of the volume holding path.
+func (c *Client) Statfs(ctx context.Context, path string) (free, total uint64, err error) {
+	op := hgfsproto.OpQueryVolumeInfoV3
+	p, _, err := c.call(ctx, op, path, true, func(b []byte) []byte {
+		return hgfsproto.AppendNameRequest(b, cpName(path))
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	free, total, err = hgfsproto.DecodeVolumeReply(p)
+	if err != nil {
+		return 0, 0, c.malformed(op, path, err)
+	}
+	return free, total, nil
+}
+
+// DirEntry is one directory entry with its attributes.
+type DirEntry struct {
+	Name string // as the host names it
+	Attr Attr
+}
+
+// ReadDir lists a directory: one SEARCH_OPEN, as few SEARCH_READs as
+// the host allows (it may send many entries per reply), and always a
+// SEARCH_CLOSE, so the host never keeps a leaked search. "." and ".."
+// are left out.
+func (c *Client) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
+	entries, err := c.readDir(ctx, path)
+	if isStaleHandle(err) {
+		// The host restarted or the share was re-enabled mid-listing.
+		entries, err = c.readDir(ctx, path)
+	}
+	return entries, err
+}
+
+func (c *Client) readDir(ctx context.Context, path string) ([]DirEntry, error) {
+	p, gen, err := c.call(ctx, hgfsproto.OpSearchOpenV3, path, true, func(b []byte) []byte {
+		return hgfsproto.AppendNameRequest(b, cpName(path))
+	})
+	if err != nil {
+		return nil, err
+	}
+	sid, err := hgfsproto.DecodeHandleReply(p)
+	if err != nil {
+		return nil, c.malformed(hgfsproto.OpSearchOpenV3, path, err)
+	}
+	entries, err := c.readSearch(ctx, path, sid)
+	if c.Generation() == gen {
+		// Best effort: a failure leaves nothing we could do better.
+		c.call(context.WithoutCancel(ctx), hgfsproto.OpSearchCloseV3, path, false, func(b []byte) []byte {
+			return hgfsproto.AppendHandleRequest(b, sid)
+		})
+	}
+	return entries, err
+}
+
+// maxDirEntries bounds a listing, so a host that never ends one cannot
+// make the guest loop forever.
+const maxDirEntries = 1 << 22
+
+func (c *Client) readSearch(ctx context.Context, path string, sid uint32) ([]DirEntry, error) {
+	var out []DirEntry
+	op := hgfsproto.OpSearchReadV3
+	for offset := uint32(0); ; {
+		p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
+			return hgfsproto.SearchReadRequest{Search: sid, Offset: offset, Flags: hgfsproto.SearchReadFlagMultiple}.Append(b)
+		})
+		if err != nil {
+			return nil, err
+		}
+		entries, done, err := hgfsproto.DecodeSearchReadReply(p)
+		if err != nil {
+			return nil, c.malformed(op, path, err)
+		}
+		for _, e := range entries {
+			if n := string(e.Name); n != "." && n != ".." {
+				out = append(out, DirEntry{Name: n, Attr: e.Attr})
+			}
+		}
+		if done {
+			return out, nil
+		}
+		if len(entries) == 0 || int(offset)+len(entries) > maxDirEntries {
+			return nil, c.malformed(op, path, ErrMalformed)
+		}
+		offset += uint32(len(entries))
+	}
+}
+
+// Shares lists the share names (the virtual root's entries).
+func (c *Client) Shares(ctx context.Context) ([]string, error) {
+	entries, err := c.ReadDir(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names, nil
+}

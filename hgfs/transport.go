@@ -1,0 +1,86 @@
+package hgfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/govmtools/govmtools/rpc"
+)
+
+// Transport carries one HGFS packet to the host and returns the reply
+// packet.
+type Transport interface {
+	// RoundTrip sends packet and returns the reply. A host that has
+	// shared folders disabled yields an error wrapping ErrDisabled.
+	RoundTrip(ctx context.Context, packet []byte) ([]byte, error)
+	// Concurrency is how many RoundTrips may usefully run at once.
+	Concurrency() int
+	// Close releases the transport's channels.
+	Close() error
+}
+
+// ErrDisabled means the host answered the "f" RPC with a failure:
+// shared folders are disabled (or the HGFS server is gone).
+var ErrDisabled = errors.New("hgfs: shared folders are disabled on the host")
+
+// RPCTransport sends HGFS packets as RPCI "f " commands over a pool of
+// channels from Dial. Each channel carries one request at a time, so
+// Channels is the number of requests in flight.
+type RPCTransport struct {
+	pool chan *rpc.Client
+	all  []*rpc.Client
+}
+
+// DefaultChannels is the default size of the channel pool.
+const DefaultChannels = 4
+
+// NewRPCTransport returns a transport over channels RPCI channels opened
+// lazily by dial (0 means DefaultChannels).
+func NewRPCTransport(dial rpc.Dialer, channels int, logger *slog.Logger) *RPCTransport {
+	if channels <= 0 {
+		channels = DefaultChannels
+	}
+	t := &RPCTransport{pool: make(chan *rpc.Client, channels)}
+	for range channels {
+		c := &rpc.Client{Dial: dial, Logger: logger}
+		t.all = append(t.all, c)
+		t.pool <- c
+	}
+	return t
+}
+
+// RoundTrip implements Transport.
+func (t *RPCTransport) RoundTrip(ctx context.Context, packet []byte) ([]byte, error) {
+	var c *rpc.Client
+	select {
+	case c = <-t.pool:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { t.pool <- c }()
+	msg := make([]byte, 0, 2+len(packet))
+	msg = append(append(msg, 'f', ' '), packet...)
+	reply, err := c.Call(ctx, msg)
+	if err != nil {
+		var re *rpc.ReplyError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%w (%s)", ErrDisabled, re.Text)
+		}
+		return nil, err
+	}
+	return reply, nil
+}
+
+// Concurrency implements Transport.
+func (t *RPCTransport) Concurrency() int { return len(t.all) }
+
+// Close implements Transport.
+func (t *RPCTransport) Close() error {
+	var errs []error
+	for _, c := range t.all {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,496 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govmtools/govmtools/internal/hgfswork"
+	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/hanwen/go-fuse/v2/posixtest"
+)
+
+// hgfsEnv is a simulator with one writable share, and a way to mount it.
+type hgfsEnv struct {
+	sim     *testutil.Sim
+	share   string // host directory of share "s"
+	mounter hgfswork.Mounter
+	log     string // the client's log file, if it writes one
+}
+
+// mounters are the clients every workload runs against. Debian's
+// vmhgfs-fuse under the ptrace trap joins this list with vmxsim run.
+func mounters(t *testing.T) []func(t *testing.T, bin, log string) hgfswork.Mounter {
+	return []func(t *testing.T, bin, log string) hgfswork.Mounter{
+		func(t *testing.T, bin, log string) hgfswork.Mounter { return hgfswork.Ours(bin, log) },
+	}
+}
+
+func newHGFSEnv(t *testing.T, mk func(t *testing.T, bin, log string) hgfswork.Mounter, extraShares ...string) *hgfsEnv {
+	t.Helper()
+	testutil.RequireFUSE(t)
+	share := t.TempDir()
+	args := []string{"--share", "s=" + share}
+	for _, s := range extraShares {
+		args = append(args, "--share", s)
+	}
+	sim := testutil.StartSim(t, args...)
+	log := filepath.Join(t.TempDir(), "client.log")
+	return &hgfsEnv{sim: sim, share: share, mounter: mk(t, sim.Bin, log), log: log}
+}
+
+// mount mounts source and registers the unmount (lazy if busy).
+func (e *hgfsEnv) mount(t *testing.T, source string, opts ...string) string {
+	t.Helper()
+	mnt := t.TempDir()
+	if err := e.mounter.Mount(t.Context(), e.sim.Dir, source, mnt, opts...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := hgfswork.Unmount(mnt); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(e.log); err == nil {
+				t.Logf("client log:\n%s", b)
+			}
+		}
+	})
+	return mnt
+}
+
+func (e *hgfsEnv) ctl(t *testing.T, args ...string) {
+	t.Helper()
+	if _, errOut, code := e.sim.Run(t, "vmxsim", append([]string{"ctl", "--dir", e.sim.Dir}, args...)...); code != 0 {
+		t.Fatalf("vmxsim ctl %v: %s", args, errOut)
+	}
+}
+
+func TestHGFSWorkloads(t *testing.T) {
+	for _, mk := range mounters(t) {
+		e := newHGFSEnv(t, mk)
+		t.Run(e.mounter.Name, func(t *testing.T) {
+			mnt := e.mount(t, ".host:/")
+			dir := filepath.Join(mnt, "s")
+			t.Run("TarExtract", func(t *testing.T) { workTar(t, e, dir) })
+			t.Run("Git", func(t *testing.T) { workGit(t, dir) })
+			t.Run("MvOver", func(t *testing.T) { workMvOver(t, e, dir) })
+			t.Run("LargeWrites", func(t *testing.T) { workLargeWrites(t, e, dir) })
+			t.Run("ShareToggle", func(t *testing.T) { workShareToggle(t, e, dir) })
+			t.Run("Setattr", func(t *testing.T) { workSetattr(t, e, dir) })
+			t.Run("Masks", func(t *testing.T) { workMasks(t, e) })
+		})
+	}
+}
+
+func workTar(t *testing.T, e *hgfsEnv, dir string) {
+	src := t.TempDir()
+	if err := hgfswork.MakeSourceTree(src, 400); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(t.TempDir(), "src.tar")
+	if err := hgfswork.Tar(tarball, src); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "tar")
+	os.Mkdir(dst, 0o755)
+	if err := hgfswork.ExtractTar(tarball, dst); err != nil {
+		t.Fatal(err)
+	}
+	want, err := hgfswork.Checksums(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(want, ".")
+	for name, d := range map[string]string{"mount": dst, "host": filepath.Join(e.share, "tar")} {
+		got, err := hgfswork.Checksums(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(got, ".")
+		if diff := hgfswork.DiffTrees(want, got); diff != "" {
+			t.Errorf("%s differs from the original tree:\n%s", name, diff)
+		}
+	}
+}
+
+func workGit(t *testing.T, dir string) {
+	if _, err := exec.LookPath("git"); err != nil {
+		testutil.Require(t, false, "git", "apt-get install git")
+	}
+	repo := filepath.Join(dir, "repo")
+	os.Mkdir(repo, 0o755)
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	git("init", "-q")
+	for i := range 30 {
+		os.WriteFile(filepath.Join(repo, "f"+string(rune('a'+i%26))+".txt"), bytes.Repeat([]byte{byte('a' + i)}, 100*i), 0o644)
+	}
+	git("add", "-A")
+	git("commit", "-q", "-m", "one")
+	os.WriteFile(filepath.Join(repo, "fa.txt"), []byte("changed\n"), 0o644)
+	git("commit", "-q", "-am", "two")
+	if st := git("status", "--porcelain"); st != "" {
+		t.Fatalf("git status after commit: %q", st)
+	}
+	if out := git("fsck", "--strict"); strings.Contains(out, "error") {
+		t.Fatalf("git fsck: %s", out)
+	}
+	if log := git("log", "--oneline"); strings.Count(log, "\n") != 2 {
+		t.Fatalf("git log: %q", log)
+	}
+}
+
+// workMvOver is open-vm-tools#90: write a file, write a new version
+// beside it, mv it over, read the new content at once.
+func workMvOver(t *testing.T, e *hgfsEnv, dir string) {
+	p := filepath.Join(dir, "TEST")
+	for i := range 40 {
+		old := bytes.Repeat([]byte("old"), 1000+i)
+		if err := os.WriteFile(p, old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, old) {
+			t.Fatalf("round %d: read %d bytes %v", i, len(b), err)
+		}
+		next := bytes.Repeat([]byte("new!"), 10+i*3)
+		if err := os.WriteFile(p+".new", next, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("mv", p+".new", p).CombinedOutput(); err != nil {
+			t.Fatalf("mv: %v %s", err, out)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(b, next) {
+			t.Fatalf("round %d: after mv read %d bytes (want %d): %v", i, len(b), len(next), err)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Size() != int64(len(next)) {
+			t.Fatalf("round %d: stale size after mv: %v %v", i, fi.Size(), err)
+		}
+	}
+	// O_APPEND appends at the real end, truncating opens leave no stale size.
+	os.WriteFile(p, []byte("0123456789"), 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("ab"))
+	f.Close()
+	os.WriteFile(filepath.Join(e.share, "TEST"), append(must(os.ReadFile(filepath.Join(e.share, "TEST"))), "HOST"...), 0o644)
+	f, _ = os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("cd"))
+	f.Close()
+	if b := must(os.ReadFile(filepath.Join(e.share, "TEST"))); string(b) != "0123456789abHOSTcd" {
+		t.Fatalf("appends: %q", b)
+	}
+	f, _ = os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	f.Write([]byte("x"))
+	f.Close()
+	if fi, _ := os.Stat(p); fi.Size() != 1 {
+		t.Fatalf("size after truncating open: %d", fi.Size())
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func workLargeWrites(t *testing.T, e *hgfsEnv, dir string) {
+	for _, n := range []int{65457, 65458, 64 << 10, 1 << 20, 3<<20 + 5} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*13 + n)
+		}
+		f, err := os.Create(filepath.Join(dir, "big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, err := f.Write(data); err != nil || w != n {
+			t.Fatalf("write of %d bytes: %d %v", n, w, err)
+		}
+		f.Close()
+		if b := must(os.ReadFile(filepath.Join(e.share, "big"))); !bytes.Equal(b, data) {
+			t.Fatalf("host copy of a %d-byte write differs (%d bytes)", n, len(b))
+		}
+		if b := must(os.ReadFile(filepath.Join(dir, "big"))); !bytes.Equal(b, data) {
+			t.Fatalf("read back of a %d-byte write differs", n)
+		}
+	}
+}
+
+// workShareToggle: disabling and re-enabling the share, restarting the
+// host's HGFS server, and turning sharing off and on keep the mount
+// working, with no remount and never ENOTCONN.
+func workShareToggle(t *testing.T, e *hgfsEnv, dir string) {
+	p := filepath.Join(dir, "keep")
+	os.WriteFile(p, []byte("kept content"), 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 12)
+	e.ctl(t, "share", "disable", "s")
+	_, err = os.Stat(filepath.Join(dir, "never-looked-up"))
+	if errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("disabled share: %v", err)
+	}
+	e.ctl(t, "share", "enable", "s")
+	if n, err := f.ReadAt(buf, 0); err != nil || string(buf[:n]) != "kept content" {
+		t.Fatalf("read from a file opened before the toggle: %q %v", buf[:n], err)
+	}
+	e.ctl(t, "hgfs", "restart")
+	if n, err := f.ReadAt(buf, 0); err != nil || string(buf[:n]) != "kept content" {
+		t.Fatalf("read after a host HGFS restart: %q %v", buf[:n], err)
+	}
+	e.ctl(t, "hgfs", "disable")
+	if _, err := os.ReadDir(dir); errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("sharing disabled: %v", err)
+	}
+	e.ctl(t, "hgfs", "enable")
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatalf("listing after sharing came back: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "after"), []byte("x"), 0o644); err != nil {
+		t.Fatalf("write after sharing came back: %v", err)
+	}
+}
+
+// workSetattr: chmod, truncate and utimens reach the host, times keep
+// 100 ns precision, and setting one time leaves the other alone.
+func workSetattr(t *testing.T, e *hgfsEnv, dir string) {
+	p := filepath.Join(dir, "attrs")
+	host := filepath.Join(e.share, "attrs")
+	os.WriteFile(p, []byte("0123456789"), 0o644)
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 3); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2001, 2, 3, 4, 5, 6, 123456700, time.UTC)
+	mt := time.Date(2011, 12, 13, 14, 15, 16, 987654300, time.UTC)
+	if err := os.Chtimes(p, at, mt); err != nil {
+		t.Fatal(err)
+	}
+	fi := must(os.Stat(host))
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o640 || fi.Size() != 3 || !fi.ModTime().Equal(mt) || !time.Unix(st.Atim.Unix()).Equal(at) {
+		t.Fatalf("host sees %v %d mtime %v atime %v", fi.Mode(), fi.Size(), fi.ModTime(), time.Unix(st.Atim.Unix()))
+	}
+	if fi := must(os.Stat(p)); !fi.ModTime().Equal(mt) {
+		t.Fatalf("mount shows mtime %v, want %v", fi.ModTime(), mt)
+	}
+	// touch -m: only the modification time changes.
+	if out, err := exec.Command("touch", "-m", p).CombinedOutput(); err != nil {
+		t.Fatalf("touch -m: %v %s", err, out)
+	}
+	fi = must(os.Stat(host))
+	st = fi.Sys().(*syscall.Stat_t)
+	if fi.ModTime().Equal(mt) || !time.Unix(st.Atim.Unix()).Equal(at) {
+		t.Fatalf("touch -m: mtime %v (should have moved), atime %v (should be %v)", fi.ModTime(), time.Unix(st.Atim.Unix()), at)
+	}
+}
+
+func workMasks(t *testing.T, e *hgfsEnv) {
+	os.MkdirAll(filepath.Join(e.share, "m/d"), 0o777)
+	os.Chmod(filepath.Join(e.share, "m/d"), 0o777)
+	os.WriteFile(filepath.Join(e.share, "m/f"), nil, 0o666)
+	os.Chmod(filepath.Join(e.share, "m/f"), 0o777)
+	cases := []struct {
+		opts       []string
+		file, dirm os.FileMode
+	}{
+		{nil, 0o777, 0o777},
+		{[]string{"umask=022"}, 0o755, 0o755},
+		{[]string{"fmask=0133,dmask=0022"}, 0o644, 0o755},
+		{[]string{"umask=007,fmask=0111"}, 0o660, 0o770},
+	}
+	for _, c := range cases {
+		mnt := e.mount(t, ".host:/s/m", append(c.opts, "uid=4321", "gid=8765")...)
+		for name, want := range map[string]os.FileMode{"f": c.file, "d": c.dirm} {
+			fi, err := os.Stat(filepath.Join(mnt, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if fi.Mode().Perm() != want || st.Uid != 4321 || st.Gid != 8765 {
+				t.Errorf("%v: %s is %v %d:%d, want %v 4321:8765", c.opts, name, fi.Mode().Perm(), st.Uid, st.Gid, want)
+			}
+		}
+		hgfswork.Unmount(mnt)
+	}
+}
+
+// TestHGFSBadReplies: a malformed or truncated reply fails that one
+// operation with EIO and a log line; the mount keeps working.
+func TestHGFSBadReplies(t *testing.T) {
+	e := newHGFSEnv(t, func(t *testing.T, bin, log string) hgfswork.Mounter { return hgfswork.Ours(bin, log) })
+	mnt := e.mount(t, ".host:/s", "cache=none")
+	os.WriteFile(filepath.Join(e.share, "f"), []byte("data"), 0o644)
+	// Ops the kernel does not retry on its own: statfs and readdir.
+	ops := []struct {
+		op  string
+		run func() error
+	}{
+		{"QUERY_VOLUME_INFO_V3", func() error { var st syscall.Statfs_t; return syscall.Statfs(mnt, &st) }},
+		{"SEARCH_READ_V3", func() error { _, err := os.ReadDir(mnt); return err }},
+		{"READ_V3", func() error { _, err := os.ReadFile(filepath.Join(mnt, "f")); return err }},
+	}
+	for _, fault := range []string{"truncate", "short"} {
+		for _, o := range ops {
+			e.ctl(t, "hgfs", "fault", fault, "1", o.op)
+			if err := o.run(); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("%s %s reply: got %v, want EIO", fault, o.op, err)
+			}
+			if err := o.run(); err != nil {
+				t.Fatalf("after a %s %s reply the mount is broken: %v", fault, o.op, err)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || string(b) != "data" {
+			t.Fatalf("after %s replies: %q %v", fault, b, err)
+		}
+	}
+	testutil.WaitFor(t, 5*time.Second, "the log line", func() bool {
+		b, _ := os.ReadFile(e.log)
+		return strings.Contains(string(b), "malformed reply")
+	})
+}
+
+// TestHGFSPosix runs go-fuse's posixtest suite on a mount of a vmxsim
+// share.
+func TestHGFSPosix(t *testing.T) {
+	e := newHGFSEnv(t, func(t *testing.T, bin, log string) hgfswork.Mounter { return hgfswork.Ours(bin, log) })
+	notApplicable := map[string]string{
+		"Link":                "HGFS V3 has no hard links (link returns EPERM, as in vmhgfs-fuse)",
+		"LinkUnlinkRename":    "needs hard links",
+		"NlinkZero":           "needs hard links (st_nlink is always 1 over HGFS)",
+		"XAttr":               "HGFS V3 carries no extended attributes",
+		"XAttrLarge":          "HGFS V3 carries no extended attributes",
+		"FcntlFlockSetLk":     "HGFS has no byte-range locks over the backdoor; locks are kernel-local",
+		"FcntlFlockLocksFile": "HGFS has no byte-range locks over the backdoor; locks are kernel-local",
+		"Fallocate":           "HGFS V3 has no fallocate",
+		"FallocateKeepSize":   "HGFS V3 has no fallocate",
+		"FstatDeleted":        "HGFS handles do not keep unlinked files alive (a reopen by path finds nothing)",
+	}
+	for name, fn := range posixtest.All {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := notApplicable[name]; ok {
+				t.Skipf("not applicable: %s", why)
+			}
+			// Each test gets a fresh directory on the share.
+			sub := filepath.Join(e.share, name)
+			os.Mkdir(sub, 0o777)
+			mnt := e.mount(t, ".host:/s/"+name)
+			fn(t, mnt)
+		})
+	}
+}
+
+func TestHGFSClientListsShares(t *testing.T) {
+	sim := testutil.StartSim(t, "--share", "b="+t.TempDir(), "--share", "a="+t.TempDir()+",ro")
+	out, errOut, code := sim.Run(t, "vmware-hgfsclient", "--rpc", sim.Mode())
+	if code != 0 || out != "a\nb\n" {
+		t.Fatalf("vmware-hgfsclient: %d %q %s", code, out, errOut)
+	}
+	vmxsim.NewCtl(sim.Dir).HGFS(t.Context(), "disable")
+	if _, errOut, code := sim.Run(t, "vmware-hgfsclient", "--rpc", sim.Mode()); code != 1 || !strings.Contains(errOut, "disabled") {
+		t.Fatalf("with sharing disabled: exit %d, %s", code, errOut)
+	}
+	st, err := vmxsim.NewCtl(sim.Dir).State(t.Context())
+	if err != nil || len(st.HGFS.Shares) != 2 || !st.HGFS.Shares[0].ReadOnly || st.HGFS.OpenSearches != 0 {
+		t.Fatalf("ctl state hgfs: %+v %v", st.HGFS, err)
+	}
+}
+
+// TestHGFSFstab mounts through mount(8) with the fstab line VMware
+// documents; mount(8) runs mount.fuse3, which runs vmhgfs-fuse with -o
+// options, as on a VM at boot.
+func TestHGFSFstab(t *testing.T) {
+	testutil.RequireFUSE(t)
+	_, err := exec.LookPath("mount.fuse3")
+	testutil.Require(t, err == nil, "mount.fuse3", "apt-get install fuse3 (scripts/test-deps.d/40-fuse3.sh)")
+	share := t.TempDir()
+	os.WriteFile(filepath.Join(share, "hello"), []byte("hi"), 0o644)
+	sim := testutil.StartSim(t, "--share", "s="+share)
+	// mount(8) runs helpers with PATH=/sbin:/bin:/usr/sbin:/usr/bin, so
+	// the binary has to be there, as a package would install it.
+	ours := filepath.Join(sim.Bin, "vmhgfs-fuse")
+	const helper = "/usr/sbin/vmhgfs-fuse"
+	if target, err := os.Readlink(helper); err == nil && target == ours {
+		// left by an earlier run of this test
+	} else if _, err := os.Lstat(helper); err == nil {
+		testutil.Require(t, false, "no other vmhgfs-fuse in /usr/sbin", "remove "+helper+" (open-vm-tools?) to test the fstab line")
+	} else {
+		if err := os.Symlink(ours, helper); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(helper) })
+	}
+	mnt := t.TempDir()
+	fstab := filepath.Join(t.TempDir(), "fstab")
+	os.WriteFile(fstab, []byte(".host:/ "+mnt+" fuse.vmhgfs-fuse defaults,allow_other 0 0\n"), 0o644)
+	cmd := exec.Command("mount", "--fstab", fstab, mnt)
+	cmd.Env = append(os.Environ(), "PATH="+sim.Bin+":"+os.Getenv("PATH"), "GOVMTOOLS_RPC="+sim.Mode())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mount --fstab: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { hgfswork.Unmount(mnt) })
+	if b, err := os.ReadFile(filepath.Join(mnt, "s", "hello")); err != nil || string(b) != "hi" {
+		t.Fatalf("read through the fstab mount: %q %v", b, err)
+	}
+	mounts := must(os.ReadFile("/proc/self/mounts"))
+	if !strings.Contains(string(mounts), "vmhgfs-fuse "+mnt+" fuse.vmhgfs-fuse ") || !strings.Contains(string(mounts), "allow_other") {
+		t.Fatalf("mount table lacks the vmtoolsd-compatible entry:\n%s", mounts)
+	}
+	if err := hgfswork.Unmount(mnt); err != nil {
+		t.Fatal(err)
+	}
+	// mount.fuse3 as mount(8) calls it for a fuse.vmhgfs-fuse entry; it runs
+	// "vmhgfs-fuse SOURCE MOUNTPOINT -o OPTIONS", the form vmhgfs-fuse parses.
+	cmd = exec.Command("mount.fuse3", ".host:/s", mnt, "-t", "fuse.vmhgfs-fuse", "-o", "rw,nodev,nosuid,allow_other,rpc="+sim.Mode())
+	cmd.Env = append(os.Environ(), "PATH="+sim.Bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mount.fuse3: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hi" {
+		t.Fatalf("read through mount.fuse3: %q %v", b, err)
+	}
+}
+
+func TestHGFSCommandLine(t *testing.T) {
+	bin := testutil.Binaries(t)
+	if _, _, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "--help"); code != 0 {
+		t.Fatal("--help")
+	}
+	if _, errOut, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "-o", "bogus", ".host:/", t.TempDir()); code == 0 || !strings.Contains(errOut, "bogus") {
+		t.Fatalf("unknown option accepted: %d %s", code, errOut)
+	}
+	if _, errOut, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "--rpc", "unix:"+t.TempDir(), ".host:/", t.TempDir()); code != 1 {
+		t.Fatalf("no simulator: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat("/dev/fuse"); err == nil {
+		if _, errOut, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "--enabled"); code != 0 {
+			t.Fatalf("--enabled with /dev/fuse present: %d %s", code, errOut)
+		}
+	}
+}

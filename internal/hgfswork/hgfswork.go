@@ -1,0 +1,266 @@
+// Package hgfswork holds what the shared-folder workload tests and the
+// benchmark share: Mounter, which says which client binary mounts a
+// vmxsim share and how (ours over unix:DIR today; Debian's vmhgfs-fuse
+// under the ptrace trap joins as another Mounter), and the workloads
+// themselves, which run on any directory so the same code measures a
+// mount and the share's directory directly (the native limit).
+// Only tests and bench import it.
+package hgfswork
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Mounter is one way of mounting a vmxsim share: a client binary and how
+// it reaches the simulator.
+type Mounter struct {
+	Name string
+	// Mount mounts source (".host:/" or ".host:/SHARE[/PATH]") at mnt,
+	// reaching the simulator serving simDir, with extra -o options, and
+	// returns once the mount is ready.
+	Mount func(ctx context.Context, simDir, source, mnt string, opts ...string) error
+	// Stats, if set, asks the client to log its per-op counters.
+	Stats func() error
+}
+
+// Ours mounts with govmtools' vmhgfs-fuse from bin over unix:simDir. Its
+// background process logs to logFile when that is not "".
+func Ours(bin, logFile string) Mounter {
+	return Mounter{
+		Name: "govmtools",
+		Mount: func(ctx context.Context, simDir, source, mnt string, opts ...string) error {
+			args := []string{"--rpc", "unix:" + simDir}
+			if logFile != "" {
+				args = append(args, "--log-file", logFile)
+			}
+			for _, o := range opts {
+				args = append(args, "-o", o)
+			}
+			args = append(args, source, mnt)
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, "vmhgfs-fuse"), args...).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("vmhgfs-fuse %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+			if !IsMounted(mnt) {
+				return fmt.Errorf("vmhgfs-fuse returned but %s is not mounted", mnt)
+			}
+			return nil
+		},
+	}
+}
+
+// IsMounted reports whether mnt is a mount point (per /proc/self/mountinfo).
+func IsMounted(mnt string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	abs, _ := filepath.Abs(mnt)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[4] == abs {
+			return true
+		}
+	}
+	return false
+}
+
+// Unmount unmounts mnt, lazily if it is busy, and waits until it is gone.
+func Unmount(mnt string) error {
+	if !IsMounted(mnt) {
+		return nil
+	}
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		if out2, err2 := exec.Command("umount", "-l", mnt).CombinedOutput(); err2 != nil {
+			return fmt.Errorf("umount %s: %s; umount -l: %s", mnt, out, out2)
+		}
+	}
+	for range 500 {
+		if !IsMounted(mnt) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s still mounted", mnt)
+}
+
+// CreateFiles creates n empty files in dir, as `touch` does.
+func CreateFiles(dir string, n int) error {
+	for i := range n {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// ListLong does what `ls -l` does: read the directory, lstat every entry.
+func ListLong(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			return 0, err
+		}
+	}
+	return len(names), nil
+}
+
+// StatFiles stats the n files CreateFiles made.
+func StatFiles(dir string, n int) error {
+	for i := range n {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%05d", i))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteSeq writes size bytes to path in block-sized writes.
+func WriteSeq(path string, size int64, block int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, block)
+	for i := range buf {
+		buf[i] = byte(i*31 + 7)
+	}
+	for done := int64(0); done < size; {
+		n := min(int64(block), size-done)
+		if _, err := f.Write(buf[:n]); err != nil {
+			f.Close()
+			return err
+		}
+		done += n
+	}
+	return f.Close()
+}
+
+// ReadSeq reads path to the end in block-sized reads.
+func ReadSeq(path string, block int) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, make([]byte, block))
+}
+
+// MakeSourceTree writes a deterministic source-like tree into dir: nested
+// directories of small and medium files, an executable, a symlink.
+func MakeSourceTree(dir string, files int) error {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range files {
+		d := filepath.Join(dir, fmt.Sprintf("pkg%02d", i%17), fmt.Sprintf("sub%d", i%3))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		size := r.IntN(6000)
+		if i%50 == 0 {
+			size = 200000 + r.IntN(100000)
+		}
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = "abcdefghijklmnopqrstuvwxyz \n{}()"[r.IntN(32)]
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("file%04d.c", i)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "configure"), []byte("#!/bin/sh\necho ok\n"), 0o755); err != nil {
+		return err
+	}
+	return os.Symlink("pkg00/sub0", filepath.Join(dir, "link"))
+}
+
+// Tar creates tarball from dir.
+func Tar(tarball, dir string) error {
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("tar -c: %v: %s", err, out)
+	}
+	return nil
+}
+
+// ExtractTar runs `tar -xf tarball` in dir.
+func ExtractTar(tarball, dir string) error {
+	if out, err := exec.Command("tar", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
+		return fmt.Errorf("tar -x: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Checksums returns "type mode sha256" per path under dir (symlinks by
+// target), for comparing trees.
+func Checksums(dir string) (map[string]string, error) {
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "link " + t
+		case d.IsDir():
+			out[rel] = fmt.Sprintf("dir %o", info.Mode().Perm())
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			out[rel] = fmt.Sprintf("file %o %s", info.Mode().Perm(), hex.EncodeToString(sum[:]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DiffTrees describes how two checksum maps differ ("" if they do not).
+func DiffTrees(want, got map[string]string) string {
+	var b bytes.Buffer
+	for k, v := range want {
+		if got[k] != v {
+			fmt.Fprintf(&b, "%s: want %q, got %q\n", k, v, got[k])
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "%s: unexpected %q\n", k, v)
+		}
+	}
+	return b.String()
+}
