@@ -19,6 +19,7 @@ const module = "github.com/govmtools/govmtools"
 // its own. Add new codecs here.
 var CodecPackages = []string{
 	"rpc/datamap",
+	"kmsgdump/kmsg",
 }
 
 // codecStdAllowed is the standard library a codec may use.
