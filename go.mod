@@ -3,6 +3,7 @@ module github.com/govmtools/govmtools
 go 1.26.0
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/mdlayher/socket v0.8.0
 	github.com/mdlayher/vsock v1.4.0
 	golang.org/x/sys v0.49.0
