@@ -86,6 +86,8 @@ type Core struct {
 	lastState    *StateChange
 
 	tclo tcloState
+
+	faults faults // fault injection (fault.go)
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -163,6 +165,9 @@ func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
 		return []byte("0 Message too large")
 	}
 	name, args := splitRPCI(req)
+	if c.faults.wait(ctx, name) {
+		return []byte("0 Dropped")
+	}
 	c.handlersMu.RLock()
 	h := c.handlers[name]
 	c.handlersMu.RUnlock()

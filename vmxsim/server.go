@@ -39,6 +39,7 @@ type Server struct {
 func NewServer(core *Core, dir string) *Server {
 	s := &Server{Core: core, Dir: dir, ctl: http.NewServeMux()}
 	s.registerCtl()
+	s.registerFaultCtl()
 	return s
 }
 

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,6 +28,9 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR fault hold RPCI | release [drop] | status
+                                    hold requests of an RPCI command unhandled, then
+                                    release them (handled) or drop them (never handled)
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -155,6 +159,28 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		_, err = fmt.Fprintln(stdout, reply)
 		return err
+	case "fault":
+		return ctlFault(ctx, c, rest[1:], stdout)
 	}
 	return usageError(fmt.Sprintf("unknown ctl command %q", rest[0]))
+}
+
+func ctlFault(ctx context.Context, c *vmxsim.Ctl, args []string, stdout io.Writer) error {
+	var err error
+	var b []byte
+	switch {
+	case len(args) == 2 && args[0] == "hold":
+		_, err = c.Do(ctx, "POST", "/fault/hold?rpci="+url.QueryEscape(args[1]), "")
+	case len(args) == 1 && args[0] == "release":
+		_, err = c.Do(ctx, "POST", "/fault/release", "")
+	case len(args) == 2 && args[0] == "release" && args[1] == "drop":
+		_, err = c.Do(ctx, "POST", "/fault/release?drop=1", "")
+	case len(args) == 1 && args[0] == "status":
+		if b, err = c.Do(ctx, "GET", "/fault", ""); err == nil {
+			_, err = stdout.Write(b)
+		}
+	default:
+		return usageError("fault hold RPCI | release [drop] | status")
+	}
+	return err
 }

@@ -1,0 +1,112 @@
+package vmxsim
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// faults is the simulator's fault injection for RPCI: requests of chosen
+// commands can be held before the VMX handles them, then released to be
+// handled normally, or dropped unhandled. A held request models a guest
+// message still in flight; dropping it models a guest killed before the
+// message was complete, which the VMX never acts on.
+type faults struct {
+	mu      sync.Mutex
+	hold    map[string]bool // command names being held
+	held    int             // requests waiting now
+	release chan struct{}   // closed to release the waiting requests
+	drop    bool            // how the last release disposed of them
+}
+
+// HoldRPCI makes requests of the RPCI command name wait, unhandled, until
+// ReleaseRPCI.
+func (c *Core) HoldRPCI(name string) {
+	f := &c.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hold == nil {
+		f.hold = map[string]bool{}
+	}
+	if f.release == nil {
+		f.release = make(chan struct{})
+	}
+	f.hold[name] = true
+}
+
+// ReleaseRPCI stops holding and releases every waiting request: handled
+// as usual, or, with drop, answered "0 Dropped" without being handled.
+func (c *Core) ReleaseRPCI(drop bool) {
+	f := &c.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = nil
+	f.drop = drop
+	if f.release != nil {
+		close(f.release)
+		f.release = nil
+	}
+}
+
+// HeldRPCI returns how many requests are waiting.
+func (c *Core) HeldRPCI() int {
+	f := &c.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held
+}
+
+// wait holds a request of command name while it is held; it reports
+// whether the request is to be dropped.
+func (f *faults) wait(ctx context.Context, name string) (drop bool) {
+	f.mu.Lock()
+	if !f.hold[name] {
+		f.mu.Unlock()
+		return false
+	}
+	release := f.release
+	f.held++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.held--
+		f.mu.Unlock()
+	}()
+	select {
+	case <-release:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.drop
+	case <-ctx.Done():
+		return true
+	}
+}
+
+// registerFaultCtl adds the fault routes to the control API:
+//
+//	POST /fault/hold?rpci=NAME      hold requests of an RPCI command
+//	POST /fault/release[?drop=1]    release (or drop) the held requests
+//	GET  /fault                     {"held": N}
+func (s *Server) registerFaultCtl() {
+	s.HandleCtl("POST /fault/hold", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("rpci")
+		if name == "" {
+			http.Error(w, "hold needs ?rpci=NAME", http.StatusBadRequest)
+			return
+		}
+		s.Core.HoldRPCI(name)
+		s.Core.log.Host("Fault injection: holding RPCI %s", printable(name))
+	})
+	s.HandleCtl("POST /fault/release", func(w http.ResponseWriter, r *http.Request) {
+		drop, _ := strconv.ParseBool(r.URL.Query().Get("drop"))
+		n := s.Core.HeldRPCI()
+		s.Core.ReleaseRPCI(drop)
+		if drop {
+			s.Core.log.Host("Fault injection: dropped %d held RPCI requests", n)
+		}
+	})
+	s.HandleCtl("GET /fault", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]int{"held": s.Core.HeldRPCI()})
+	})
+}
