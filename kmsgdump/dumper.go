@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmtools/govmtools/kmsgdump/kmsg"
@@ -56,6 +57,7 @@ type Config struct {
 type Dumper struct {
 	cfg   Config
 	store *Store
+	queue atomic.Pointer[Queue] // the live queue while Run follows
 }
 
 // New opens the state directory and returns a dumper.
@@ -118,6 +120,7 @@ func (d *Dumper) Run(ctx context.Context) error {
 	defer stop()
 
 	q := NewQueue(d.cfg.QueueLines, d.cfg.QueueBytes)
+	d.queue.Store(q)
 	var wg sync.WaitGroup
 	var readErr error
 	wg.Go(func() {

@@ -86,7 +86,10 @@ func (s *Source) Read(ctx context.Context) (kmsg.Record, error) {
 			return kmsg.Record{}, ctx.Err()
 		}
 		if !s.device {
-			if rec, ok := s.nextBuffered(false); ok {
+			// Data already read ended at a line end: what it holds is
+			// complete (writers write whole records).
+			drained := len(s.stream) > 0 && s.stream[len(s.stream)-1] == '\n'
+			if rec, ok := s.nextBuffered(drained); ok {
 				return rec, nil
 			}
 		}
@@ -101,9 +104,6 @@ func (s *Source) Read(ctx context.Context) (kmsg.Record, error) {
 			return rec, nil
 		case err == nil && n > 0:
 			s.stream = append(s.stream, s.buf[:n]...)
-			if rec, ok := s.nextBuffered(true); ok {
-				return rec, nil
-			}
 		case errors.Is(err, syscall.EPIPE):
 			// Overrun: our next record was overwritten. The next read
 			// returns the oldest one left; the sequence gap is counted.
