@@ -89,11 +89,15 @@ func (d *Dumper) shipSaved(ctx context.Context, send logFunc) (int, error) {
 				return shipped, err
 			}
 		}
-		if !done.Disposed {
+		after := d.after(rec)
+		if !done.Disposed || (done.How == string(Keep) && after != Keep) {
 			if err := d.dispose(rec); err != nil {
 				return shipped, err
 			}
-			store.Update(func(st *State) { st.Shipped[rec.Key].Disposed = true })
+			store.Update(func(st *State) {
+				st.Shipped[rec.Key].Disposed = true
+				st.Shipped[rec.Key].How = string(after)
+			})
 			if err := store.Save(); err != nil {
 				return shipped, err
 			}
@@ -150,7 +154,7 @@ func (d *Dumper) shipRecord(ctx context.Context, send logFunc, rec *SavedRecord)
 		}
 	} else {
 		d.log().Info("resuming an interrupted record", "record", rec.Name, "line", next+1, "of", total)
-		if err := ship(fmt.Sprintf("kmsgdump: resume %s record %s at line %d of %d (the previous run was interrupted)", rec.Kind, rec.Name, next+1, total)); err != nil {
+		if err := ship(fmt.Sprintf("kmsgdump: resume %s record %s at line %d of %d (the previous run was interrupted; if it was killed while sending line %d, that line may appear twice)", rec.Kind, rec.Name, next+1, total, next+1)); err != nil {
 			return err
 		}
 	}
@@ -241,12 +245,9 @@ func (d *Dumper) describeBoot(t time.Time) string {
 // dispose archives, removes or keeps a shipped record's files. It is
 // idempotent: files already gone are skipped.
 func (d *Dumper) dispose(rec *SavedRecord) error {
-	after := d.cfg.PstoreAfter
-	if rec.Kind == "kdump" {
-		after = d.cfg.CrashAfter
-	}
+	after := d.after(rec)
 	switch after {
-	case Keep, "":
+	case Keep:
 		return nil
 	case Archive:
 		dir := filepath.Join(d.store.Dir, "archive")
@@ -279,6 +280,18 @@ func (d *Dumper) dispose(rec *SavedRecord) error {
 	}
 	d.log().Info("disposed of a shipped record", "record", rec.Name, "how", string(after))
 	return nil
+}
+
+// after returns the configured disposition of a record.
+func (d *Dumper) after(rec *SavedRecord) Disposition {
+	after := d.cfg.PstoreAfter
+	if rec.Kind == "kdump" {
+		after = d.cfg.CrashAfter
+	}
+	if after == "" {
+		return Keep
+	}
+	return after
 }
 
 // pruneArchive keeps the newest maxArchive files (names start with the

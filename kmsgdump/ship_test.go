@@ -164,7 +164,7 @@ func TestShipSavedInterrupted(t *testing.T) {
 		resumes := slices.IndexFunc(h.got(), func(l string) bool { return strings.HasPrefix(l, "kmsgdump: resume ") })
 		if resumes >= 0 {
 			resumed++
-			if !strings.Contains(h.got()[resumes], "(the previous run was interrupted)") {
+			if !strings.Contains(h.got()[resumes], "(the previous run was interrupted;") {
 				t.Errorf("resume line %q", h.got()[resumes])
 			}
 		}

@@ -56,7 +56,8 @@ type ShippedRecord struct {
 	Files    []string  `json:"files"`
 	Lines    int       `json:"lines"`
 	Shipped  time.Time `json:"shipped"`
-	Disposed bool      `json:"disposed"` // archived, removed or deliberately kept
+	Disposed bool      `json:"disposed"`      // archived, removed or deliberately kept
+	How      string    `json:"how,omitempty"` // the Disposition applied
 }
 
 // Boot identifies one boot of the machine.
