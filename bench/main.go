@@ -38,6 +38,7 @@ type benchmark struct {
 // benchmarks is the table, in order. Each feature adds its entries.
 var benchmarks = []benchmark{
 	{"rpci", benchRPCI},
+	{"kmsgdump", benchKmsgdump},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch

@@ -14,6 +14,7 @@ const MaxLine = 1020
 // (a NUL would end the line on the host; a CR or ESC would garble it),
 // lines longer than MaxLine split into pieces of at most MaxLine bytes
 // without cutting a UTF-8 sequence or an escape. Empty lines are dropped.
+// The pieces may share text's memory.
 func AppendLogLines(dst [][]byte, text []byte) [][]byte {
 	for len(text) > 0 {
 		line, rest, _ := bytes.Cut(text, []byte{'\n'})
