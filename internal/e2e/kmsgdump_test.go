@@ -204,11 +204,29 @@ func TestKmsgdumpKilledAtRandom(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
 		before := len(guestLines(t, sim.Dir))
 		n, _ := rand.Int(rand.Reader, big.NewInt(1500))
-		testutil.WaitFor(t, 30*time.Second, "lines shipped", func() bool { return len(guestLines(t, sim.Dir)) >= before+200+int(n.Int64()) })
+		var exitErr error
+		done := false
+		testutil.WaitFor(t, 30*time.Second, "lines shipped", func() bool {
+			select {
+			case exitErr = <-exited:
+				done = true
+				return true
+			default:
+			}
+			return len(guestLines(t, sim.Dir)) >= before+200+int(n.Int64())
+		})
+		if done {
+			if exitErr != nil {
+				t.Fatalf("vmware-kmsgdump: %v", exitErr)
+			}
+			break // it finished first
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err == nil {
+		if err := <-exited; err == nil {
 			break // it finished first
 		}
 		kills++
