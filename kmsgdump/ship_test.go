@@ -255,6 +255,28 @@ func TestUndecodableCompressedRecordIsKept(t *testing.T) {
 	}
 }
 
+// TestDecompressSamples decodes the testdata records: raw deflate with the
+// ECC notice ramoops appends, and a zlib stream.
+func TestDecompressSamples(t *testing.T) {
+	plain, _ := os.ReadFile("testdata/dmesg-ramoops-0")
+	for name, want := range map[string]string{
+		"dmesg-efi-176812380001001.enc.z": string(plain) + "ECC: No errors detected\n",
+		"dmesg-ramoops-1.enc.z":           strings.Replace(string(plain), "Oops#1", "Panic#2", 1),
+	} {
+		raw, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decompress(raw)
+		if err != nil || string(got) != want {
+			t.Errorf("Decompress(%s) = %q, %v", name, got, err)
+		}
+	}
+	if _, err := Decompress([]byte("not compressed at all")); err == nil {
+		t.Error("plain text decompressed")
+	}
+}
+
 func TestCounterFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c")
 	c, err := openCounter(path)
@@ -290,6 +312,14 @@ func FuzzDecodePstore(f *testing.F) {
 	f.Add([]byte("Panic#1 Part1\n<0>[ 1.0] Kernel panic\n"), false)
 	f.Add([]byte("x\x9c\xcbH\xcd\xc9\xc9\x07\x00\x06,\x02\x15"), true)
 	f.Add([]byte("\xcbH\xcd\xc9\xc9\x07\x00"), true)
+	seeds, _ := filepath.Glob("testdata/dmesg-*")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, strings.HasSuffix(s, ".enc.z"))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte, compressed bool) {
 		files := []*pstoreFile{
 			decodePstoreFile("/x/a", "dmesg-efi-1", "efi", 171234567802001, compressed, time.Unix(1, 0), raw),

@@ -13,11 +13,16 @@ import (
 // message still in flight; dropping it models a guest killed before the
 // message was complete, which the VMX never acts on.
 type faults struct {
-	mu      sync.Mutex
-	hold    map[string]bool // command names being held
-	held    int             // requests waiting now
-	release chan struct{}   // closed to release the waiting requests
-	drop    bool            // how the last release disposed of them
+	mu   sync.Mutex
+	hold map[string]bool // command names being held
+	held int             // requests waiting now
+	cur  *release        // the release the waiting requests wait for
+}
+
+// release is closed to let held requests go; drop is set before.
+type release struct {
+	ch   chan struct{}
+	drop bool
 }
 
 // HoldRPCI makes requests of the RPCI command name wait, unhandled, until
@@ -29,8 +34,8 @@ func (c *Core) HoldRPCI(name string) {
 	if f.hold == nil {
 		f.hold = map[string]bool{}
 	}
-	if f.release == nil {
-		f.release = make(chan struct{})
+	if f.cur == nil {
+		f.cur = &release{ch: make(chan struct{})}
 	}
 	f.hold[name] = true
 }
@@ -42,10 +47,10 @@ func (c *Core) ReleaseRPCI(drop bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.hold = nil
-	f.drop = drop
-	if f.release != nil {
-		close(f.release)
-		f.release = nil
+	if f.cur != nil {
+		f.cur.drop = drop
+		close(f.cur.ch)
+		f.cur = nil
 	}
 }
 
@@ -65,7 +70,7 @@ func (f *faults) wait(ctx context.Context, name string) (drop bool) {
 		f.mu.Unlock()
 		return false
 	}
-	release := f.release
+	r := f.cur
 	f.held++
 	f.mu.Unlock()
 	defer func() {
@@ -74,10 +79,8 @@ func (f *faults) wait(ctx context.Context, name string) (drop bool) {
 		f.mu.Unlock()
 	}()
 	select {
-	case <-release:
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.drop
+	case <-r.ch:
+		return r.drop
 	case <-ctx.Done():
 		return true
 	}
