@@ -198,10 +198,22 @@ func (d *Dumper) read(ctx context.Context, src *Source, resumeFrom uint64, q *Qu
 	})
 	defer wg.Wait()
 
+	dropping := false
+	enqueue := func(it Item) {
+		if q.Push(it) {
+			dropping = false
+			return
+		}
+		if !dropping {
+			d.log().Warn("the host is not taking lines and the live queue is full; dropping lines (their number will be shipped)")
+			dropping = true
+		}
+		d.log().Debug("live line dropped", "dropped", q.Dropped())
+	}
 	push := func(items []Item) {
 		for _, it := range items {
 			for _, out := range lim.Allow(it) {
-				q.Push(out)
+				enqueue(out)
 			}
 		}
 	}
@@ -224,7 +236,7 @@ func (d *Dumper) read(ctx context.Context, src *Source, resumeFrom uint64, q *Qu
 		case <-tick.C:
 			push(f.Flush())
 			for _, s := range lim.Summary() {
-				q.Push(s)
+				enqueue(s)
 			}
 		case <-ctx.Done():
 			return ctx.Err()

@@ -37,8 +37,8 @@ func NewQueue(maxLines, maxBytes int) *Queue {
 	return &Queue{MaxLines: maxLines, MaxBytes: maxBytes, wake: make(chan struct{}, 1)}
 }
 
-// Push adds an item, or drops it if it does not fit.
-func (q *Queue) Push(it Item) {
+// Push adds an item, or drops it if it does not fit, and reports which.
+func (q *Queue) Push(it Item) (ok bool) {
 	n, size := len(it.Lines), 0
 	for _, l := range it.Lines {
 		size += len(l)
@@ -48,13 +48,14 @@ func (q *Queue) Push(it Item) {
 		q.items[len(q.items)-1].droppedAfter += n
 		q.total += n
 		q.mu.Unlock()
-		return
+		return false
 	}
 	q.items = append(q.items, queued{Item: it})
 	q.lines += n
 	q.bytes += size
 	q.mu.Unlock()
 	q.poke()
+	return true
 }
 
 // SetDecided records that every record below seq has been decided.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -284,14 +286,39 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, ch
 }
 
+// syncBuffer is a bytes.Buffer safe for a writer and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startFollow starts vmware-kmsgdump --follow and waits for READY=1.
 func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd, _ := startFollowStderr(t, sim, args...)
+	return cmd
+}
+
+// startFollowStderr is startFollow that also returns the stderr so far.
+func startFollowStderr(t *testing.T, sim *testutil.Sim, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	sock, states := notifySocket(t)
 	cmd := exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), append(args, "--follow")...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +339,7 @@ func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *exec.Cmd {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no READY=1 from vmware-kmsgdump")
 	}
-	return cmd
+	return cmd, stderr
 }
 
 func stopFollow(t *testing.T, cmd *exec.Cmd) {
@@ -442,4 +469,54 @@ func TestKmsgdumpRealKmsg(t *testing.T) {
 		t.Errorf("marker line %q", line)
 	}
 	t.Logf("marker in vmware.log after %v: %s", elapsed, line)
+}
+
+// TestKmsgdumpHostComesBack starts vmware-kmsgdump --follow with no VMX to
+// talk to: it still reports READY=1 (after --ready-timeout), holds the
+// saved records and live lines, drops what its queue cannot hold and says
+// so, and ships everything else once the VMX is there.
+func TestKmsgdumpHostComesBack(t *testing.T) {
+	bin := testutil.Binaries(t)
+	root := t.TempDir()
+	simDir := filepath.Join(root, "sim")
+	kpath := filepath.Join(root, "kmsg")
+	if err := os.WriteFile(kpath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pstore, crash, recs := kmsgtest.WritePstore(t, root)
+	sim := &testutil.Sim{Dir: simDir, Bin: bin} // for Mode and the binary path only
+	cmd, stderr := startFollowStderr(t, sim, kmsgdumpArgs(sim, pstore, crash, filepath.Join(root, "state"),
+		"--kmsg", kpath, "--ready-timeout", "200ms", "--queue", "3", "--debug")...)
+	for i := uint64(1); i <= 6; i++ {
+		writeKmsg(t, kpath, krec(i, 4, fmt.Sprintf("warning %d while the host is away", i)))
+	}
+	testutil.WaitFor(t, 20*time.Second, "three lines dropped", func() bool { return strings.Contains(stderr.String(), "dropped=3") })
+
+	vmx := exec.Command(filepath.Join(bin, "vmxsim"), "serve", "--dir", simDir)
+	if err := vmx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		vmx.Process.Signal(syscall.SIGTERM)
+		vmx.Wait()
+	}()
+	want := []string{
+		"<4>[    0.001000] warning 1 while the host is away",
+		"<4>[    0.002000] warning 2 while the host is away",
+		"<4>[    0.003000] warning 3 while the host is away",
+		"kmsgdump: 3 lines dropped: the host was unreachable and the queue (3 lines) was full",
+	}
+	var saved int
+	for _, r := range recs {
+		saved += len(r.Lines) + 2
+	}
+	testutil.WaitFor(t, 20*time.Second, "the backlog in vmware.log", func() bool { return len(guestLines(t, simDir)) >= saved+len(want) })
+	stopFollow(t, cmd)
+	got := guestLines(t, simDir)
+	if diff := kmsgtest.CheckShipped(got[:saved], recs); diff != "" {
+		t.Fatalf("saved records: %s", diff)
+	}
+	if strings.Join(got[saved:], "\n") != strings.Join(want, "\n") {
+		t.Fatalf("live lines:\n%s\nwant:\n%s", strings.Join(got[saved:], "\n"), strings.Join(want, "\n"))
+	}
 }
