@@ -520,3 +520,18 @@ func TestKmsgdumpHostComesBack(t *testing.T) {
 		t.Fatalf("live lines:\n%s\nwant:\n%s", strings.Join(got[saved:], "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestKmsgdumpLineLengths ships lines of every length mod 4, up to and
+// over the 1020-byte limit, and finds them intact in vmware.log. (The same
+// fixture runs over the backdoor under the trap.)
+func TestKmsgdumpLineLengths(t *testing.T) {
+	sim := testutil.StartSim(t)
+	root := t.TempDir()
+	rec := kmsgtest.WriteLengths(t, filepath.Join(root, "pstore"))
+	if _, errOut, code := sim.Run(t, "vmware-kmsgdump", kmsgdumpArgs(sim, filepath.Join(root, "pstore"), filepath.Join(root, "crash"), filepath.Join(root, "state"), "--once")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if diff := kmsgtest.CheckShipped(guestLines(t, sim.Dir), []kmsgtest.Record{rec}); diff != "" {
+		t.Fatal(diff)
+	}
+}

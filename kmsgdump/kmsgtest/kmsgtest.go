@@ -214,3 +214,44 @@ func CheckShipped(got []string, recs []Record) string {
 	}
 	return ""
 }
+
+// WriteLengths writes a pstore record into dir whose lines have every
+// length mod 4 near the ends of the range (1 to 9 bytes, and 1015 to 1020
+// bytes, the longest a vmware.log line may be) and lines longer than 1020
+// bytes that must be split, and returns it as it must be shipped. Over the
+// backdoor the message layer moves 4 bytes at a time (and the
+// high-bandwidth path whole buffers), so these catch a wrong tail.
+func WriteLengths(t testing.TB, dir string) Record {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	line := func(n int) string {
+		const pat = "0123456789abcdefghijklmnopqrstuvwxyz~!@#$%^&*()_+-=[]{};:,.<>/?|"
+		var b strings.Builder
+		for i := 0; b.Len() < n; i++ {
+			b.WriteByte(pat[(i*7+n)%len(pat)])
+		}
+		return b.String()
+	}
+	var text, shipped []string
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 1015, 1016, 1017, 1018, 1019, 1020, 1021, 1023, 2040, 2043} {
+		l := line(n)
+		text = append(text, l)
+		for len(l) > 1020 {
+			shipped = append(shipped, l[:1020])
+			l = l[1020:]
+		}
+		shipped = append(shipped, l)
+	}
+	at := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+	path := filepath.Join(dir, "dmesg-ramoops-3")
+	if err := os.WriteFile(path, []byte("Oops#1 Part1\n"+strings.Join(text, "\n")+"\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
+	return Record{Kind: "pstore", Name: "dmesg-ramoops-3", Files: []string{path}, Time: at,
+		HeaderHas: []string{"backend ramoops", "Oops#1"}, Lines: shipped}
+}
