@@ -3,6 +3,7 @@ package kmsgdump
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,5 +228,48 @@ func TestRunFollowHostUnreachable(t *testing.T) {
 	want := "w1|w2|w3|w4|w5|kmsgdump: 5 lines dropped: the host was unreachable and the queue (4 lines) was full|w11"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("shipped %q", got)
+	}
+}
+
+// overrunDevice plays /dev/kmsg across a ring overrun: one record per
+// read, and EPIPE for the read whose record was overwritten.
+type overrunDevice struct {
+	reads []any // []byte or error
+}
+
+func (d *overrunDevice) Read(p []byte) (int, error) {
+	if len(d.reads) == 0 {
+		return 0, io.EOF
+	}
+	r := d.reads[0]
+	d.reads = d.reads[1:]
+	if err, ok := r.(error); ok {
+		return 0, err
+	}
+	return copy(p, r.([]byte)), nil
+}
+
+func (d *overrunDevice) Close() error { return nil }
+
+func TestSourceOverrun(t *testing.T) {
+	dev := &overrunDevice{reads: []any{
+		kmsg.Encode(rec(10, 4, "before")),
+		syscall.EPIPE, // records 11..14 were overwritten
+		kmsg.Encode(rec(15, 4, "after")),
+	}}
+	src := &Source{Path: "/dev/kmsg", f: dev, device: true, buf: make([]byte, kmsg.MaxRecord)}
+	f := &Filter{Level: kmsg.LevelWarning}
+	var out []Item
+	for range 2 {
+		r, err := src.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f.Push(r)...)
+	}
+	got := strings.Join(texts(out), "|")
+	want := "<4>[   10.000000] before|kmsgdump: 4 kernel log records lost before record 15 (the kernel's ring buffer was overrun)|<4>[   15.000000] after"
+	if got != want || f.Lost() != 4 {
+		t.Fatalf("got %q (lost %d)", got, f.Lost())
 	}
 }

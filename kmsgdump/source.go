@@ -31,7 +31,7 @@ type Source struct {
 	Poll   time.Duration
 	Logger *slog.Logger
 
-	f      *os.File
+	f      io.ReadCloser // *os.File but in tests
 	device bool
 	poll   bool
 	buf    []byte

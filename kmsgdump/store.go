@@ -239,9 +239,6 @@ func (c *counterFile) set(key string, n uint64) error {
 	return nil
 }
 
-// sync flushes the counter to disk.
-func (c *counterFile) sync() error { return c.f.Sync() }
-
 func (c *counterFile) close() error { return c.f.Close() }
 
 // writeFileDurably replaces path with data so that after a crash path
