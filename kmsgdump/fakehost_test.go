@@ -18,6 +18,7 @@ type fakeHost struct {
 	lines []string
 	down  bool
 	opens int
+	dials int // attempts, failed ones included
 	// before, if set, runs before a log line is accepted; returning
 	// false fails the request without logging the line.
 	before func(n int, line string) bool
@@ -28,6 +29,7 @@ var errDown = errors.New("fake host: unreachable")
 func (h *fakeHost) dial(ctx context.Context) (rpc.Channel, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.dials++
 	if h.down {
 		return nil, errDown
 	}
@@ -39,6 +41,12 @@ func (h *fakeHost) setDown(down bool) {
 	h.mu.Lock()
 	h.down = down
 	h.mu.Unlock()
+}
+
+func (h *fakeHost) attempts() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dials
 }
 
 func (h *fakeHost) got() []string {

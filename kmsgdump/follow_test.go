@@ -209,7 +209,9 @@ func TestRunFollowHostUnreachable(t *testing.T) {
 	r := startRun(t, h, cfg)
 	waitFor(t, "the reader", func() bool { return r.d.queue.Load() != nil })
 	time.Sleep(100 * time.Millisecond) // the reader is at the end of the file
-	for i := 1; i <= 10; i++ {
+	appendRecords(t, kfile, rec(1, 4, "w1"))
+	waitFor(t, "the shipper to hold w1", func() bool { return h.attempts() > 0 })
+	for i := 2; i <= 10; i++ {
 		appendRecords(t, kfile, rec(uint64(i), 4, fmt.Sprintf("w%d", i)))
 	}
 	// One line is in the shipper's hands, four wait, five are dropped.
