@@ -14,9 +14,9 @@ import (
 // message was complete, which the VMX never acts on.
 type faults struct {
 	mu   sync.Mutex
-	hold map[string]bool // command names being held
-	held int             // requests waiting now
-	cur  *release        // the release the waiting requests wait for
+	hold map[string]int // command names being held: requests to let pass first
+	held int            // requests waiting now
+	cur  *release       // the release the waiting requests wait for
 }
 
 // release is closed to let held requests go; drop is set before.
@@ -26,18 +26,18 @@ type release struct {
 }
 
 // HoldRPCI makes requests of the RPCI command name wait, unhandled, until
-// ReleaseRPCI.
-func (c *Core) HoldRPCI(name string) {
+// ReleaseRPCI, once after more requests of it have passed.
+func (c *Core) HoldRPCI(name string, after int) {
 	f := &c.faults
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.hold == nil {
-		f.hold = map[string]bool{}
+		f.hold = map[string]int{}
 	}
 	if f.cur == nil {
 		f.cur = &release{ch: make(chan struct{})}
 	}
-	f.hold[name] = true
+	f.hold[name] = max(after, 0)
 }
 
 // ReleaseRPCI stops holding and releases every waiting request: handled
@@ -66,7 +66,11 @@ func (c *Core) HeldRPCI() int {
 // whether the request is to be dropped.
 func (f *faults) wait(ctx context.Context, name string) (drop bool) {
 	f.mu.Lock()
-	if !f.hold[name] {
+	pass, held := f.hold[name]
+	if !held || pass > 0 {
+		if held {
+			f.hold[name] = pass - 1
+		}
 		f.mu.Unlock()
 		return false
 	}
@@ -88,7 +92,9 @@ func (f *faults) wait(ctx context.Context, name string) (drop bool) {
 
 // registerFaultCtl adds the fault routes to the control API:
 //
-//	POST /fault/hold?rpci=NAME      hold requests of an RPCI command
+//	POST /fault/hold?rpci=NAME[&after=N]
+//	                                hold requests of an RPCI command (after
+//	                                letting N more pass)
 //	POST /fault/release[?drop=1]    release (or drop) the held requests
 //	GET  /fault                     {"held": N}
 func (s *Server) registerFaultCtl() {
@@ -98,8 +104,16 @@ func (s *Server) registerFaultCtl() {
 			http.Error(w, "hold needs ?rpci=NAME", http.StatusBadRequest)
 			return
 		}
-		s.Core.HoldRPCI(name)
-		s.Core.log.Host("Fault injection: holding RPCI %s", printable(name))
+		after := 0
+		if a := r.URL.Query().Get("after"); a != "" {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 {
+				http.Error(w, "after wants a count", http.StatusBadRequest)
+				return
+			}
+			after = n
+		}
+		s.Core.HoldRPCI(name, after)
 	})
 	s.HandleCtl("POST /fault/release", func(w http.ResponseWriter, r *http.Request) {
 		drop, _ := strconv.ParseBool(r.URL.Query().Get("drop"))

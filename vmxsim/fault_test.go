@@ -15,7 +15,7 @@ func TestHoldRPCI(t *testing.T) {
 		b, _ := os.ReadFile(logPath)
 		return strings.Count(string(b), "Guest: ")
 	}
-	c.HoldRPCI("log")
+	c.HoldRPCI("log", 0)
 	// Other commands pass.
 	if r := string(c.RPCI(t.Context(), Caller{}, []byte("info-set guestinfo.a b"))); r != "1 " {
 		t.Fatalf("info-set while log held: %q", r)
@@ -31,15 +31,20 @@ func TestHoldRPCI(t *testing.T) {
 		t.Fatalf("released: reply %q, %d lines", r, guestLines())
 	}
 
-	c.HoldRPCI("log")
+	c.HoldRPCI("log", 2)
+	for range 2 { // two pass first
+		if r := string(c.RPCI(t.Context(), Caller{}, []byte("log passing"))); r != "1 " {
+			t.Fatalf("passing: %q", r)
+		}
+	}
 	go func() { reply <- string(c.RPCI(t.Context(), Caller{}, []byte("log two"))) }()
 	waitHeld(t, c, 1)
 	c.ReleaseRPCI(true)
-	if r := <-reply; r != "0 Dropped" || guestLines() != 1 {
+	if r := <-reply; r != "0 Dropped" || guestLines() != 3 {
 		t.Fatalf("dropped: reply %q, %d lines", r, guestLines())
 	}
 	// Not held any more.
-	if r := string(c.RPCI(t.Context(), Caller{}, []byte("log three"))); r != "1 " || guestLines() != 2 {
+	if r := string(c.RPCI(t.Context(), Caller{}, []byte("log three"))); r != "1 " || guestLines() != 4 {
 		t.Fatalf("after release: %q", r)
 	}
 }

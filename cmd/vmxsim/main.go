@@ -28,9 +28,10 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
-  vmxsim ctl --dir DIR fault hold RPCI | release [drop] | status
-                                    hold requests of an RPCI command unhandled, then
-                                    release them (handled) or drop them (never handled)
+  vmxsim ctl --dir DIR fault hold RPCI [after N] | release [drop] | status
+                                    hold requests of an RPCI command unhandled (after
+                                    N more pass), then release them (handled) or drop
+                                    them (never handled)
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -171,6 +172,8 @@ func ctlFault(ctx context.Context, c *vmxsim.Ctl, args []string, stdout io.Write
 	switch {
 	case len(args) == 2 && args[0] == "hold":
 		_, err = c.Do(ctx, "POST", "/fault/hold?rpci="+url.QueryEscape(args[1]), "")
+	case len(args) == 4 && args[0] == "hold" && args[2] == "after":
+		_, err = c.Do(ctx, "POST", "/fault/hold?rpci="+url.QueryEscape(args[1])+"&after="+url.QueryEscape(args[3]), "")
 	case len(args) == 1 && args[0] == "release":
 		_, err = c.Do(ctx, "POST", "/fault/release", "")
 	case len(args) == 2 && args[0] == "release" && args[1] == "drop":
@@ -180,7 +183,7 @@ func ctlFault(ctx context.Context, c *vmxsim.Ctl, args []string, stdout io.Write
 			_, err = stdout.Write(b)
 		}
 	default:
-		return usageError("fault hold RPCI | release [drop] | status")
+		return usageError("fault hold RPCI [after N] | release [drop] | status")
 	}
 	return err
 }

@@ -141,8 +141,8 @@ func withoutResumes(lines []string) (kept []string, resumes int) {
 	return kept, resumes
 }
 
-// TestKmsgdumpKilledMidRecord kills the binary with SIGKILL while it
-// ships a large record: the host holds its request (the message in
+// TestKmsgdumpKilledMidRecord kills the binary with SIGKILL twice while it
+// ships a large record: the host holds one of its requests (the message in
 // flight), the process is killed, and the held request is dropped
 // unhandled, as a message cut short by the kill. The restarted run ships
 // every line exactly once.
@@ -155,16 +155,16 @@ func TestKmsgdumpKilledMidRecord(t *testing.T) {
 	state := filepath.Join(root, "state")
 	args := kmsgdumpArgs(sim, pstore, filepath.Join(root, "crash"), state, "--once")
 
-	for _, killAt := range []int{1000, 3000} {
+	for _, killAfter := range []int{1000, 2000} {
+		// The host holds the log request that comes after killAfter more.
+		if _, err := ctl.Do(t.Context(), "POST", fmt.Sprintf("/fault/hold?rpci=log&after=%d", killAfter), ""); err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), args...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d lines shipped", killAt), func() bool { return len(guestLines(t, sim.Dir)) >= killAt })
-		if _, err := ctl.Do(t.Context(), "POST", "/fault/hold?rpci=log", ""); err != nil {
-			t.Fatal(err)
-		}
-		testutil.WaitFor(t, 10*time.Second, "a log request held", func() bool {
+		testutil.WaitFor(t, 30*time.Second, "a log request held", func() bool {
 			b, err := ctl.Do(t.Context(), "GET", "/fault", "")
 			return err == nil && strings.Contains(string(b), `"held": 1`)
 		})
