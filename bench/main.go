@@ -43,6 +43,7 @@ var benchmarks = []benchmark{
 	{"trap-rpci", benchTrapRPCI},
 	{"vmtoolsd", benchVmtoolsd},
 	{"hgfs", benchHGFS},
+	{"kmsgdump", benchKmsgdump},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch

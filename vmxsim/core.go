@@ -102,6 +102,7 @@ type Core struct {
 	backdoor *Backdoor // attached by NewBackdoor, for State
 	trace    *Tracer
 	hgfs     *HGFS
+	faults   faults // fault injection (fault.go)
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -202,6 +203,9 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
 		return []byte("0 The VM is not powered on")
 	}
 	name, args := splitRPCI(req)
+	if c.faults.wait(ctx, name) {
+		return []byte("0 Dropped")
+	}
 	c.handlersMu.RLock()
 	h := c.handlers[name]
 	c.handlersMu.RUnlock()

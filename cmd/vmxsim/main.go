@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -50,6 +51,10 @@ const usage = `usage:
   vmxsim ctl --dir DIR hgfs fault truncate|short N [OP]|none|nosessions on|off
                                     mangle the next N HGFS replies (to OP, e.g.
                                     GETATTR_V3, if given); refuse sessions
+  vmxsim ctl --dir DIR fault hold RPCI [after N] | release [drop] | status
+                                    hold requests of an RPCI command unhandled (after
+                                    N more pass), then release them (handled) or drop
+                                    them (never handled)
 
 DIR defaults to $VMXSIM_DIR.
 `
@@ -216,6 +221,30 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError("hgfs needs enable, disable, restart or fault SPEC")
 		}
 		return c.HGFS(ctx, strings.Join(rest[1:], " "))
+	case "fault":
+		return ctlFault(ctx, c, rest[1:], stdout)
 	}
 	return usageError(fmt.Sprintf("unknown ctl command %q", rest[0]))
+}
+
+func ctlFault(ctx context.Context, c *vmxsim.Ctl, args []string, stdout io.Writer) error {
+	var err error
+	var b []byte
+	switch {
+	case len(args) == 2 && args[0] == "hold":
+		_, err = c.Do(ctx, "POST", "/fault/hold?rpci="+url.QueryEscape(args[1]), "")
+	case len(args) == 4 && args[0] == "hold" && args[2] == "after":
+		_, err = c.Do(ctx, "POST", "/fault/hold?rpci="+url.QueryEscape(args[1])+"&after="+url.QueryEscape(args[3]), "")
+	case len(args) == 1 && args[0] == "release":
+		_, err = c.Do(ctx, "POST", "/fault/release", "")
+	case len(args) == 2 && args[0] == "release" && args[1] == "drop":
+		_, err = c.Do(ctx, "POST", "/fault/release?drop=1", "")
+	case len(args) == 1 && args[0] == "status":
+		if b, err = c.Do(ctx, "GET", "/fault", ""); err == nil {
+			_, err = stdout.Write(b)
+		}
+	default:
+		return usageError("fault hold RPCI [after N] | release [drop] | status")
+	}
+	return err
 }

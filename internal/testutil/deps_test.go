@@ -21,6 +21,7 @@ var CodecPackages = []string{
 	"rpc/datamap",
 	"guestinfo/infoproto",
 	"hgfs/hgfsproto",
+	"kmsgdump/kmsg",
 }
 
 // codecStdAllowed is the standard library a codec may use.

@@ -1,0 +1,315 @@
+package kmsgdump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Disposition is what becomes of a saved record once every line of it is
+// in vmware.log.
+type Disposition string
+
+// Dispositions.
+const (
+	// Archive copies the record's files into the state directory's
+	// archive/ (durably) and then removes them from the source, which for
+	// pstore frees the backend's space (EFI variables, reserved RAM) for
+	// the next crash.
+	Archive Disposition = "archive"
+	// Remove removes the files.
+	Remove Disposition = "remove"
+	// Keep leaves the files; the state file remembers them as shipped.
+	Keep Disposition = "keep"
+)
+
+// ParseDisposition parses archive, remove or keep.
+func ParseDisposition(s string) (Disposition, error) {
+	switch d := Disposition(s); d {
+	case Archive, Remove, Keep:
+		return d, nil
+	}
+	return "", fmt.Errorf("kmsgdump: unknown disposition %q (want archive, remove or keep)", s)
+}
+
+// maxArchive bounds the archive directory: the oldest files beyond it are
+// removed.
+const maxArchive = 100
+
+// logFunc delivers one vmware.log line.
+type logFunc func(ctx context.Context, text []byte) error
+
+// shipSaved ships every saved record not yet shipped, oldest first, then
+// disposes of it. It returns how many records it shipped.
+func (d *Dumper) shipSaved(ctx context.Context, send logFunc) (int, error) {
+	var recs []*SavedRecord
+	if d.cfg.PstoreDir != "" {
+		r, err := ScanPstore(d.cfg.PstoreDir)
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, r...)
+	}
+	if d.cfg.CrashDir != "" {
+		r, err := ScanCrash(d.cfg.CrashDir)
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, r...)
+	}
+	sortRecords(recs)
+
+	store := d.store
+	store.NoteBoot(d.cfg.Boot)
+	if err := store.Save(); err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	shipped := 0
+	for _, rec := range recs {
+		seen[rec.Key] = true
+		var done *ShippedRecord
+		store.View(func(st *State) { done = st.Shipped[rec.Key] })
+		if done == nil {
+			if err := d.shipRecord(ctx, send, rec); err != nil {
+				return shipped, err
+			}
+			shipped++
+			done = &ShippedRecord{Name: rec.Name, Files: rec.Files, Lines: len(rec.Lines), Shipped: time.Now().UTC()}
+			store.Update(func(st *State) { st.Shipped[rec.Key] = done })
+			// Durable before any file is removed: a crash from here on
+			// finds the record shipped and only finishes its disposal.
+			if err := store.Save(); err != nil {
+				return shipped, err
+			}
+		}
+		after := d.after(rec)
+		if !done.Disposed || (done.How == string(Keep) && after != Keep) {
+			if err := d.dispose(rec); err != nil {
+				return shipped, err
+			}
+			store.Update(func(st *State) {
+				st.Shipped[rec.Key].Disposed = true
+				st.Shipped[rec.Key].How = string(after)
+			})
+			if err := store.Save(); err != nil {
+				return shipped, err
+			}
+		}
+	}
+	// Forget records whose files are gone.
+	pruned := false
+	store.Update(func(st *State) {
+		for k, r := range st.Shipped {
+			if !seen[k] && r.Disposed {
+				delete(st.Shipped, k)
+				pruned = true
+			}
+		}
+	})
+	if pruned {
+		return shipped, store.Save()
+	}
+	return shipped, nil
+}
+
+// shipRecord sends a record's header, its lines from where a previous run
+// stopped, and a footer, recording progress after every line the host
+// confirms.
+func (d *Dumper) shipRecord(ctx context.Context, send logFunc, rec *SavedRecord) error {
+	store := d.store
+	total := uint64(len(rec.Lines))
+	var next uint64 // lines confirmed; total+1 once the footer is
+	if key, n := store.Progress(); key == rec.Key {
+		next = min(n, total+1)
+	}
+	ship := func(text string) error {
+		for _, l := range AppendLogLines(nil, []byte(text)) {
+			if err := d.sendLine(ctx, send, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if next == total+1 {
+		return nil // shipped in full before a crash; only the state was missing
+	}
+	if next == 0 {
+		if err := ship(d.recordHeader(rec)); err != nil {
+			return err
+		}
+		for _, n := range rec.Notes {
+			if err := ship("kmsgdump: note: " + n); err != nil {
+				return err
+			}
+		}
+		if err := store.SetProgress(rec.Key, 0); err != nil {
+			return err
+		}
+	} else {
+		d.log().Info("resuming an interrupted record", "record", rec.Name, "line", next+1, "of", total)
+		if err := ship(fmt.Sprintf("kmsgdump: resume %s record %s at line %d of %d (the previous run was interrupted; if it was killed while sending line %d, that line may appear twice)", rec.Kind, rec.Name, next+1, total, next+1)); err != nil {
+			return err
+		}
+	}
+	for ; next < total; next++ {
+		if err := d.sendLine(ctx, send, rec.Lines[next]); err != nil {
+			return err
+		}
+		if err := store.SetProgress(rec.Key, next+1); err != nil {
+			return err
+		}
+	}
+	if err := ship(fmt.Sprintf("kmsgdump: end %s record %s (%d lines)", rec.Kind, rec.Name, total)); err != nil {
+		return err
+	}
+	if err := store.SetProgress(rec.Key, total+1); err != nil {
+		return err
+	}
+	d.log().Info("shipped a saved kernel log", "record", rec.Name, "lines", total)
+	return nil
+}
+
+// sendLine delivers one line; a line the host refuses is logged and
+// skipped (retrying cannot change a refusal).
+func (d *Dumper) sendLine(ctx context.Context, send logFunc, text []byte) error {
+	err := send(ctx, text)
+	if errors.Is(err, ErrRefused) {
+		d.log().Warn("host refused a log line; skipping it", "err", err)
+		return nil
+	}
+	return err
+}
+
+// recordHeader names the record, its time and the boot it came from.
+func (d *Dumper) recordHeader(rec *SavedRecord) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kmsgdump: begin %s record %s", rec.Kind, rec.Name)
+	var what []string
+	if rec.Backend != "" {
+		what = append(what, "backend "+rec.Backend)
+	}
+	if rec.Dump.Reason != "" {
+		what = append(what, fmt.Sprintf("%s#%d", rec.Dump.Reason, rec.Dump.Count))
+	}
+	if len(rec.Parts) > 1 {
+		ps := make([]string, len(rec.Parts))
+		for i, p := range rec.Parts {
+			ps[i] = fmt.Sprint(p)
+		}
+		what = append(what, "parts "+strings.Join(ps, ",")+" joined")
+	}
+	if rec.Compressed {
+		what = append(what, "compressed")
+	}
+	if len(what) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(what, ", "))
+	}
+	if rec.Time.IsZero() {
+		b.WriteString(", written at an unknown time")
+	} else {
+		fmt.Fprintf(&b, ", written %s", rec.Time.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, ", from %s", d.describeBoot(rec.Time))
+	if rec.Kernel != "" {
+		fmt.Fprintf(&b, ", kernel %s", rec.Kernel)
+	}
+	fmt.Fprintf(&b, ", %d lines", len(rec.Lines))
+	return b.String()
+}
+
+// describeBoot names the boot during which wall-clock time t fell.
+func (d *Dumper) describeBoot(t time.Time) string {
+	cur := d.cfg.Boot
+	switch {
+	case t.IsZero():
+		return "an unknown boot"
+	case !cur.Start.IsZero() && !t.Before(cur.Start):
+		return fmt.Sprintf("this boot %s", cur.ID)
+	}
+	if b, ok := d.store.BootAt(t); ok && b.ID != cur.ID {
+		return fmt.Sprintf("boot %s (started %s)", b.ID, b.Start.UTC().Format(time.RFC3339))
+	}
+	if cur.Start.IsZero() {
+		return "an earlier boot"
+	}
+	return fmt.Sprintf("a boot before this one (this boot %s started %s)", cur.ID, cur.Start.UTC().Format(time.RFC3339))
+}
+
+// dispose archives, removes or keeps a shipped record's files. It is
+// idempotent: files already gone are skipped.
+func (d *Dumper) dispose(rec *SavedRecord) error {
+	after := d.after(rec)
+	switch after {
+	case Keep:
+		return nil
+	case Archive:
+		dir := filepath.Join(d.store.Dir, "archive")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("kmsgdump: archive: %w", err)
+		}
+		for _, f := range rec.Files {
+			b, err := os.ReadFile(f)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("kmsgdump: archive: %w", err)
+			}
+			name := filepath.Base(f)
+			if rec.Kind == "kdump" {
+				name = filepath.Base(filepath.Dir(f)) + "-" + name
+			}
+			stamp := rec.Time.UTC().Format("20060102T150405Z")
+			if err := writeFileDurably(filepath.Join(dir, stamp+"-"+name), b, 0o600); err != nil {
+				return err
+			}
+		}
+		pruneArchive(dir)
+	}
+	for _, f := range rec.Files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kmsgdump: remove shipped record: %w", err)
+		}
+	}
+	d.log().Info("disposed of a shipped record", "record", rec.Name, "how", string(after))
+	return nil
+}
+
+// after returns the configured disposition of a record.
+func (d *Dumper) after(rec *SavedRecord) Disposition {
+	after := d.cfg.PstoreAfter
+	if rec.Kind == "kdump" {
+		after = d.cfg.CrashAfter
+	}
+	if after == "" {
+		return Keep
+	}
+	return after
+}
+
+// pruneArchive keeps the newest maxArchive files (names start with the
+// record's time, so name order is age order).
+func pruneArchive(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	for len(names) > maxArchive {
+		os.Remove(filepath.Join(dir, names[0]))
+		names = names[1:]
+	}
+}
