@@ -284,7 +284,6 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, ch
 }
 
-
 // startFollow starts vmware-kmsgdump --follow and waits for READY=1.
 func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *exec.Cmd {
 	t.Helper()
