@@ -359,11 +359,10 @@ func TestTCLOLoop(t *testing.T) {
 		}
 		// A VMX-side reset: the loop reopens and the VMX resets it again.
 		b.ResetChannels()
+		// Until the VMX has noticed the old session is gone, a command may
+		// still go to it and fail; only success on the new one counts.
 		waitFor(t, func() bool {
 			r, err := c.SendTCLO(ctx, "Echo again")
-			if err != nil && !errors.Is(err, vmxsim.ErrNoTools) {
-				t.Fatalf("after reset: %v", err)
-			}
 			return err == nil && string(r) == "OK again"
 		})
 		if b.Stats().Opens < 2 {
