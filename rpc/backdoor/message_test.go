@@ -565,3 +565,23 @@ func (p *refuseCookie) LB(r *backdoor.Regs) {
 	}
 	p.simPort.LB(r)
 }
+
+// FuzzResume: any token either resumes a channel whose Token is the same
+// text, or is refused with ErrToken.
+func FuzzResume(f *testing.F) {
+	f.Add("bd1-49435052-0007-deadbeef-00000002")
+	f.Add("bd1-49435052-0001-00000000-00000000")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, token string) {
+		ch, err := backdoor.Resume(nil, token)
+		if err != nil {
+			if !errors.Is(err, backdoor.ErrToken) {
+				t.Fatalf("Resume(%q) = %v", token, err)
+			}
+			return
+		}
+		if ch.Token() != strings.ToLower(token) {
+			t.Fatalf("Resume(%q).Token() = %q", token, ch.Token())
+		}
+	})
+}
