@@ -3,7 +3,6 @@ module github.com/govmtools/govmtools
 go 1.26.0
 
 require (
-	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/mdlayher/socket v0.8.0

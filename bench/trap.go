@@ -19,6 +19,12 @@ func (e *env) trapRun(ctx context.Context, pin bool, runArgs []string, script st
 	if err != nil {
 		return "", err
 	}
+	return e.trapRunIn(ctx, dir, pin, runArgs, script)
+}
+
+// trapRunIn is trapRun with the simulator directory given, for a caller
+// that reads its vmware.log afterwards.
+func (e *env) trapRunIn(ctx context.Context, dir string, pin bool, runArgs []string, script string) (string, error) {
 	argv := append([]string{filepath.Join(e.bin, "vmxsim"), "run", "--dir", dir}, runArgs...)
 	argv = append(argv, "--", "/bin/sh", "-c", script)
 	if pin {
@@ -89,6 +95,8 @@ type trapState struct {
 		LB                    uint64  `json:"lb"`
 		HBIn                  uint64  `json:"hbIn"`
 		HBOut                 uint64  `json:"hbOut"`
+		Opens                 uint64  `json:"opens"`
+		Channels              int     `json:"channels"`
 	} `json:"backdoor"`
 }
 

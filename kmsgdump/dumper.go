@@ -3,6 +3,7 @@ package kmsgdump
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,8 @@ import (
 
 // Config configures a Dumper.
 type Config struct {
-	// Shipper delivers lines to vmware.log.
+	// Shipper delivers lines to vmware.log. New sets its Opened to
+	// record each resumable channel in the state directory.
 	Shipper *Shipper
 	// StateDir is the state directory (see Store).
 	StateDir string
@@ -58,6 +60,10 @@ type Dumper struct {
 	cfg   Config
 	store *Store
 	queue atomic.Pointer[Queue] // the live queue while Run follows
+
+	// Owned by the shipping goroutine (set by settle).
+	settled bool
+	unsure  inflight // the line in flight at the last kill, if it could not be settled
 }
 
 // New opens the state directory and returns a dumper.
@@ -84,6 +90,7 @@ func New(cfg Config) (*Dumper, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Shipper.Opened = st.SetChannel
 	return &Dumper{cfg: cfg, store: st}, nil
 }
 
@@ -94,7 +101,7 @@ func (d *Dumper) log() *slog.Logger { return d.cfg.Logger }
 
 // ShipSaved ships the saved records once and returns how many it shipped.
 func (d *Dumper) ShipSaved(ctx context.Context) (int, error) {
-	return d.shipSaved(ctx, d.cfg.Shipper.Log)
+	return d.shipSaved(ctx)
 }
 
 // Run ships the saved records and, with Follow, then streams the kernel
@@ -108,6 +115,11 @@ func (d *Dumper) Run(ctx context.Context) error {
 		if d.cfg.Ready != nil {
 			d.cfg.Ready(n, err)
 		}
+		return err
+	}
+	// Settle the line a killed run left in flight before the cursor is
+	// read: it may move the cursor.
+	if err := d.settle(ctx); err != nil {
 		return err
 	}
 	src, resumeFrom, err := d.openKmsg()
@@ -247,11 +259,19 @@ func (d *Dumper) read(ctx context.Context, src *Source, resumeFrom uint64, q *Qu
 	}
 }
 
-// shipLive ships queued items and moves the saved cursor.
+// shipLive ships queued items and moves the saved cursor. The last line of
+// a record's item is journaled (see Store), so a kill while it is in
+// flight can be settled; the earlier lines of a record split over several
+// lines are sent again after such a kill.
 func (d *Dumper) shipLive(ctx context.Context, q *Queue) error {
 	boot := d.cfg.Boot.ID
 	if boot == "" {
 		boot = "unknown"
+	}
+	if what := "kmsg:" + boot; d.unsure.what == what {
+		if err := d.note(ctx, fmt.Sprintf("kmsgdump: the previous run was interrupted while sending kernel log record %d; its lines may appear twice (the host could not be asked whether it logged them)", d.unsure.n)); err != nil {
+			return err
+		}
 	}
 	var saved uint64
 	for {
@@ -266,14 +286,21 @@ func (d *Dumper) shipLive(ctx context.Context, q *Queue) error {
 			saved = decided
 			continue
 		}
-		for _, l := range it.Lines {
-			if err := d.sendLine(ctx, d.cfg.Shipper.Log, l); err != nil {
+		for i, l := range it.Lines {
+			var fl Flight
+			if it.Seq > 0 && i == len(it.Lines)-1 {
+				seq := it.Seq
+				fl = &flight{store: d.store, what: "kmsg:" + boot, n: seq, arrived: func() error { return d.store.SetCursor(boot, seq+1) }}
+			}
+			if err := d.sendLine(ctx, l, fl); err != nil {
 				return err
 			}
 		}
 		if it.Seq > 0 && it.Seq+1 > saved {
-			if err := d.store.SetCursor(boot, it.Seq+1); err != nil {
-				return err
+			if len(it.Lines) == 0 {
+				if err := d.store.SetCursor(boot, it.Seq+1); err != nil {
+					return err
+				}
 			}
 			saved = it.Seq + 1
 		}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -273,5 +275,70 @@ func TestSourceOverrun(t *testing.T) {
 	want := "<4>[   10.000000] before|kmsgdump: 4 kernel log records lost before record 15 (the kernel's ring buffer was overrun)|<4>[   15.000000] after"
 	if got != want || f.Lost() != 4 {
 		t.Fatalf("got %q (lost %d)", got, f.Lost())
+	}
+}
+
+// TestRunFollowKilled kills the live shipper with a kernel record's line
+// in flight and restarts it in the same boot. Over a resumable channel
+// every record is shipped exactly once whatever the moment of the kill;
+// over one that cannot be resumed, a kill after the host logged the line
+// repeats it, after a note saying it may.
+func TestRunFollowKilled(t *testing.T) {
+	for _, resumable := range []bool{true, false} {
+		for _, at := range []string{"send", "sent", "receive"} {
+			t.Run(fmt.Sprintf("resumable=%v/%s", resumable, at), func(t *testing.T) {
+				dir := t.TempDir()
+				kfile := filepath.Join(dir, "kmsg")
+				os.WriteFile(kfile, nil, 0o644)
+				var want []string
+				var recs []kmsg.Record
+				for i := uint64(1); i <= 12; i++ {
+					recs = append(recs, rec(i, 4, fmt.Sprintf("warning %d", i)))
+					want = append(want, fmt.Sprintf("<4>[%5d.000000] warning %d", i, i))
+				}
+				h := &fakeHost{resumable: resumable}
+				killed := make(chan struct{})
+				h.kill = func(when string, n int, line string) {
+					if when == at && n == 5 {
+						close(killed)
+						runtime.Goexit()
+					}
+				}
+				ready := make(chan struct{}, 1)
+				cfg := Config{StateDir: filepath.Join(dir, "state"), Follow: true, KmsgPath: kfile, Level: kmsg.LevelWarning,
+					Ready: func(int, error) { ready <- struct{}{} }}
+				r := startRun(t, h, cfg)
+				<-ready
+				waitFor(t, "the reader", func() bool { return r.d.queue.Load() != nil })
+				time.Sleep(50 * time.Millisecond) // the reader is at the end of the file
+				appendRecords(t, kfile, recs[:8]...)
+				<-killed
+				r.stop() // the reader; the shipper is dead
+				r.d.Close()
+				h.kill = nil
+				r = startRun(t, h, cfg)
+				<-ready
+				appendRecords(t, kfile, recs[8:]...)
+				waitFor(t, "every record", func() bool {
+					got, _ := withoutNotes(h.got())
+					return len(got) >= len(want)
+				})
+				r.stop()
+				got, notes := withoutNotes(h.got())
+				if resumable || at == "send" {
+					if strings.Join(got, "\n") != strings.Join(want, "\n") {
+						t.Fatalf("shipped:\n%s", strings.Join(h.got(), "\n"))
+					}
+				} else if dup := append(slices.Clone(want[:6]), want[5:]...); strings.Join(got, "\n") != strings.Join(dup, "\n") {
+					t.Fatalf("shipped:\n%s\nwant record 6 twice", strings.Join(h.got(), "\n"))
+				}
+				if resumable != (len(notes) == 0) || !resumable && (len(notes) != 1 || !strings.Contains(notes[0], "record 6; its lines may appear twice")) {
+					t.Errorf("notes %q", notes)
+				}
+				if resumable && h.open() > 1 {
+					t.Errorf("%d channels open, want the running shipper's", h.open())
+				}
+			})
+		}
 	}
 }

@@ -42,12 +42,12 @@ func ParseDisposition(s string) (Disposition, error) {
 // removed.
 const maxArchive = 100
 
-// logFunc delivers one vmware.log line.
-type logFunc func(ctx context.Context, text []byte) error
-
 // shipSaved ships every saved record not yet shipped, oldest first, then
 // disposes of it. It returns how many records it shipped.
-func (d *Dumper) shipSaved(ctx context.Context, send logFunc) (int, error) {
+func (d *Dumper) shipSaved(ctx context.Context) (int, error) {
+	if err := d.settle(ctx); err != nil {
+		return 0, err
+	}
 	var recs []*SavedRecord
 	if d.cfg.PstoreDir != "" {
 		r, err := ScanPstore(d.cfg.PstoreDir)
@@ -77,7 +77,7 @@ func (d *Dumper) shipSaved(ctx context.Context, send logFunc) (int, error) {
 		var done *ShippedRecord
 		store.View(func(st *State) { done = st.Shipped[rec.Key] })
 		if done == nil {
-			if err := d.shipRecord(ctx, send, rec); err != nil {
+			if err := d.shipRecord(ctx, rec); err != nil {
 				return shipped, err
 			}
 			shipped++
@@ -119,72 +119,159 @@ func (d *Dumper) shipSaved(ctx context.Context, send logFunc) (int, error) {
 	return shipped, nil
 }
 
-// shipRecord sends a record's header, its lines from where a previous run
-// stopped, and a footer, recording progress after every line the host
-// confirms.
-func (d *Dumper) shipRecord(ctx context.Context, send logFunc, rec *SavedRecord) error {
+// recordLines returns every vmware.log line of a saved record in order:
+// the header, the notes, the record's lines and the footer.
+func (d *Dumper) recordLines(rec *SavedRecord) [][]byte {
+	lines := AppendLogLines(nil, []byte(d.recordHeader(rec)))
+	for _, n := range rec.Notes {
+		lines = AppendLogLines(lines, []byte("kmsgdump: note: "+n))
+	}
+	lines = append(lines, rec.Lines...)
+	return AppendLogLines(lines, fmt.Appendf(nil, "kmsgdump: end %s record %s (%d lines)", rec.Kind, rec.Name, len(rec.Lines)))
+}
+
+// shipRecord sends a record's lines (header and footer included) from
+// where a previous run stopped, journaling each (see Store): progress
+// counts a line as soon as the host has it.
+func (d *Dumper) shipRecord(ctx context.Context, rec *SavedRecord) error {
 	store := d.store
-	total := uint64(len(rec.Lines))
-	var next uint64 // lines confirmed; total+1 once the footer is
+	lines := d.recordLines(rec)
+	total := uint64(len(lines))
+	var next uint64 // lines the host has
 	if key, n := store.Progress(); key == rec.Key {
-		next = min(n, total+1)
+		next = min(n, total)
 	}
-	ship := func(text string) error {
-		for _, l := range AppendLogLines(nil, []byte(text)) {
-			if err := d.sendLine(ctx, send, l); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if next == total+1 {
+	if next == total {
 		return nil // shipped in full before a crash; only the state was missing
 	}
-	if next == 0 {
-		if err := ship(d.recordHeader(rec)); err != nil {
-			return err
-		}
-		for _, n := range rec.Notes {
-			if err := ship("kmsgdump: note: " + n); err != nil {
-				return err
-			}
-		}
-		if err := store.SetProgress(rec.Key, 0); err != nil {
-			return err
-		}
-	} else {
+	if unsure := d.unsure == (inflight{"saved:" + rec.Key, next}); next > 0 || unsure {
 		d.log().Info("resuming an interrupted record", "record", rec.Name, "line", next+1, "of", total)
-		if err := ship(fmt.Sprintf("kmsgdump: resume %s record %s at line %d of %d (the previous run was interrupted; if it was killed while sending line %d, that line may appear twice)", rec.Kind, rec.Name, next+1, total, next+1)); err != nil {
+		msg := fmt.Sprintf("kmsgdump: resume %s record %s at line %d of %d (the previous run was interrupted)", rec.Kind, rec.Name, next+1, total)
+		if unsure {
+			msg += fmt.Sprintf("; line %d may appear twice: it was being sent, and the host could not be asked whether it logged it", next+1)
+		}
+		if err := d.note(ctx, msg); err != nil {
 			return err
 		}
 	}
 	for ; next < total; next++ {
-		if err := d.sendLine(ctx, send, rec.Lines[next]); err != nil {
+		n := next
+		fl := &flight{store: store, what: "saved:" + rec.Key, n: n, arrived: func() error { return store.SetProgress(rec.Key, n+1) }}
+		if err := d.sendLine(ctx, lines[n], fl); err != nil {
 			return err
 		}
-		if err := store.SetProgress(rec.Key, next+1); err != nil {
+	}
+	d.log().Info("shipped a saved kernel log", "record", rec.Name, "lines", len(rec.Lines))
+	return nil
+}
+
+// note sends kmsgdump's own remark, which no counter counts and which is
+// not journaled: a note lost or repeated in a kill is harmless, and the
+// inflight block keeps naming a line that a restart must still settle.
+func (d *Dumper) note(ctx context.Context, text string) error {
+	for _, l := range AppendLogLines(nil, []byte(text)) {
+		if err := d.sendLine(ctx, l, nil); err != nil {
 			return err
 		}
 	}
-	if err := ship(fmt.Sprintf("kmsgdump: end %s record %s (%d lines)", rec.Kind, rec.Name, total)); err != nil {
-		return err
-	}
-	if err := store.SetProgress(rec.Key, total+1); err != nil {
-		return err
-	}
-	d.log().Info("shipped a saved kernel log", "record", rec.Name, "lines", total)
 	return nil
 }
 
 // sendLine delivers one line; a line the host refuses is logged and
 // skipped (retrying cannot change a refusal).
-func (d *Dumper) sendLine(ctx context.Context, send logFunc, text []byte) error {
-	err := send(ctx, text)
+func (d *Dumper) sendLine(ctx context.Context, text []byte, fl Flight) error {
+	err := d.cfg.Shipper.Log(ctx, text, fl)
 	if errors.Is(err, ErrRefused) {
 		d.log().Warn("host refused a log line; skipping it", "err", err)
 		return nil
 	}
 	return err
+}
+
+// noneInflight is the inflight entry of a line no counter counts.
+const noneInflight = "none"
+
+// flight journals one line in the store's inflight block (a Flight): what
+// and n name the line, arrived counts it.
+type flight struct {
+	store   *Store
+	what    string
+	n       uint64
+	arrived func() error
+}
+
+func (f *flight) Sending(token string) error { return f.store.SetInflight(f.what, f.n, token) }
+
+func (f *flight) Arrived() error {
+	if f.arrived == nil {
+		return nil
+	}
+	return f.arrived()
+}
+
+func (f *flight) Unsent() error { return f.store.SetInflight(noneInflight, 0, "") }
+
+// inflight names a journaled line.
+type inflight struct {
+	what string
+	n    uint64
+}
+
+// settle runs once, before anything is shipped: it finds the line an
+// earlier run was sending when it was killed, asks the VMX whether that
+// line arrived (Shipper.Settle), and if it did, counts it in progress or
+// the cursor, so that it is not sent again. A line that cannot be settled
+// is sent again, with a note that it may appear twice; it stays marked so
+// until it is sent, even across further kills. The earlier run's channels
+// are closed either way.
+func (d *Dumper) settle(ctx context.Context) error {
+	if d.settled {
+		return nil
+	}
+	d.settled = true
+	what, n, token := d.store.Inflight()
+	if last := d.store.Channel(); last != "" && last != token {
+		d.cfg.Shipper.Settle(ctx, last) // only to close it
+	}
+	if what == "" || what == noneInflight {
+		d.cfg.Shipper.Settle(ctx, token) // only to close it
+		return nil
+	}
+	// Is the line still uncounted?
+	var count func() error
+	if key, ok := strings.CutPrefix(what, "saved:"); ok {
+		pk, pn := d.store.Progress()
+		if pk != key {
+			pn = 0
+		}
+		if pn == n {
+			count = func() error { return d.store.SetProgress(key, n+1) }
+		}
+	} else if boot, ok := strings.CutPrefix(what, "kmsg:"); ok {
+		cb, cs := d.store.Cursor()
+		if cb != boot {
+			cs = 0
+		}
+		if cs <= n {
+			count = func() error { return d.store.SetCursor(boot, n+1) }
+		}
+	}
+	arrived, known := d.cfg.Shipper.Settle(ctx, token)
+	switch {
+	case count == nil:
+	case arrived:
+		d.log().Info("the line in flight when the previous run ended had reached the host", "line", what, "n", n)
+		if err := count(); err != nil {
+			return err
+		}
+	case known:
+		d.log().Info("the line in flight when the previous run ended had not reached the host; sending it again", "line", what, "n", n)
+	default:
+		d.log().Warn("cannot tell whether the line in flight when the previous run ended reached the host; sending it again", "line", what, "n", n)
+		d.unsure = inflight{what, n}
+		return d.store.SetInflight(what, n, "") // still unsure after another kill
+	}
+	return d.store.SetInflight(noneInflight, 0, "")
 }
 
 // recordHeader names the record, its time and the boot it came from.

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -107,10 +108,11 @@ func TestShipSavedFixture(t *testing.T) {
 	}
 }
 
-// TestShipSavedInterrupted stops the shipper at every line of the
-// fixture in turn (the request never reaches the host, as when the
-// process is killed mid-send) and checks that the next run ships every
-// line exactly once.
+// TestShipSavedInterrupted stops the shipper at every third line of the
+// fixture in turn (the request fails and the run is stopped, as by
+// SIGTERM) and checks that the next run ships every line exactly once,
+// saying where it resumed, and not claiming a line may appear twice: the
+// stopped run knew the line had not reached the host.
 func TestShipSavedInterrupted(t *testing.T) {
 	probe := &fakeHost{}
 	{
@@ -146,26 +148,15 @@ func TestShipSavedInterrupted(t *testing.T) {
 		if _, err := d.ShipSaved(t.Context()); err != nil {
 			t.Fatalf("stop at %d: rerun: %v", stopAt, err)
 		}
-		// Drop the resume lines (and, if the stop fell on a begin line,
-		// the begin line it repeats); the rest must be exact.
-		var got []string
-		for _, l := range h.got() {
-			if strings.HasPrefix(l, "kmsgdump: resume ") {
-				continue
-			}
-			if len(got) > 0 && got[len(got)-1] == l && strings.HasPrefix(l, "kmsgdump: begin ") {
-				continue
-			}
-			got = append(got, l)
-		}
+		// Only the resume lines are extra; the rest is exact.
+		got, notes := withoutNotes(h.got())
 		if diff := kmsgtest.CheckShipped(got, recs); diff != "" {
 			t.Fatalf("stop at line %d: %s\nshipped:\n%s", stopAt, diff, strings.Join(h.got(), "\n"))
 		}
-		resumes := slices.IndexFunc(h.got(), func(l string) bool { return strings.HasPrefix(l, "kmsgdump: resume ") })
-		if resumes >= 0 {
+		if len(notes) > 0 {
 			resumed++
-			if !strings.Contains(h.got()[resumes], "(the previous run was interrupted;") {
-				t.Errorf("resume line %q", h.got()[resumes])
+			if len(notes) != 1 || !strings.HasSuffix(notes[0], "(the previous run was interrupted)") {
+				t.Errorf("stop at %d: notes %q", stopAt, notes)
 			}
 		}
 		if left, _ := os.ReadDir(pstore); len(left) != 1 {
@@ -174,6 +165,120 @@ func TestShipSavedInterrupted(t *testing.T) {
 	}
 	if resumed < total/3/2 {
 		t.Errorf("only %d of the interrupted runs resumed mid-record", resumed)
+	}
+}
+
+// shipKilled runs ShipSaved on its own goroutine, which the host's kill
+// hook may end at any moment with runtime.Goexit: nothing after that
+// moment runs, as when the process is killed.
+func shipKilled(ctx context.Context, d *Dumper) (finished bool) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := d.ShipSaved(ctx); err != nil {
+			panic(err)
+		}
+		finished = true
+	}()
+	<-done
+	return finished
+}
+
+// TestShipSavedKilled kills the shipper at chosen lines and moments: as
+// the line goes out ("send": the host never has it), right after the host
+// logged it ("sent": the sender never hears back) and as the reply is
+// collected ("receive"), then restarts it. Over a resumable channel the
+// restart asks the host about the line in flight and every line is
+// shipped exactly once, and the killed runs' channels are closed. Over
+// one that cannot be resumed, a kill after the host logged the line
+// repeats that one line, right after a resume note that says it may.
+func TestShipSavedKilled(t *testing.T) {
+	for _, resumable := range []bool{true, false} {
+		for _, at := range []string{"send", "sent", "receive"} {
+			t.Run(fmt.Sprintf("resumable=%v/%s", resumable, at), func(t *testing.T) {
+				root := t.TempDir()
+				pstore, crash, recs := kmsgtest.WritePstore(t, root)
+				cfg := Config{StateDir: filepath.Join(root, "state"), PstoreDir: pstore, CrashDir: crash, PstoreAfter: Remove, CrashAfter: Remove}
+				h := &fakeHost{resumable: resumable}
+				// Kill at host lines 0 (a header), 5 and 6 (in a row: the
+				// second kill lands on the restart's first line), around
+				// the end of the first record and at 40.
+				kills := 0
+				end := len(recs[0].Lines) + 4
+				if end <= 6 || end >= 40 {
+					t.Fatalf("fixture's first record has %d lines", len(recs[0].Lines))
+				}
+				for _, stopAt := range []int{0, 5, 6, end, end + 1, 40} {
+					h.kill = func(when string, n int, line string) {
+						if when == at && n == stopAt {
+							kills++
+							runtime.Goexit()
+						}
+					}
+					d := newDumper(t, h, cfg)
+					if shipKilled(t.Context(), d) {
+						t.Fatalf("not killed at line %d", stopAt)
+					}
+					d.Close()
+				}
+				h.kill = nil
+				d := newDumper(t, h, cfg)
+				if !shipKilled(t.Context(), d) {
+					t.Fatal("final run did not finish")
+				}
+				d.cfg.Shipper.Close()
+				got, notes := withoutNotes(h.got())
+				if resumable || at == "send" {
+					if diff := kmsgtest.CheckShipped(got, recs); diff != "" {
+						t.Fatalf("%s\nshipped:\n%s", diff, strings.Join(h.got(), "\n"))
+					}
+				} else {
+					// A kill can repeat the line in flight, and only
+					// right after the notes of the restarts that followed.
+					all := h.got()
+					var kept []string
+					repeats := 0
+					for i := 0; i < len(all); i++ {
+						if !strings.HasPrefix(all[i], "kmsgdump: resume ") {
+							kept = append(kept, all[i])
+							continue
+						}
+						j := i
+						for j < len(all) && strings.HasPrefix(all[j], "kmsgdump: resume ") {
+							j++
+						}
+						if i > 0 && j < len(all) && all[j] == all[i-1] {
+							repeats++
+							j++
+						}
+						i = j - 1
+					}
+					if diff := kmsgtest.CheckShipped(kept, recs); diff != "" || repeats == 0 || repeats > kills {
+						t.Fatalf("%d repeats after %d kills; %s\nshipped:\n%s", repeats, kills, diff, strings.Join(all, "\n"))
+					}
+				}
+				// A resume note for each kill mid-record (the kill at the
+				// footer resumes nothing: the header of the next record
+				// follows); "may appear twice" only where the host could
+				// not be asked.
+				twice := 0
+				for _, n := range notes {
+					if strings.Contains(n, "may appear twice") {
+						twice++
+					}
+				}
+				wantTwice := 0
+				if !resumable {
+					wantTwice = len(notes)
+				}
+				if len(notes) < kills-2 || twice != wantTwice {
+					t.Errorf("%d kills, notes:\n%s", kills, strings.Join(notes, "\n"))
+				}
+				if resumable && h.open() != 0 {
+					t.Errorf("%d channels left open", h.open())
+				}
+			})
+		}
 	}
 }
 
@@ -283,18 +388,32 @@ func TestCounterFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, n := c.get(); k != "" || n != 0 {
-		t.Fatalf("fresh counter %q %d", k, n)
+	if k, n, tok := c.get(); k != "" || n != 0 || tok != "" {
+		t.Fatalf("fresh counter %q %d %q", k, n, tok)
 	}
 	for i := range uint64(300) {
-		if err := c.set("key", i); err != nil {
+		if err := c.set("key", i, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c.close()
 	c, _ = openCounter(path)
-	if k, n := c.get(); k != "key" || n != 299 {
-		t.Fatalf("reopened %q %d", k, n)
+	if k, n, tok := c.get(); k != "key" || n != 299 || tok != "" {
+		t.Fatalf("reopened %q %d %q", k, n, tok)
+	}
+	tok := "bd1-49435052-0001-deadbeef-00c0ffee"
+	if err := c.set("saved:p0123456789abcdef0123456789abcdef", 1<<40, tok); err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	c, _ = openCounter(path)
+	if k, n, got := c.get(); k != "saved:p0123456789abcdef0123456789abcdef" || n != 1<<40 || got != tok {
+		t.Fatalf("reopened %q %d %q", k, n, got)
+	}
+	for _, bad := range [][2]string{{"", ""}, {"a b", ""}, {"-", ""}, {"k", "a\nb"}, {"k", "-"}, {strings.Repeat("k", 81), ""}} {
+		if err := c.set(bad[0], 1, bad[1]); err == nil {
+			t.Errorf("set(%q, %q) accepted", bad[0], bad[1])
+		}
 	}
 	c.close()
 	// A torn block fails its checksum and counts as absent.
@@ -302,8 +421,8 @@ func TestCounterFile(t *testing.T) {
 	b[10] ^= 1
 	os.WriteFile(path, b, 0o600)
 	c, _ = openCounter(path)
-	if k, n := c.get(); k != "" || n != 0 {
-		t.Fatalf("corrupt counter read as %q %d", k, n)
+	if k, n, tok := c.get(); k != "" || n != 0 || tok != "" {
+		t.Fatalf("corrupt counter read as %q %d %q", k, n, tok)
 	}
 	c.close()
 }
@@ -331,6 +450,33 @@ func FuzzDecodePstore(f *testing.F) {
 					t.Fatalf("line of %d bytes", len(l))
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseCounter: a state block of any content reads as a valid
+// (key, number, token) or as absent, and what set writes reads back.
+func FuzzParseCounter(f *testing.F) {
+	f.Add([]byte("v2 saved:p00 12 bd1-49435052-0001-deadbeef-00c0ffee 00000000\n"))
+	f.Add([]byte("v2 none 0 - 00000000\n"))
+	f.Add([]byte("v1 key 3 00000000\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		key, n, token, ok := parseCounter(b)
+		if !ok {
+			return
+		}
+		c, err := openCounter(filepath.Join(t.TempDir(), "c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.close()
+		if err := c.set(key, n, token); err != nil {
+			return // parsed, but not writable (say, a key over 80 bytes)
+		}
+		c2, _ := openCounter(c.path)
+		defer c2.close()
+		if k, m, tok := c2.get(); k != key || m != n || tok != token {
+			t.Fatalf("%q %d %q read back as %q %d %q", key, n, token, k, m, tok)
 		}
 	})
 }

@@ -19,17 +19,28 @@ import (
 //	state.json   what was shipped and what became of it, and the boots
 //	             seen; replaced atomically (write, fsync, rename, fsync
 //	             of the directory) before any source file is removed
-//	progress     the record being shipped and how many of its lines the
-//	             host has confirmed, rewritten in place after every line
-//	cursor       the boot and sequence number of the last /dev/kmsg
-//	             record dealt with, rewritten in place
+//	progress     the record being shipped and how many of its lines
+//	             (header and footer included) the host has, rewritten in
+//	             place after every line
+//	cursor       the boot and sequence number of the first /dev/kmsg
+//	             record not yet dealt with, rewritten in place
+//	inflight     the line being sent (a record's key and line number, or
+//	             a boot and kmsg sequence number) and the token of the
+//	             channel it goes on, written before every counted line
+//	channel      the token of the resumable channel last opened, so that
+//	             a restart can close it
 //	archive/     copies of shipped pstore records (per configuration)
 //
-// progress and cursor are single fixed-size blocks with a checksum,
-// rewritten with one pwrite: a killed process leaves them exact (the page
-// cache survives it); a machine crash may leave an older value, which
-// repeats lines rather than losing them, and a torn block fails its
+// progress, cursor and inflight are single fixed-size blocks with a
+// checksum, rewritten with one pwrite: a killed process leaves them exact
+// (the page cache survives it); a machine crash may leave older values,
+// which repeat lines rather than lose them, and a torn block fails its
 // checksum and counts as absent.
+//
+// inflight names a line that progress (or cursor) does not yet count only
+// while it is being sent; finding one after a restart, the dumper asks the
+// VMX, through the channel the token names, whether the line arrived (see
+// Shipper.Settle and the package documentation).
 type Store struct {
 	Dir string
 
@@ -37,6 +48,8 @@ type Store struct {
 	state    State
 	progress *counterFile
 	cursor   *counterFile
+	inflight *counterFile
+	channel  *counterFile
 }
 
 // State is the content of state.json.
@@ -95,12 +108,23 @@ func OpenStore(dir string) (*Store, error) {
 		s.progress.close()
 		return nil, err
 	}
+	if s.inflight, err = openCounter(filepath.Join(dir, "inflight")); err != nil {
+		s.progress.close()
+		s.cursor.close()
+		return nil, err
+	}
+	if s.channel, err = openCounter(filepath.Join(dir, "channel")); err != nil {
+		s.progress.close()
+		s.cursor.close()
+		s.inflight.close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close releases the counter files.
 func (s *Store) Close() error {
-	return errors.Join(s.progress.close(), s.cursor.close())
+	return errors.Join(s.progress.close(), s.cursor.close(), s.inflight.close(), s.channel.close())
 }
 
 // Update changes the state in memory under the store's lock; Save writes it.
@@ -160,30 +184,58 @@ func (s *Store) BootAt(t time.Time) (Boot, bool) {
 }
 
 // Progress returns the saved record being shipped and the number of its
-// lines the host has confirmed.
-func (s *Store) Progress() (key string, lines uint64) { return s.progress.get() }
-
-// SetProgress records that the host has confirmed lines lines of the
-// record key.
-func (s *Store) SetProgress(key string, lines uint64) error { return s.progress.set(key, lines) }
-
-// Cursor returns the boot and sequence number of the last kernel log
-// record dealt with.
-func (s *Store) Cursor() (boot string, seq uint64) { return s.cursor.get() }
-
-// SetCursor records the last kernel log record dealt with.
-func (s *Store) SetCursor(boot string, seq uint64) error { return s.cursor.set(boot, seq) }
-
-// counterFile is a (key, number) pair in a fixed-size block with a CRC,
-// rewritten in place with one pwrite.
-type counterFile struct {
-	path string
-	f    *os.File
-	key  string
-	n    uint64
+// lines the host has.
+func (s *Store) Progress() (key string, lines uint64) {
+	key, lines, _ = s.progress.get()
+	return key, lines
 }
 
-const counterSize = 160
+// SetProgress records that the host has the first lines lines of the
+// record key.
+func (s *Store) SetProgress(key string, lines uint64) error { return s.progress.set(key, lines, "") }
+
+// Cursor returns the boot and the sequence number of the first kernel log
+// record not yet dealt with.
+func (s *Store) Cursor() (boot string, seq uint64) {
+	boot, seq, _ = s.cursor.get()
+	return boot, seq
+}
+
+// SetCursor records that every kernel log record of boot below seq has
+// been dealt with.
+func (s *Store) SetCursor(boot string, seq uint64) error { return s.cursor.set(boot, seq, "") }
+
+// Inflight returns the line last sent, or being sent: what names a saved
+// record ("saved:KEY", n its line number) or a boot's kernel log
+// ("kmsg:BOOT", n the record's sequence number), and token the channel it
+// went on ("" when that channel cannot be resumed).
+func (s *Store) Inflight() (what string, n uint64, token string) { return s.inflight.get() }
+
+// SetInflight records the line about to be sent and its channel.
+func (s *Store) SetInflight(what string, n uint64, token string) error {
+	return s.inflight.set(what, n, token)
+}
+
+// Channel returns the token of the resumable channel last opened.
+func (s *Store) Channel() string {
+	_, _, token := s.channel.get()
+	return token
+}
+
+// SetChannel records the token of a resumable channel just opened.
+func (s *Store) SetChannel(token string) error { return s.channel.set("channel", 0, token) }
+
+// counterFile is a (key, number, token) triple in a fixed-size block with
+// a CRC, rewritten in place with one pwrite.
+type counterFile struct {
+	path  string
+	f     *os.File
+	key   string
+	n     uint64
+	token string
+}
+
+const counterSize = 200
 
 func openCounter(path string) (*counterFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -193,39 +245,50 @@ func openCounter(path string) (*counterFile, error) {
 	c := &counterFile{path: path, f: f}
 	buf := make([]byte, counterSize)
 	n, _ := f.ReadAt(buf, 0)
-	c.key, c.n, _ = parseCounter(buf[:n])
+	c.key, c.n, c.token, _ = parseCounter(buf[:n])
 	return c, nil
 }
 
-// parseCounter decodes "v1 <key> <n> <crc32 hex>\n" padded with spaces.
-func parseCounter(b []byte) (string, uint64, bool) {
+// parseCounter decodes "v2 <key> <n> <token or -> <crc32 hex>\n" padded
+// with spaces.
+func parseCounter(b []byte) (key string, n uint64, token string, ok bool) {
 	line, _, ok := strings.Cut(string(b), "\n")
 	if !ok {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	f := strings.Fields(line)
-	if len(f) != 4 || f[0] != "v1" {
-		return "", 0, false
+	if len(f) != 5 || f[0] != "v2" {
+		return "", 0, "", false
 	}
-	sum, err := strconv.ParseUint(f[3], 16, 32)
-	if err != nil || uint32(sum) != crc32.ChecksumIEEE([]byte(f[0]+" "+f[1]+" "+f[2])) {
-		return "", 0, false
+	sum, err := strconv.ParseUint(f[4], 16, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE([]byte(strings.Join(f[:4], " "))) {
+		return "", 0, "", false
 	}
-	n, err := strconv.ParseUint(f[2], 10, 64)
+	n, err = strconv.ParseUint(f[2], 10, 64)
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	return f[1], n, true
+	if f[3] != "-" {
+		token = f[3]
+	}
+	return f[1], n, token, true
 }
 
-func (c *counterFile) get() (string, uint64) { return c.key, c.n }
+func (c *counterFile) get() (string, uint64, string) { return c.key, c.n, c.token }
 
-func (c *counterFile) set(key string, n uint64) error {
-	if strings.ContainsAny(key, " \n") || key == "" || len(key) > 100 {
-		return fmt.Errorf("kmsgdump: bad counter key %q", key)
+func (c *counterFile) set(key string, n uint64, token string) error {
+	if !counterWord(key) || token != "" && !counterWord(token) {
+		return fmt.Errorf("kmsgdump: bad counter key %q or token %q", key, token)
 	}
-	body := "v1 " + key + " " + strconv.FormatUint(n, 10)
+	tok := token
+	if tok == "" {
+		tok = "-"
+	}
+	body := "v2 " + key + " " + strconv.FormatUint(n, 10) + " " + tok
 	line := fmt.Sprintf("%s %08x\n", body, crc32.ChecksumIEEE([]byte(body)))
+	if len(line) > counterSize-1 {
+		return fmt.Errorf("kmsgdump: counter %q too long", body)
+	}
 	buf := make([]byte, counterSize)
 	for i := range buf {
 		buf[i] = ' '
@@ -235,8 +298,13 @@ func (c *counterFile) set(key string, n uint64) error {
 	if _, err := c.f.WriteAt(buf, 0); err != nil {
 		return fmt.Errorf("kmsgdump: %s: %w", c.path, err)
 	}
-	c.key, c.n = key, n
+	c.key, c.n, c.token = key, n, token
 	return nil
+}
+
+// counterWord reports whether s can be a field of a counter block.
+func counterWord(s string) bool {
+	return s != "" && s != "-" && len(s) <= 80 && !strings.ContainsAny(s, " \t\n")
 }
 
 func (c *counterFile) close() error { return c.f.Close() }

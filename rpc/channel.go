@@ -31,6 +31,30 @@ type EventChannel interface {
 	Ping(ctx context.Context) error
 }
 
+// Resumable is a Channel whose VMX side outlives the guest process that
+// opened it and on which a Send that returned nil has been acted on: a
+// backdoor message channel. The VMX cannot tell guest processes apart (a
+// channel is a number and a cookie that any process may present), so it
+// keeps the channel, and the reply to its last request, until the channel
+// is closed, the guest is reset or a checkpoint invalidates it; and it
+// answers a request when its last byte arrives, before the call that
+// carried that byte returns (open-vm-tools' RpcOut_send receives the reply
+// right after sending and treats an empty one as an error).
+//
+// A process that records Token before each request can therefore, after
+// it was killed and restarted, open the channel again (rpc/transport's
+// Resume) and learn from one Receive whether its last request reached the
+// VMX: a non-empty message is that request's reply, still waiting; an
+// empty one means the request never arrived whole. Anything else (the
+// channel is gone) leaves the question open.
+type Resumable interface {
+	Channel
+	// Token names the channel for a later process. It is "" when the
+	// channel cannot be found again safely: a VMX that gave it no cookie
+	// may hand its number to another process once it is closed.
+	Token() string
+}
+
 // Dialer opens a new channel. RPCI and TCLO channels are opened by
 // different dialers; rpc/transport provides them.
 type Dialer func(ctx context.Context) (Channel, error)

@@ -91,7 +91,30 @@ type BackdoorOptions struct {
 	// Unsupported lists backdoor commands to answer as unknown (EAX =
 	// 0xFFFFFFFF), to exercise a guest's fallbacks.
 	Unsupported []uint16
+	// KeepDeadChannels keeps the channels of a guest process that has
+	// exited (CloseOwner does nothing), as the VMX does: it cannot tell
+	// guest processes apart, so a channel, and the reply waiting on it,
+	// last until the channel is closed, the guest is reset or a
+	// checkpoint invalidates it. By default they are closed, so that a
+	// long test session cannot run out of channels.
+	KeepDeadChannels bool
+	// Kill, if set, kills a guest process (given its owner number) for
+	// the kill faults (KillAt); vmxsim run sends SIGKILL.
+	Kill func(owner int)
 }
+
+// Kill fault moments (KillAt).
+const (
+	// KillAtSendSize kills a guest as it announces a message: nothing of
+	// the message reaches the VMX.
+	KillAtSendSize = "sendsize"
+	// KillAtSent kills a guest right after the VMX has handled its
+	// message (and posted the reply), before the guest hears of it.
+	KillAtSent = "sent"
+	// KillAtRecvStatus kills a guest as it acknowledges a reply it has
+	// read: the acknowledgement is not taken, the reply stays posted.
+	KillAtRecvStatus = "recvstatus"
+)
 
 // BackdoorStats counts the calls a Backdoor has served.
 type BackdoorStats struct {
@@ -100,6 +123,7 @@ type BackdoorStats struct {
 	HBIn     uint64 `json:"hbIn"`     // REP INSB on the HB port
 	Opens    uint64 `json:"opens"`    // channels opened
 	CPTs     uint64 `json:"cpts"`     // calls failed with the CPT status
+	Kills    uint64 `json:"kills"`    // guests killed by a kill fault
 	Channels int    `json:"channels"` // channels open now
 	NoHB     bool   `json:"noHB"`
 	// RPCIRoundTrips counts RPCI exchanges completed (request received,
@@ -126,7 +150,7 @@ type Backdoor struct {
 	core *Core
 	opts BackdoorOptions
 
-	lb, hbOut, hbIn, opens, cpts atomic.Uint64
+	lb, hbOut, hbIn, opens, cpts, kills atomic.Uint64
 
 	mu       sync.Mutex
 	chans    [BdoorMaxChannels]*bdChannel
@@ -136,6 +160,8 @@ type Backdoor struct {
 	running  bool
 	starting []*bdTCLO // TCLO peers waiting for Run to serve them
 	wake     chan struct{}
+	killAt   string // an armed kill fault: the moment,
+	killPass int    // and how many such moments to let pass first
 }
 
 // bdChannel is one open message channel. Guarded by Backdoor.mu.
@@ -225,7 +251,7 @@ func (b *Backdoor) Run(ctx context.Context) error {
 
 // Stats returns the call counters.
 func (b *Backdoor) Stats() BackdoorStats {
-	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), NoHB: b.opts.NoHB}
+	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), Kills: b.kills.Load(), NoHB: b.opts.NoHB}
 	b.mu.Lock()
 	for _, ch := range b.chans {
 		if ch != nil {
@@ -271,8 +297,12 @@ func (b *Backdoor) ResetChannels() {
 }
 
 // CloseOwner closes the channels opened by owner (the trap passes the
-// guest's process id), when that process has gone.
+// guest's process id), when that process has gone; with KeepDeadChannels
+// it does nothing.
 func (b *Backdoor) CloseOwner(owner int) {
+	if b.opts.KeepDeadChannels {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range b.chans {
@@ -280,6 +310,42 @@ func (b *Backdoor) CloseOwner(owner int) {
 			b.closeLocked(ch)
 		}
 	}
+}
+
+// KillAt arms a kill fault: the guest process whose RPCI message reaches
+// moment at (KillAtSendSize, KillAtSent or KillAtRecvStatus) after that
+// many moments have passed is killed there, as a guest SIGKILLed at that
+// instant. One kill per arming. It needs BackdoorOptions.Kill.
+func (b *Backdoor) KillAt(at string, after int) error {
+	switch at {
+	case KillAtSendSize, KillAtSent, KillAtRecvStatus:
+	default:
+		return fmt.Errorf("vmxsim: unknown kill moment %q (want %s, %s or %s)", at, KillAtSendSize, KillAtSent, KillAtRecvStatus)
+	}
+	if b.opts.Kill == nil {
+		return errors.New("vmxsim: kill faults need a guest to kill (vmxsim run)")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.killAt, b.killPass = at, max(after, 0)
+	return nil
+}
+
+// killHere reports whether the armed kill fault fires at this moment of an
+// RPCI message, and if so kills owner. Preconditions: b.mu is held.
+func (b *Backdoor) killHere(ch *bdChannel, at string, owner int) bool {
+	if b.killAt != at || ch.proto != BdoorProtoRPCI {
+		return false
+	}
+	if b.killPass > 0 {
+		b.killPass--
+		return false
+	}
+	b.killAt = ""
+	b.kills.Add(1)
+	b.core.log.Host("Fault injection: guest process killed at %s on channel %d", at, ch.id)
+	b.opts.Kill(owner)
+	return true
 }
 
 // LB serves an IN EAX, DX on the low-bandwidth port for owner.
@@ -378,7 +444,9 @@ func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 		return 0
 	}
 	ch.sendBuf = append(ch.sendBuf, buf...)
-	b.received(ch)
+	if b.received(ch, owner) {
+		return 0 // killed: it never sees this
+	}
 	return StatusSuccess
 }
 
@@ -434,6 +502,10 @@ func (b *Backdoor) message(r *Regs, owner int) {
 	}
 	switch sub {
 	case MsgSendSize:
+		if b.killHere(ch, KillAtSendSize, owner) {
+			setStatus(r, 0)
+			return
+		}
 		ch.cpt = false
 		n := int(uint32(r.BX))
 		if n > MaxGuestMessage {
@@ -447,8 +519,8 @@ func (b *Backdoor) message(r *Regs, owner int) {
 			ch.rtStart = time.Now()
 		}
 		setStatus(r, StatusSuccess|hb)
-		if n == 0 {
-			b.received(ch)
+		if n == 0 && b.received(ch, owner) {
+			setStatus(r, 0)
 		}
 	case MsgSendPayload:
 		if !ch.sending {
@@ -466,8 +538,8 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		k := min(4, ch.sendLen-len(ch.sendBuf))
 		ch.sendBuf = append(ch.sendBuf, w[:k]...)
 		setStatus(r, StatusSuccess)
-		if len(ch.sendBuf) == ch.sendLen {
-			b.received(ch)
+		if len(ch.sendBuf) == ch.sendLen && b.received(ch, owner) {
+			setStatus(r, 0)
 		}
 	case MsgRecvSize:
 		ch.cpt = false
@@ -510,6 +582,10 @@ func (b *Backdoor) message(r *Regs, owner int) {
 		setStatus(r, StatusSuccess)
 	case MsgRecvStatus:
 		if !ch.hasOut {
+			setStatus(r, 0)
+			return
+		}
+		if b.killHere(ch, KillAtRecvStatus, owner) {
 			setStatus(r, 0)
 			return
 		}
@@ -595,8 +671,9 @@ func (b *Backdoor) lookup(id uint16, hi, lo uint32) *bdChannel {
 	return ch
 }
 
-// received handles a complete guest message. Preconditions: b.mu is held.
-func (b *Backdoor) received(ch *bdChannel) {
+// received handles a complete guest message from owner; it reports
+// whether a kill fault then killed owner. Preconditions: b.mu is held.
+func (b *Backdoor) received(ch *bdChannel, owner int) (killed bool) {
 	msg := ch.sendBuf
 	ch.sending, ch.sendBuf = false, nil
 	switch {
@@ -607,11 +684,19 @@ func (b *Backdoor) received(ch *bdChannel) {
 		// core's handlers never call back into the backdoor, so answering
 		// under b.mu is safe; it serializes guest calls as vCPUs are.
 		ctx := b.ctx
-		reply := b.core.RPCI(ctx, Caller{Transport: "backdoor"}, msg)
+		reply, dropped := b.core.rpciDropped(ctx, Caller{Transport: "backdoor"}, msg)
+		if dropped {
+			// Fault injection dropped it as a message cut short: no
+			// reply, as if it had never arrived whole.
+			ch.out, ch.hasOut, ch.outPos, ch.outSent = nil, false, 0, false
+			return false
+		}
 		ch.out, ch.hasOut, ch.outPos, ch.outSent = reply, true, 0, false
+		return b.killHere(ch, KillAtSent, owner)
 	default:
 		b.core.lg.Debug("backdoor: message on a channel of unknown protocol dropped", "proto", fmt.Sprintf("%#x", ch.proto))
 	}
+	return false
 }
 
 // deliveryFailed handles a guest that reported it could not take the

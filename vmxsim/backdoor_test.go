@@ -510,3 +510,116 @@ func TestTrace(t *testing.T) {
 		t.Fatalf("binary record %+v: %q %v", r, b, err)
 	}
 }
+
+// TestBackdoorKeepDeadChannels: with KeepDeadChannels a process's channels
+// outlive it, with the reply waiting on them, as on the VMX: another
+// process holding the cookie takes the reply and closes the channel.
+func TestBackdoorKeepDeadChannels(t *testing.T) {
+	_, b, g := newBackdoor(t, BackdoorOptions{KeepDeadChannels: true})
+	ch, _ := g.open(BdoorProtoRPCI, true)
+	if err := g.send(ch, []byte("log sent before dying")); err != nil {
+		t.Fatal(err)
+	}
+	b.CloseOwner(g.owner) // the process has gone
+	if st := b.Stats(); st.Channels != 1 {
+		t.Fatalf("channel closed with its process: %+v", st)
+	}
+	g.owner = 101 // its successor, with the token
+	if r, err := g.recv(ch); err != nil || string(r) != "1 " {
+		t.Fatalf("reply after the owner died: %q %v", r, err)
+	}
+	if r, err := g.recv(ch); err != nil || r != nil {
+		t.Fatalf("second receive: %q %v", r, err)
+	}
+	if st := status(g.msg(ch, MsgClose, 0)); st&StatusSuccess == 0 || b.Stats().Channels != 0 {
+		t.Fatalf("close: %#x %+v", st, b.Stats())
+	}
+}
+
+// TestBackdoorKillFaults: a kill fault kills the guest at the chosen
+// moment of the chosen RPCI message (TCLO traffic does not count) and
+// leaves the channel as that moment left it.
+func TestBackdoorKillFaults(t *testing.T) {
+	var killed []int
+	_, b, g := newBackdoor(t, BackdoorOptions{KeepDeadChannels: true, Kill: func(owner int) { killed = append(killed, owner) }})
+	for _, noHB := range []bool{false, true} {
+		b.opts.NoHB = noHB
+		ch, _ := g.open(BdoorProtoRPCI, true)
+		tclo, _ := g.open(BdoorProtoTCLO, true)
+		n := len(killed)
+
+		// sendsize: the message never arrives.
+		if err := b.KillAt(KillAtSendSize, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.send(tclo, nil); err != nil { // TCLO: not counted
+			t.Fatal(err)
+		}
+		if err := g.send(ch, []byte("log line a")); err != nil {
+			t.Fatal(err)
+		}
+		g.recv(ch)
+		if err := g.send(ch, []byte("log line b")); err == nil || len(killed) != n+1 || killed[n] != g.owner {
+			t.Fatalf("sendsize: %v, killed %v", err, killed)
+		}
+		if r, err := g.recv(ch); err != nil || r != nil {
+			t.Fatalf("sendsize: a reply waits: %q %v", r, err)
+		}
+		// sent: handled, the reply waits, the guest hears nothing.
+		b.KillAt(KillAtSent, 0)
+		if err := g.send(ch, []byte("log line c")); err == nil || len(killed) != n+2 {
+			t.Fatalf("sent: %v, killed %v", err, killed)
+		}
+		if r, err := g.recv(ch); err != nil || string(r) != "1 " {
+			t.Fatalf("sent: reply %q %v", r, err)
+		}
+		// recvstatus: the acknowledgement is not taken.
+		b.KillAt(KillAtRecvStatus, 0)
+		if err := g.send(ch, []byte("log line d")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.recv(ch); err == nil || len(killed) != n+3 {
+			t.Fatalf("recvstatus: %v, killed %v", err, killed)
+		}
+		if r, err := g.recv(ch); err != nil || string(r) != "1 " {
+			t.Fatalf("recvstatus: reply %q %v", r, err)
+		}
+		// One kill per arming.
+		if err := g.send(ch, []byte("log line e")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.recv(ch); err != nil || len(killed) != n+3 {
+			t.Fatalf("disarmed: %v, killed %v", err, killed)
+		}
+	}
+	if st := b.Stats(); st.Kills != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := b.KillAt("later", 0); err == nil {
+		t.Fatal("unknown moment accepted")
+	}
+	_, nokill, _ := newBackdoor(t, BackdoorOptions{})
+	if err := nokill.KillAt(KillAtSent, 0); err == nil {
+		t.Fatal("kill fault armed with no way to kill")
+	}
+}
+
+// TestBackdoorDroppedRequest: a request that fault injection drops leaves
+// no reply on the channel, as a message that never arrived whole.
+func TestBackdoorDroppedRequest(t *testing.T) {
+	c, _, g := newBackdoor(t, BackdoorOptions{})
+	ch, _ := g.open(BdoorProtoRPCI, true)
+	c.HoldRPCI("log", 0)
+	done := make(chan error, 1)
+	go func() { done <- g.send(ch, []byte("log held")) }()
+	for c.HeldRPCI() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.ReleaseRPCI(true)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r, err := g.recv(ch); err != nil || r != nil {
+		t.Fatalf("reply to a dropped request: %q %v", r, err)
+	}
+}

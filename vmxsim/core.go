@@ -183,16 +183,24 @@ const (
 // garbage requests get "0 Unknown command", messages over 64 KiB are
 // refused.
 func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
-	c.trace.Record("rpci", "guest", caller.Transport, req)
-	reply := c.rpci(ctx, caller, req)
-	c.trace.Record("rpci", "host", caller.Transport, reply)
+	reply, _ := c.rpciDropped(ctx, caller, req)
 	return reply
 }
 
-func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
+// rpciDropped is RPCI that also reports a request dropped by fault
+// injection (answered "0 Dropped" without being handled): the backdoor
+// then leaves no reply at all, as for a message that never arrived whole.
+func (c *Core) rpciDropped(ctx context.Context, caller Caller, req []byte) (reply []byte, dropped bool) {
+	c.trace.Record("rpci", "guest", caller.Transport, req)
+	reply, dropped = c.rpci(ctx, caller, req)
+	c.trace.Record("rpci", "host", caller.Transport, reply)
+	return reply, dropped
+}
+
+func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) ([]byte, bool) {
 	if len(req) > MaxGuestMessage {
 		c.lg.Warn("rpci message over 64 KiB refused", "len", len(req))
-		return []byte("0 Message too large")
+		return []byte("0 Message too large"), false
 	}
 	c.mu.Lock()
 	off := c.power != "" && c.power != PoweredOn
@@ -200,11 +208,11 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
 	if off {
 		// No guest runs in a VM that is off; a late message from a
 		// simulated guest that outlived its VM is refused.
-		return []byte("0 The VM is not powered on")
+		return []byte("0 The VM is not powered on"), false
 	}
 	name, args := splitRPCI(req)
 	if c.faults.wait(ctx, name) {
-		return []byte("0 Dropped")
+		return []byte("0 Dropped"), true
 	}
 	c.handlersMu.RLock()
 	h := c.handlers[name]
@@ -214,9 +222,9 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) []byte {
 	}
 	if h == nil {
 		c.lg.Debug("unknown rpci", "command", printable(name))
-		return []byte(ReplyUnknownCommand)
+		return []byte(ReplyUnknownCommand), false
 	}
-	return h(ctx, caller, args)
+	return h(ctx, caller, args), false
 }
 
 // MaxGuestMessage is GUESTMSG_MAX_IN_SIZE.

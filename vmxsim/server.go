@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -207,9 +208,25 @@ func (s *Server) registerCtl() {
 }
 
 // HandleBackdoor adds the backdoor's fault injection to the control API:
-// POST /backdoor/checkpoint (InjectCheckpoint) and POST /backdoor/reset
-// (ResetChannels).
+// POST /backdoor/checkpoint (InjectCheckpoint), POST /backdoor/reset
+// (ResetChannels) and POST /backdoor/kill?at=MOMENT[&after=N] (KillAt).
 func (s *Server) HandleBackdoor(b *Backdoor) {
+	s.HandleCtl("POST /backdoor/kill", func(w http.ResponseWriter, r *http.Request) {
+		after := 0
+		if a := r.URL.Query().Get("after"); a != "" {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 {
+				http.Error(w, "after wants a count", http.StatusBadRequest)
+				return
+			}
+			after = n
+		}
+		if err := b.KillAt(r.URL.Query().Get("at"), after); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, b.Stats())
+	})
 	s.HandleCtl("POST /backdoor/checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		b.InjectCheckpoint()
 		writeJSON(w, b.Stats())

@@ -20,17 +20,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/govmtools/govmtools/internal/cmdutil"
 	"github.com/govmtools/govmtools/kmsgdump"
 	"github.com/govmtools/govmtools/kmsgdump/kmsg"
-	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/systemd"
 )
 
 func main() {
@@ -106,11 +103,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Warn("cannot identify this boot; records will not name it", "err", err)
 	}
 
-	client := &rpc.Client{Dial: tr.DialRPCI, NoRetry: true, Logger: logger}
-	defer client.Close()
-	notify := notifier(logger)
+	// The backdoor first (auto mode): a restart after a kill can ask it
+	// whether the line in flight arrived.
+	shipper := &kmsgdump.Shipper{Dial: tr.DialRPCIResumable, Resume: tr.ResumeRPCI, Logger: logger}
+	defer shipper.Close()
+	sd, err := systemd.Open(os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		logger.Warn("cannot reach systemd's notify socket", "err", err)
+	}
+	defer sd.Close()
+	notify := &notifier{sd: sd, logger: logger}
 	cfg := kmsgdump.Config{
-		Shipper:     &kmsgdump.Shipper{Client: client, Logger: logger},
+		Shipper:     shipper,
 		StateDir:    *stateDir,
 		PstoreDir:   *pstore,
 		CrashDir:    *crashDir,
@@ -126,15 +130,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		Burst:       *burst,
 		QueueLines:  *queue,
 		Logger:      logger,
-		Ready: func(n int, err error) {
-			status := fmt.Sprintf("STATUS=%d saved kernel log records shipped", n)
+		Ready: func(shipped int, err error) {
+			status := fmt.Sprintf("%d saved kernel log records shipped", shipped)
 			if err != nil && !errors.Is(err, context.Canceled) {
-				status = fmt.Sprintf("STATUS=saved kernel log records not all shipped: %v", err)
+				status = fmt.Sprintf("saved kernel log records not all shipped: %v", err)
 			}
 			if !*once {
 				status += "; following " + *kmsgPath
 			}
-			notify("READY=1\n" + status)
+			notify.ready(status)
 		},
 	}
 	d, err := kmsgdump.New(cfg)
@@ -161,11 +165,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 	// Never hold boot up for an unreachable host.
 	readyTimer := time.AfterFunc(*readyTimeout, func() {
-		notify("READY=1\nSTATUS=the host has not taken the saved kernel log records yet; still trying")
+		notify.ready("the host has not taken the saved kernel log records yet; still trying")
 	})
 	defer readyTimer.Stop()
 	err = d.Run(ctx)
-	notify("STOPPING=1")
+	notify.stopping()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmware-kmsgdump: %v\n", err)
 		return 1
@@ -173,25 +177,36 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-// notifier returns a function that sends sd_notify states (READY=1 only
-// once), doing nothing outside systemd.
-func notifier(logger *slog.Logger) func(state string) {
-	var mu sync.Mutex
-	ready := false
-	return func(state string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if rest, ok := strings.CutPrefix(state, "READY=1"); ok {
-			if ready {
-				state = strings.TrimPrefix(rest, "\n") // the STATUS line only
-				if state == "" {
-					return
-				}
-			}
-			ready = true
-		}
-		if _, err := daemon.SdNotify(false, state); err != nil {
-			logger.Debug("sd_notify failed", "err", err)
-		}
+// notifier reports to systemd through the systemd package: READY=1 once
+// (later calls only update STATUS), then STOPPING=1. Outside systemd (a
+// nil *systemd.Notifier) it does nothing.
+type notifier struct {
+	sd     *systemd.Notifier
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	isReady bool
+}
+
+func (n *notifier) ready(status string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var err error
+	if n.isReady {
+		err = n.sd.Status(status)
+	} else {
+		n.isReady = true
+		err = n.sd.Ready(status)
+	}
+	if err != nil {
+		n.logger.Debug("sd_notify failed", "err", err)
+	}
+}
+
+func (n *notifier) stopping() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.sd.Stopping(); err != nil {
+		n.logger.Debug("sd_notify failed", "err", err)
 	}
 }

@@ -3,7 +3,7 @@
 // that is not a VMware VM, and inspects what the host sees.
 //
 //	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
-//	vmxsim run [--dir DIR] [--lb] [serve's flags] -- CMD ARGS...
+//	vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
 //	vmxsim ctl --dir DIR share enable|disable NAME
 //	vmxsim ctl --dir DIR hgfs enable|disable|restart|fault SPEC
@@ -32,7 +32,7 @@ import (
 
 const usage = `usage:
   vmxsim serve --dir DIR [flags]    serve the simulated VMX on DIR/{tclo,rpci,ctl}.sock
-  vmxsim run [--dir DIR] [--lb] [flags] -- CMD ARGS...
+  vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [flags] -- CMD ARGS...
                                     run CMD under the backdoor trap against the same VMX
                                     (DIR defaults to a temporary directory)
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
@@ -43,6 +43,11 @@ const usage = `usage:
   vmxsim ctl --dir DIR backdoor checkpoint|reset
                                     (vmxsim run) fail the open channels' next transfer
                                     with CPT, or close every backdoor channel
+  vmxsim ctl --dir DIR backdoor kill sendsize|sent|recvstatus [after N]
+                                    (vmxsim run) SIGKILL the guest process whose RPCI
+                                    message reaches that moment (after N more): as it
+                                    announces the message, right after the VMX handled
+                                    it, or as it acknowledges the reply
   vmxsim ctl --dir DIR share enable|disable NAME
                                     toggle one shared folder, as the host UI does
   vmxsim ctl --dir DIR hgfs enable|disable|restart
@@ -172,10 +177,18 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(b)
 		return err
 	case "backdoor":
-		if len(rest) != 2 || rest[1] != "checkpoint" && rest[1] != "reset" {
-			return usageError("backdoor needs checkpoint or reset")
+		path := ""
+		switch {
+		case len(rest) == 2 && (rest[1] == "checkpoint" || rest[1] == "reset"):
+			path = "/backdoor/" + rest[1]
+		case len(rest) == 3 && rest[1] == "kill":
+			path = "/backdoor/kill?at=" + url.QueryEscape(rest[2])
+		case len(rest) == 5 && rest[1] == "kill" && rest[3] == "after":
+			path = "/backdoor/kill?at=" + url.QueryEscape(rest[2]) + "&after=" + url.QueryEscape(rest[4])
+		default:
+			return usageError("backdoor needs checkpoint, reset or kill sendsize|sent|recvstatus [after N]")
 		}
-		b, err := c.Do(ctx, "POST", "/backdoor/"+rest[1], "")
+		b, err := c.Do(ctx, "POST", path, "")
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/govmtools/govmtools/vmxsim/trap"
@@ -24,6 +25,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	fs.SetOutput(stderr)
 	sf := addSimFlags(fs, "warn")
 	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
+	keep := fs.Bool("keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
 	if err := fs.Parse(args); err != nil {
 		return 0, usageError(err.Error())
 	}
@@ -56,7 +58,16 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 		return 0, err
 	}
 	defer s.Close()
-	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{NoHB: *lb})
+	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{
+		NoHB:             *lb,
+		KeepDeadChannels: *keep,
+		// The trap's owners are process ids: kill faults SIGKILL them.
+		Kill: func(pid int) {
+			if pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		},
+	})
 	s.srv.HandleBackdoor(bd)
 
 	srvCtx, stopSrv := context.WithCancel(context.Background())

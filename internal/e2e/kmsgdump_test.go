@@ -127,11 +127,12 @@ func bigRecord(t *testing.T, dir string, n int) kmsgtest.Record {
 	return kmsgtest.Record{Kind: "pstore", Name: "dmesg-ramoops-7", Files: []string{path}, Time: at, Lines: lines}
 }
 
-// withoutResumes drops the "resume" lines a restarted run ships.
-func withoutResumes(lines []string) (kept []string, resumes int) {
+// withoutResumes drops the "resume" notes a restarted run ships, and
+// returns them.
+func withoutResumes(lines []string) (kept, resumes []string) {
 	for _, l := range lines {
 		if strings.HasPrefix(l, "kmsgdump: resume ") {
-			resumes++
+			resumes = append(resumes, l)
 			continue
 		}
 		kept = append(kept, l)
@@ -139,11 +140,15 @@ func withoutResumes(lines []string) (kept []string, resumes int) {
 	return kept, resumes
 }
 
-// TestKmsgdumpKilledMidRecord kills the binary with SIGKILL twice while it
-// ships a large record: the host holds one of its requests (the message in
+// TestKmsgdumpKilledMidRecord kills the binary with SIGKILL while it ships
+// a large record over unix:DIR, a stream that dies with the process (as
+// vsock does): the host holds one of its requests (the message in
 // flight), the process is killed, and the held request is dropped
-// unhandled, as a message cut short by the kill. The restarted run ships
-// every line exactly once.
+// unhandled (twice), or handled after all. A restarted run cannot ask the
+// host about a dead stream, so it says the line may appear twice: after
+// the drops every line is shipped exactly once; after the handled one,
+// that line, and only it, appears twice, right after that note. (Over the
+// backdoor the restart can ask: TestKmsgdumpTrapKilledExactlyOnce.)
 func TestKmsgdumpKilledMidRecord(t *testing.T) {
 	sim := testutil.StartSim(t)
 	ctl := vmxsim.NewCtl(sim.Dir)
@@ -153,9 +158,12 @@ func TestKmsgdumpKilledMidRecord(t *testing.T) {
 	state := filepath.Join(root, "state")
 	args := kmsgdumpArgs(sim, pstore, filepath.Join(root, "crash"), state, "--once")
 
-	for _, killAfter := range []int{1000, 2000} {
-		// The host holds the log request that comes after killAfter more.
-		if _, err := ctl.Do(t.Context(), "POST", fmt.Sprintf("/fault/hold?rpci=log&after=%d", killAfter), ""); err != nil {
+	for _, kill := range []struct {
+		after int
+		drop  bool
+	}{{1000, true}, {2000, true}, {1500, false}} {
+		// The host holds the log request that comes after kill.after more.
+		if _, err := ctl.Do(t.Context(), "POST", fmt.Sprintf("/fault/hold?rpci=log&after=%d", kill.after), ""); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), args...)
@@ -168,16 +176,25 @@ func TestKmsgdumpKilledMidRecord(t *testing.T) {
 		})
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		if _, err := ctl.Do(t.Context(), "POST", "/fault/release?drop=1", ""); err != nil {
+		release := "/fault/release"
+		if kill.drop {
+			release += "?drop=1"
+		}
+		if _, err := ctl.Do(t.Context(), "POST", release, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, errOut, code := sim.Run(t, "vmware-kmsgdump", args...); code != 0 {
 		t.Fatalf("final run: exit %d: %s", code, errOut)
 	}
-	got, resumes := withoutResumes(guestLines(t, sim.Dir))
-	if resumes != 2 {
-		t.Errorf("%d resume lines, want 2", resumes)
+	all := guestLines(t, sim.Dir)
+	_, resumes := withoutResumes(all)
+	if len(resumes) != 3 {
+		t.Errorf("%d resume lines, want 3", len(resumes))
+	}
+	got, repeats := withoutRepeats(t, all)
+	if repeats != 1 {
+		t.Errorf("%d lines repeated, want the one handled after the kill", repeats)
 	}
 	if diff := kmsgtest.CheckShipped(got, []kmsgtest.Record{rec}); diff != "" {
 		t.Fatal(diff)
@@ -187,11 +204,15 @@ func TestKmsgdumpKilledMidRecord(t *testing.T) {
 	}
 }
 
-// TestKmsgdumpKilledAtRandom kills the binary at random moments with no
-// help from the host. Nothing may be lost; a kill that lands after the
-// host logged a line but before the guest recorded it can repeat that one
-// line (no guest can know what the host did with its last message), and
-// then only right at the resume point.
+// TestKmsgdumpKilledAtRandom kills the binary at random moments over
+// unix:DIR, a stream that dies with the process, with no help from the
+// host. Nothing may be lost. A kill that lands after the host logged a
+// line but before the guest recorded it repeats that one line: the
+// restart cannot ask a dead stream what became of it. The bound is exact:
+// at most one repeated line per kill, only the line right before the
+// restart's resume note, and only where that note says it may appear
+// twice. (Over the backdoor the restart asks the VMX and nothing repeats:
+// TestKmsgdumpTrapKilledAtRandom.)
 func TestKmsgdumpKilledAtRandom(t *testing.T) {
 	sim := testutil.StartSim(t)
 	root := t.TempDir()
@@ -234,22 +255,7 @@ func TestKmsgdumpKilledAtRandom(t *testing.T) {
 	if _, errOut, code := sim.Run(t, "vmware-kmsgdump", args...); code != 0 {
 		t.Fatalf("final run: exit %d: %s", code, errOut)
 	}
-	all := guestLines(t, sim.Dir)
-	var got []string
-	repeats := 0
-	for i, l := range all {
-		if strings.HasPrefix(l, "kmsgdump: resume ") {
-			// A repeat may only be the line right before the resume line.
-			if i+1 < len(all) && i > 0 && all[i+1] == all[i-1] {
-				repeats++
-				all[i+1] = "" // marked to skip
-			}
-			continue
-		}
-		if l != "" {
-			got = append(got, l)
-		}
-	}
+	got, repeats := withoutRepeats(t, guestLines(t, sim.Dir))
 	if repeats > kills {
 		t.Errorf("%d repeated lines after %d kills", repeats, kills)
 	}

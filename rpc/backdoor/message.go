@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/govmtools/govmtools/rpc"
@@ -48,7 +50,7 @@ type Channel struct {
 	closed bool
 }
 
-var _ rpc.Channel = (*Channel)(nil)
+var _ rpc.Resumable = (*Channel)(nil)
 
 // Open opens a channel for proto (ProtoRPCI or ProtoTCLO). It asks for a
 // cookie, which guards the channel against other processes of the guest,
@@ -247,3 +249,46 @@ func (c *Channel) Close() error {
 
 // Cookie returns the channel's cookie (zero when the VMX gave none).
 func (c *Channel) Cookie() (hi, lo uint32) { return c.cookieHi, c.cookieLo }
+
+// tokenPrefix starts every token; the version lets the format change.
+const tokenPrefix = "bd1-"
+
+// Token names the channel for Resume in another process: its protocol,
+// number and cookie, as "bd1-PROTO-ID-COOKIEHI-COOKIELO" in hex. It is ""
+// for a channel the VMX opened without a cookie (an old VMX), whose number
+// another process may be given once it is closed: resuming it could read
+// someone else's reply. The token is as good as the cookie, which guards
+// the channel against other processes: keep it where only root can read.
+func (c *Channel) Token() string {
+	if c.cookieHi == 0 && c.cookieLo == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s%08x-%04x-%08x-%08x", tokenPrefix, c.proto, c.id, c.cookieHi, c.cookieLo)
+}
+
+// ErrToken is returned by Resume for a token it cannot read.
+var ErrToken = errors.New("backdoor: not a channel token")
+
+// Resume returns the channel a token names, without any backdoor call: a
+// channel opened by another (perhaps dead) process, which the VMX keeps
+// until it is closed. Whether it is still open shows on the first call: a
+// Receive returns the reply still waiting on it, an empty message when
+// none is, or an error when the VMX no longer knows the channel (closed,
+// a guest reset, a checkpoint). Close it when done.
+func Resume(h Hypercall, token string) (*Channel, error) {
+	f := strings.Split(strings.TrimPrefix(token, tokenPrefix), "-")
+	var v [4]uint64
+	ok := strings.HasPrefix(token, tokenPrefix) && len(f) == 4
+	for i, width := range []int{8, 4, 8, 8} {
+		if !ok {
+			break
+		}
+		var err error
+		v[i], err = strconv.ParseUint(f[i], 16, 32)
+		ok = err == nil && len(f[i]) == width
+	}
+	if !ok || v[2] == 0 && v[3] == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrToken, token)
+	}
+	return &Channel{h: h, proto: uint32(v[0]), id: uint16(v[1]), cookieHi: uint32(v[2]), cookieLo: uint32(v[3])}, nil
+}

@@ -400,3 +400,188 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// deadPort forwards calls until the process "dies" after n calls; later
+// calls reach nothing and fail, as a killed process makes no more.
+type deadPort struct {
+	port *simPort
+	n    int
+}
+
+func (d *deadPort) alive() bool {
+	d.n--
+	return d.n >= 0
+}
+
+func (d *deadPort) LB(r *backdoor.Regs) {
+	if d.alive() {
+		d.port.LB(r)
+		return
+	}
+	r.CX = 0
+}
+
+func (d *deadPort) HBOut(r *backdoor.Regs, src []byte) {
+	if d.alive() {
+		d.port.HBOut(r, src)
+		return
+	}
+	r.BX = 0
+}
+
+func (d *deadPort) HBIn(r *backdoor.Regs, dst []byte) {
+	if d.alive() {
+		d.port.HBIn(r, dst)
+		return
+	}
+	r.BX = 0
+}
+
+// TestResume: a channel found again by its token (as a restarted process
+// does) tells whether the last request reached the VMX: its reply is still
+// waiting when the process died after sending, nothing is when it died
+// before the message was whole, and a closed or reset channel fails.
+func TestResume(t *testing.T) {
+	for _, noHB := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
+			c, b, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+			var mu sync.Mutex
+			n := 0
+			c.HandleRPCI("log", func(context.Context, vmxsim.Caller, []byte) []byte {
+				mu.Lock()
+				n++
+				mu.Unlock()
+				return []byte("1 ")
+			})
+			logged := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return n
+			}
+
+			// Died right after the send: the reply waits on the channel.
+			ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := ch.Token()
+			if err := ch.Send(t.Context(), []byte("log line 1")); err != nil {
+				t.Fatal(err)
+			}
+			again, err := backdoor.Resume(port, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Token() != tok || again.ID() != ch.ID() {
+				t.Fatalf("resumed %q, want %q", again.Token(), tok)
+			}
+			if reply, err := again.Receive(t.Context()); err != nil || string(reply) != "1 " || logged() != 1 {
+				t.Fatalf("after a send: %q %v, %d logged", reply, err, logged())
+			}
+			// Died in the middle of taking the reply: it is still there.
+			if err := again.Send(t.Context(), []byte("log line 2")); err != nil {
+				t.Fatal(err)
+			}
+			half := &deadPort{port: port, n: 2} // RECVSIZE and one payload step or the HB in
+			cut, _ := backdoor.Resume(half, tok)
+			if _, err := cut.Receive(t.Context()); err == nil {
+				t.Fatal("receive with a dying port succeeded")
+			}
+			again, _ = backdoor.Resume(port, tok)
+			if reply, err := again.Receive(t.Context()); err != nil || string(reply) != "1 " || logged() != 2 {
+				t.Fatalf("after a cut receive: %q %v, %d logged", reply, err, logged())
+			}
+			// Nothing waits once the reply was taken.
+			if reply, err := again.Receive(t.Context()); err != nil || len(reply) != 0 {
+				t.Fatalf("second receive: %q %v", reply, err)
+			}
+			// Died in the middle of the send (the LB path sends 4 bytes a
+			// call; HB in one): the VMX never saw the message whole.
+			dying := &deadPort{port: port, n: 1} // SENDSIZE only
+			if noHB {
+				dying.n = 3 // and two payload steps of 4 bytes
+			}
+			cut, _ = backdoor.Resume(dying, tok)
+			if err := cut.Send(t.Context(), []byte("log line 3 that never arrives")); err == nil {
+				t.Fatal("send with a dying port succeeded")
+			}
+			if reply, err := again.Receive(t.Context()); err != nil || len(reply) != 0 || logged() != 2 {
+				t.Fatalf("after a cut send: %q %v, %d logged", reply, err, logged())
+			}
+			// Closed, or reset by the VMX: the question stays open.
+			if err := again.Close(); err != nil {
+				t.Fatal(err)
+			}
+			again, _ = backdoor.Resume(port, tok)
+			if _, err := again.Receive(t.Context()); !errors.Is(err, backdoor.ErrReceive) {
+				t.Fatalf("receive on a closed channel: %v", err)
+			}
+			ch, _ = backdoor.Open(port, backdoor.ProtoRPCI)
+			b.ResetChannels()
+			again, _ = backdoor.Resume(port, ch.Token())
+			if _, err := again.Receive(t.Context()); !errors.Is(err, backdoor.ErrReceive) {
+				t.Fatalf("receive on a reset channel: %v", err)
+			}
+		})
+	}
+}
+
+func TestTokens(t *testing.T) {
+	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	for _, bad := range []string{"", "bd1-", "bd2-49435052-0001-00000001-00000002", "bd1-49435052-0001-00000000-00000000",
+		"bd1-49435052-001-00000001-00000002", "bd1-49435052-0001-0000001-00000002", "bd1-4943505z-0001-00000001-00000002",
+		"bd1-49435052-0001-00000001-00000002-", "bd1-+9435052-0001-00000001-00000002"} {
+		if _, err := backdoor.Resume(port, bad); !errors.Is(err, backdoor.ErrToken) {
+			t.Errorf("Resume(%q) = %v", bad, err)
+		}
+	}
+	ch, err := backdoor.Resume(port, "bd1-49435052-0007-deadbeef-00000002")
+	if err != nil || ch.ID() != 7 {
+		t.Fatalf("%v %v", ch, err)
+	}
+	if hi, lo := ch.Cookie(); hi != 0xdeadbeef || lo != 2 {
+		t.Fatalf("cookie %x %x", hi, lo)
+	}
+	// A channel without a cookie has no token.
+	noCookie := &refuseCookie{port}
+	plain, err := backdoor.Open(noCookie, backdoor.ProtoRPCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if plain.Token() != "" {
+		t.Fatalf("cookieless channel token %q", plain.Token())
+	}
+}
+
+// refuseCookie is a VMX that predates cookies: it refuses OPEN with the
+// cookie flag.
+type refuseCookie struct{ *simPort }
+
+func (p *refuseCookie) LB(r *backdoor.Regs) {
+	if uint16(r.CX>>16) == 0 && uint32(r.BX)&0x80000000 != 0 {
+		r.CX = 0
+		return
+	}
+	p.simPort.LB(r)
+}
+
+// FuzzResume: any token either resumes a channel whose Token is the same
+// text, or is refused with ErrToken.
+func FuzzResume(f *testing.F) {
+	f.Add("bd1-49435052-0007-deadbeef-00000002")
+	f.Add("bd1-49435052-0001-00000000-00000000")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, token string) {
+		ch, err := backdoor.Resume(nil, token)
+		if err != nil {
+			if !errors.Is(err, backdoor.ErrToken) {
+				t.Fatalf("Resume(%q) = %v", token, err)
+			}
+			return
+		}
+		if ch.Token() != strings.ToLower(token) {
+			t.Fatalf("Resume(%q).Token() = %q", token, ch.Token())
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/backdoor"
 	"github.com/govmtools/govmtools/rpc/sockchan"
 	"github.com/govmtools/govmtools/rpc/vsock"
@@ -16,15 +17,21 @@ import (
 
 // fakeBackdoor answers OPEN and counts the opens per protocol.
 type fakeBackdoor struct {
-	mu    sync.Mutex
-	opens map[uint32]int
+	mu     sync.Mutex
+	opens  map[uint32]int
+	refuse bool // refuse OPEN
 }
 
 func (f *fakeBackdoor) LB(r *backdoor.Regs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if uint16(r.CX>>16) == 0 { // OPEN
+		if f.refuse {
+			r.CX = 0
+			return
+		}
 		f.opens[uint32(r.BX)&^0x80000000]++
+		r.DX, r.SI, r.DI = 3<<16, 0x1234, 0x5678 // channel 3 and a cookie
 	}
 	r.CX = 1 << 16 // SUCCESS
 }
@@ -209,5 +216,53 @@ func TestBackdoorModeDetects(t *testing.T) {
 	real := New(Config{Mode: Mode{Kind: Backdoor}})
 	if _, err := real.DialTCLO(t.Context()); !errors.Is(err, backdoor.ErrNotVMware) {
 		t.Fatalf("real backdoor mode = %v", err)
+	}
+}
+
+// TestResumable: in auto mode the resumable RPCI channel is the backdoor
+// (vsock only when the backdoor cannot be opened); its token resumes it in
+// auto and backdoor modes, never in unix:DIR.
+func TestResumable(t *testing.T) {
+	tr, bd, vs, _ := newAuto(t, false)
+	ch, err := tr.DialRPCIResumable(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, ok := ch.(*backdoor.Channel)
+	if !ok || vs.sockets != 0 || bd.count(backdoor.ProtoRPCI) != 1 {
+		t.Fatalf("resumable dial: %T, %d vsock sockets, backdoor opens %v", ch, vs.sockets, bd.opens)
+	}
+	tok := bch.Token()
+	again, err := tr.ResumeRPCI(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.(rpc.Resumable).Token(); got != tok {
+		t.Fatalf("resumed token %q, want %q", got, tok)
+	}
+	if bd.count(backdoor.ProtoRPCI) != 1 {
+		t.Fatal("resuming opened a channel")
+	}
+	if _, err := tr.ResumeRPCI("bd1-junk"); !errors.Is(err, backdoor.ErrToken) {
+		t.Fatalf("bad token: %v", err)
+	}
+	bd.mu.Lock()
+	bd.refuse = true
+	bd.mu.Unlock()
+	vs.mu.Lock()
+	vs.refuse = false
+	vs.mu.Unlock()
+	ch, err = tr.DialRPCIResumable(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ch.(*sockchan.Conn); !ok {
+		t.Fatalf("backdoor refused: got %T, want vsock", ch)
+	}
+	ch.Close()
+
+	u := New(Config{Mode: Mode{Kind: Unix, Dir: t.TempDir()}, Hypercall: bd, Detect: func() error { return nil }})
+	if _, err := u.ResumeRPCI(tok); err == nil {
+		t.Fatal("unix:DIR resumed a backdoor channel")
 	}
 }

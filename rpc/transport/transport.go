@@ -190,6 +190,47 @@ func (t *Transport) DialRPCI(ctx context.Context) (rpc.Channel, error) {
 	return t.dialRPCI(ctx, false)
 }
 
+// DialRPCIResumable opens a persistent RPCI channel that a later process
+// can resume (see rpc.Resumable) whenever the mode allows one: in auto mode
+// the backdoor comes first and vsock only if the backdoor cannot be
+// opened, as open-vm-tools' logger keeps a dedicated backdoor channel; the
+// other modes are as DialRPCI (unix:DIR and vsock channels cannot be
+// resumed).
+func (t *Transport) DialRPCIResumable(ctx context.Context) (rpc.Channel, error) {
+	if t.cfg.Mode.Kind != Auto {
+		return t.dialRPCI(ctx, false)
+	}
+	if err := t.checkVMware(); err != nil {
+		return nil, err
+	}
+	ch, err := t.dialBackdoor(backdoor.ProtoRPCI)
+	if err == nil {
+		return ch, nil
+	}
+	t.cfg.Logger.Debug("backdoor rpci unavailable; trying vsock", "err", err)
+	return t.dialRPCI(ctx, false)
+}
+
+// ResumeRPCI returns the RPCI channel named by token, the Token of a
+// resumable channel this or an earlier process opened. Only backdoor
+// channels have tokens, and only the auto and backdoor modes (after the
+// VMware check) touch the backdoor to resume one.
+func (t *Transport) ResumeRPCI(token string) (rpc.Channel, error) {
+	switch t.cfg.Mode.Kind {
+	case Auto, Backdoor:
+	default:
+		return nil, fmt.Errorf("transport: --rpc %s cannot resume a backdoor channel", t.cfg.Mode)
+	}
+	if err := t.checkVMware(); err != nil {
+		return nil, err
+	}
+	ch, err := backdoor.Resume(t.cfg.Hypercall, token)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	return ch, nil
+}
+
 // DialRPCIOneShot opens an RPCI channel for a single request: over vsock
 // and unix sockets the request carries FAST_CLOSE, so the VMX closes the
 // connection after replying.
