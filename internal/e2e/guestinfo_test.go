@@ -382,14 +382,25 @@ func TestGuestInfoPeerNetns(t *testing.T) {
 	ready := func(ips []string) bool {
 		return slices.ContainsFunc(ips, func(s string) bool { return strings.HasPrefix(s, "fe80:") })
 	}
-	testutil.WaitFor(t, 30*time.Second, "both daemons to report eth0 with its link-local address", func() bool {
+	// The link-local address is tentative until duplicate address
+	// detection ends, about a second after eth0 came up: wait until ours
+	// says preferred (open-vm-tools cannot tell).
+	settled := func(st vmxsim.State) bool {
+		for _, n := range st.Guest.NICs {
+			if n.MAC == netnstest.SceneMAC {
+				return len(n.IPConfig) == 4 && !slices.ContainsFunc(n.IPConfig, func(ip vmxsim.GuestIP) bool { return ip.State != "preferred" })
+			}
+		}
+		return false
+	}
+	testutil.WaitFor(t, 30*time.Second, "both daemons to report eth0 with its link-local address, DAD done", func() bool {
 		var deb vmxsim.State
 		b, err := json.Marshal(tr.State(t))
 		if err != nil || json.Unmarshal(b, &deb) != nil {
 			return false
 		}
 		_, hasDisk := debGuestDisk(t, debTrace)
-		return ready(nicIPs(state(t, ctl), netnstest.SceneMAC)) && ready(nicIPs(deb, netnstest.SceneMAC)) && len(deb.Guest.Detailed) > 0 && hasDisk &&
+		return ready(nicIPs(state(t, ctl), netnstest.SceneMAC)) && settled(state(t, ctl)) && ready(nicIPs(deb, netnstest.SceneMAC)) && len(deb.Guest.Detailed) > 0 && hasDisk &&
 			deb.Guestinfo["ip"] != "" && state(t, ctl).Guestinfo["ip"] != ""
 	})
 	debState := tr.State(t)
