@@ -12,18 +12,21 @@ import (
 )
 
 // newGuestInfo builds the guest-info feature: the reporter watching this
-// network namespace through netlink and sending over rpci, with its
-// settings read from tools.conf at every gather. The returned function
+// network namespace through netlink, and the host name, os-release and
+// resolv.conf through the kernel's notifications, sending over rpci, with
+// its settings read from tools.conf at every gather. The returned function
 // releases the netlink socket.
 func newGuestInfo(conf *toolsconf.Watcher, rpci report.Sender, logger *slog.Logger) (*guestinfoplugin.Plugin, func()) {
 	nl := guestinfo.NewNetlink()
-	col := &guestinfo.Collector{Sys: &guestinfo.System{}, Net: nl}
+	sys := &guestinfo.System{}
+	col := &guestinfo.Collector{Sys: sys, Net: nl}
 	cfg := func() guestinfo.Config { return guestinfoplugin.Config(conf.Current()) }
 	p := &guestinfoplugin.Plugin{
 		Reporter: &report.Reporter{
 			Sender:      rpci,
 			Source:      col,
 			Watcher:     nl,
+			HostWatcher: &guestinfo.HostWatch{Sys: sys},
 			Config:      cfg,
 			BuildNumber: fmt.Sprintf("build-%d", vmtoolsd.DefaultVersion.Build),
 			Logger:      logger,
