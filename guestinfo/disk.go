@@ -89,7 +89,9 @@ func unescapeMount(s string) string {
 // Disks lists local file systems with their sizes and, unless
 // cfg.DiskNoDevices, the virtual disk slots under them. A mount of the same
 // device and directory seen again (a bind mount of the same tree) is
-// reported once. Names are cut to 99 bytes, as vmtoolsd does.
+// reported once; a file bind-mounted over a file (/etc/resolv.conf under
+// `ip netns exec`, a container's /etc/hosts) is not a file system and is
+// left out. Names are cut to 99 bytes, as vmtoolsd does.
 func (s *System) Disks(cfg *Config) ([]infoproto.Disk, error) {
 	mounts, err := s.Mounts()
 	if err != nil {
@@ -106,6 +108,9 @@ func (s *System) Disks(cfg *Config) ([]infoproto.Disk, error) {
 			continue
 		}
 		seen[m.Dev+"\x00"+m.Root] = true
+		if fi, err := os.Stat(s.path(m.MountPoint)); err == nil && !fi.IsDir() {
+			continue // a file bind-mounted over a file, not a file system
+		}
 		st, err := statfs(s.path(m.MountPoint))
 		if err != nil {
 			continue // unmounted meanwhile, or not ours to read

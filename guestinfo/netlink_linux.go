@@ -1,12 +1,15 @@
 package guestinfo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -18,16 +21,21 @@ import (
 // links, addresses and main-table routes, in the network namespace NS (or
 // the caller's when NS is not set).
 //
-// It uses github.com/vishvananda/netlink, which decodes every link kind
-// (IFLA_INFO_KIND, master, hardware address) and opens sockets in another
-// namespace without moving the process, so tests and benchmarks can
-// watch a namespace they created.
+// It uses github.com/vishvananda/netlink, which opens sockets in another
+// namespace without moving the process (so tests and benchmarks can watch
+// a namespace they created) and decodes addresses and routes. Links are
+// dumped on a socket of their own and only the attributes guest info
+// uses are read (name, hardware address, master, IFLA_INFO_KIND), without
+// statistics (RTEXT_FILTER_SKIP_STATS): on a container host the link dump
+// is most of a gather's cost, and decoding every attribute of a thousand
+// links doubled it.
 type Netlink struct {
 	// NS, if open (see netns.GetFromName), is the namespace to watch.
 	NS netns.NsHandle
 
 	mu sync.Mutex
 	h  *netlink.Handle
+	ls *nl.NetlinkSocket // link dumps
 }
 
 // NewNetlink returns a source for the caller's namespace.
@@ -51,15 +59,45 @@ func (n *Netlink) handle() (*netlink.Handle, error) {
 	return h, nil
 }
 
-// Close releases the netlink socket.
+func (n *Netlink) linkSocket() (*nl.NetlinkSocket, error) {
+	if n.ls != nil {
+		return n.ls, nil
+	}
+	ns := n.NS
+	if !ns.IsOpen() {
+		ns = netns.None()
+	}
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("guestinfo: netlink: %w", err)
+	}
+	tv := unix.NsecToTimeval(int64(dumpTimeout))
+	s.SetReceiveTimeout(&tv)
+	n.ls = s
+	return s, nil
+}
+
+// dumpTimeout bounds one dump: the kernel answers at once, so a silent
+// socket is a broken one.
+const dumpTimeout = 10 * time.Second
+
+// Close releases the netlink sockets.
 func (n *Netlink) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.closeSockets()
+	return nil
+}
+
+func (n *Netlink) closeSockets() {
 	if n.h != nil {
 		n.h.Close()
 		n.h = nil
 	}
-	return nil
+	if n.ls != nil {
+		n.ls.Close()
+		n.ls = nil
+	}
 }
 
 // Snapshot dumps links, addresses and routes. A dump the kernel marks as
@@ -71,23 +109,26 @@ func (n *Netlink) Snapshot() (*NetSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	ls, err := n.linkSocket()
+	if err != nil {
+		return nil, err
+	}
 	var snap *NetSnapshot
 	for range 3 {
-		snap, err = dump(h)
+		snap, err = dump(h, ls)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
 	}
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		// The socket may be broken; open a new one next time.
-		n.h.Close()
-		n.h = nil
+		// A socket may be broken; open new ones next time.
+		n.closeSockets()
 		return nil, err
 	}
 	return snap, nil
 }
 
-func dump(h *netlink.Handle) (*NetSnapshot, error) {
+func dump(h *netlink.Handle, ls *nl.NetlinkSocket) (*NetSnapshot, error) {
 	var interrupted error
 	note := func(what string, err error) error {
 		if errors.Is(err, netlink.ErrDumpInterrupted) {
@@ -99,7 +140,7 @@ func dump(h *netlink.Handle) (*NetSnapshot, error) {
 		}
 		return nil
 	}
-	links, err := h.LinkList()
+	links, err := dumpLinks(ls)
 	if err := note("links", err); err != nil {
 		return nil, err
 	}
@@ -112,28 +153,9 @@ func dump(h *netlink.Handle) (*NetSnapshot, error) {
 		return nil, err
 	}
 	snap := &NetSnapshot{
-		Links:  make([]Link, 0, len(links)),
+		Links:  links,
 		Addrs:  make([]Addr, 0, len(addrs)),
 		Routes: make([]RouteFact, 0, len(routes)),
-	}
-	for _, l := range links {
-		a := l.Attrs()
-		kind := l.Type()
-		switch kind {
-		case "device":
-			kind = ""
-		case "tuntap":
-			kind = "tun"
-		}
-		snap.Links = append(snap.Links, Link{
-			Index:       a.Index,
-			Name:        a.Name,
-			Kind:        kind,
-			MasterIndex: a.MasterIndex,
-			MAC:         a.HardwareAddr,
-			Up:          a.Flags&net.FlagUp != 0,
-			Loopback:    a.Flags&net.FlagLoopback != 0,
-		})
 	}
 	for _, a := range addrs {
 		if a.IPNet == nil {
@@ -233,3 +255,111 @@ func (n *Netlink) Watch(ctx context.Context, changed func()) error {
 		}
 	}
 }
+
+// rtextFilterSkipStats is RTEXT_FILTER_SKIP_STATS (linux/rtnetlink.h).
+const rtextFilterSkipStats = 1 << 3
+
+// dumpLinks dumps the links (RTM_GETLINK) and decodes what Link holds. It
+// returns netlink.ErrDumpInterrupted with the links when the kernel marks
+// the dump inconsistent (the configuration changed meanwhile).
+func dumpLinks(s *nl.NetlinkSocket) ([]Link, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
+	if err := s.Send(req); err != nil {
+		return nil, err
+	}
+	var links []Link
+	var interrupted error
+	for {
+		msgs, _, err := s.Receive()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != req.Seq {
+				continue // a late answer to an abandoned dump
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = netlink.ErrDumpInterrupted
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if errno := int32(nl.NativeEndian().Uint32(m.Data)); errno < 0 {
+						return nil, unix.Errno(-errno)
+					}
+				}
+				return links, interrupted
+			case unix.RTM_NEWLINK:
+				if l, ok := parseLink(m.Data); ok {
+					links = append(links, l)
+				}
+			}
+		}
+	}
+}
+
+// parseLink decodes an ifinfomsg and the attributes guest info reads.
+func parseLink(b []byte) (Link, bool) {
+	if len(b) < unix.SizeofIfInfomsg {
+		return Link{}, false
+	}
+	ne := nl.NativeEndian()
+	flags := ne.Uint32(b[8:12])
+	l := Link{
+		Index:    int(int32(ne.Uint32(b[4:8]))),
+		Up:       flags&unix.IFF_UP != 0,
+		Loopback: flags&unix.IFF_LOOPBACK != 0,
+	}
+	for typ, v := range attrs(b[unix.SizeofIfInfomsg:]) {
+		switch typ {
+		case unix.IFLA_IFNAME:
+			l.Name = cString(v)
+		case unix.IFLA_ADDRESS:
+			if slices.ContainsFunc(v, func(c byte) bool { return c != 0 }) { // all zeros: none
+				l.MAC = net.HardwareAddr(bytes.Clone(v))
+			}
+		case unix.IFLA_MASTER:
+			if len(v) >= 4 {
+				l.MasterIndex = int(ne.Uint32(v))
+			}
+		case unix.IFLA_LINKINFO:
+			for t, kv := range attrs(v) {
+				if t == unix.IFLA_INFO_KIND {
+					l.Kind = cString(kv)
+				}
+			}
+		}
+	}
+	return l, true
+}
+
+// attrs yields the netlink attributes in b (type without the nested and
+// byte-order flags, value); it stops at the first malformed one.
+func attrs(b []byte) func(yield func(uint16, []byte) bool) {
+	return func(yield func(uint16, []byte) bool) {
+		ne := nl.NativeEndian()
+		for len(b) >= unix.SizeofRtAttr {
+			n := int(ne.Uint16(b[0:2]))
+			if n < unix.SizeofRtAttr || n > len(b) {
+				return
+			}
+			if !yield(ne.Uint16(b[2:4])&nlaTypeMask, b[unix.SizeofRtAttr:n]) {
+				return
+			}
+			b = b[min((n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1), len(b)):]
+		}
+	}
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
+// attribute type (NLA_TYPE_MASK).
+const nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)

@@ -216,7 +216,10 @@ func TestDisks(t *testing.T) {
 		"/srv/data dir": {Bsize: 4096, Blocks: 10, Bfree: 10, Bavail: 10},
 		"/home":         {Bsize: 4096, Blocks: 1000, Bfree: 600, Bavail: 500},
 		"/mnt/nfs":      {Bsize: 1, Blocks: 1},
+		// A file bound over a file (ip netns exec, containers): no disk.
+		"/etc/resolv.conf": {Bsize: 4096, Blocks: 1000, Bfree: 600, Bavail: 500},
 	}
+	write(t, root, "/etc/resolv.conf", "nameserver 192.0.2.53\n")
 	s := &System{Root: root, Statfs: func(p string) (FSStat, error) {
 		p = strings.TrimPrefix(p, root)
 		if p == "" {

@@ -13,7 +13,30 @@ import (
 type GuestNIC struct {
 	MAC string   `json:"mac"`
 	IPs []string `json:"ips"` // "addr/prefix"
+	// IPConfig details IPs, in the same order (guest.net[].ipConfig).
+	IPConfig []GuestIP `json:"ipConfig,omitempty"`
 }
+
+// GuestIP is one address with what the guest said about it, in vSphere's
+// words (NetIpConfigInfoIpAddress).
+type GuestIP struct {
+	IP     string `json:"ip"`
+	Prefix int    `json:"prefix"`
+	// Origin is other, manual, dhcp, linklayer or random; "" when the
+	// guest did not say (open-vm-tools never does).
+	Origin string `json:"origin,omitempty"`
+	// State is preferred, deprecated, invalid, inaccessible, unknown,
+	// tentative or duplicate; "" when the guest did not say.
+	State string `json:"state,omitempty"`
+}
+
+// ipOrigins and ipStates name IpAddressOrigin and IpAddressStatus values
+// as vSphere does. vSphere has no "optimistic" state: an optimistic
+// address is usable, so it shows as preferred.
+var (
+	ipOrigins = map[uint32]string{1: "other", 2: "manual", 3: "other", 4: "dhcp", 5: "linklayer", 6: "random"}
+	ipStates  = map[uint32]string{1: "preferred", 2: "deprecated", 3: "invalid", 4: "inaccessible", 5: "unknown", 6: "tentative", 7: "duplicate", 8: "preferred"}
+)
 
 // GuestRoute is one reported route (guest.ipStack.ipRouteConfig).
 type GuestRoute struct {
@@ -85,6 +108,7 @@ func fillNet(g *GuestState, n *infoproto.NicInfo) {
 		gn := GuestNIC{MAC: nic.MAC, IPs: []string{}}
 		for _, e := range nic.IPs {
 			gn.IPs = append(gn.IPs, e.String())
+			gn.IPConfig = append(gn.IPConfig, GuestIP{IP: e.Addr.String(), Prefix: int(e.PrefixLen), Origin: ipOrigins[e.Origin], State: ipStates[e.Status]})
 		}
 		g.NICs = append(g.NICs, gn)
 	}
@@ -157,4 +181,12 @@ func (c *Core) rpciSetGuestDiskInfo(ctx context.Context, caller Caller, args []b
 	delete(c.guestInfoRaw, infoproto.InfoDiskFreeSpace)
 	c.mu.Unlock()
 	return []byte("1 ")
+}
+
+// clearGuestInfo forgets what the guest reported (at power-off).
+func (c *Core) clearGuestInfo() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.guestInfoRaw)
+	c.diskInfoRaw = nil
 }

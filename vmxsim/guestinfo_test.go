@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 // goldenNicInfo reads the hand-built vector shared with the codec tests.
@@ -53,9 +54,12 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 
 	g := c.State().Guest
 	want := GuestState{
-		HostName:    "vm1",
-		IPAddress:   "198.51.100.10",
-		NICs:        []GuestNIC{{MAC: "00:50:56:aa:bb:01", IPs: []string{"198.51.100.10/24", "2001:db8::10/64"}}},
+		HostName:  "vm1",
+		IPAddress: "198.51.100.10",
+		NICs: []GuestNIC{{MAC: "00:50:56:aa:bb:01", IPs: []string{"198.51.100.10/24", "2001:db8::10/64"}, IPConfig: []GuestIP{
+			{IP: "198.51.100.10", Prefix: 24, State: "preferred"},
+			{IP: "2001:db8::10", Prefix: 64, State: "unknown"},
+		}}},
 		Routes:      []GuestRoute{{Dest: "0.0.0.0/0", Gateway: "198.51.100.1"}},
 		DNS:         &GuestDNS{HostName: "vm1", DomainName: "example.test", Servers: []string{"198.51.100.53"}, Search: []string{"example.test"}},
 		OSFullName:  "Linux 6.1 VMware Photon OS",
@@ -94,6 +98,85 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 	}
 }
 
+// peerVectors reads the golden vectors captured from Debian's vmtoolsd
+// (testdata/peer/README.md): NicInfo V3 and OS detailed payloads, and the
+// SetGuestDiskInfo document.
+func peerVectors(t testing.TB) (nic, osDetailed, disk []byte) {
+	t.Helper()
+	readHex := func(name string) []byte {
+		raw, err := os.ReadFile("../testdata/peer/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		for _, line := range strings.Split(string(raw), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			sb.WriteString(strings.TrimSpace(line))
+		}
+		b, err := hex.DecodeString(sb.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	disk, err := os.ReadFile("../testdata/peer/guestinfo-diskinfo-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readHex("guestinfo-nicinfo-v3.hex"), readHex("guestinfo-osdetailed.hex"), disk
+}
+
+// TestPeerGuestInfoDecoded: what Debian's vmtoolsd sent in the namespace
+// scene is accepted and decoded into ctl state, and mirrored to vSphere
+// as vCenter shows it.
+func TestPeerGuestInfoDecoded(t *testing.T) {
+	c := newCore(t, Options{})
+	nic, osd, disk := peerVectors(t)
+	for _, req := range [][]byte{
+		infoproto.BinaryMessage(infoproto.InfoIPAddressV3, nic),
+		infoproto.BinaryMessage(infoproto.InfoOSDetailed, osd),
+		infoproto.DiskInfoMessage(disk),
+	} {
+		if r := string(c.RPCI(t.Context(), Caller{Transport: "backdoor"}, req)); r != "1 " {
+			t.Fatalf("%.30q: %q", req, r)
+		}
+	}
+	g := c.State().Guest
+	if g.IPAddress != "198.51.100.10" || g.NicInfoType != infoproto.InfoIPAddressV3 || len(g.NICs) != 3 {
+		t.Fatalf("guest %+v", g)
+	}
+	if want := []string{"198.51.100.10/24", "198.51.100.200/32", "2001:db8::10/64", "fe80::250:56ff:feaa:bb01/64"}; !reflect.DeepEqual(g.NICs[0].IPs, want) {
+		t.Errorf("eth0 %q", g.NICs[0].IPs)
+	}
+	if g.NICs[0].IPConfig[0] != (GuestIP{IP: "198.51.100.10", Prefix: 24, State: "preferred"}) || g.NICs[0].IPConfig[2].State != "unknown" {
+		t.Errorf("ipConfig %+v", g.NICs[0].IPConfig)
+	}
+	if g.Routes[0] != (GuestRoute{Dest: "0.0.0.0/0", Gateway: "198.51.100.1", NIC: 0}) {
+		t.Errorf("routes %+v", g.Routes)
+	}
+	if g.DNS == nil || g.DNS.DomainName != "example.test" || !reflect.DeepEqual(g.DNS.Servers, []string{"198.51.100.53", "2001:db8::53"}) {
+		t.Errorf("dns %+v", g.DNS)
+	}
+	if g.OSShortName != "debian12-64" || !strings.HasPrefix(g.OSFullName, "Linux ") || !strings.Contains(g.Detailed, "distroName='Debian GNU/Linux'") {
+		t.Errorf("os %q %q %q", g.OSShortName, g.OSFullName, g.Detailed)
+	}
+	if len(g.Disks) == 0 || g.Disks[0].Name != "/" || g.Disks[0].Size == 0 {
+		t.Errorf("disks %+v", g.Disks)
+	}
+
+	props := map[string]any{}
+	for _, pc := range (&VSphere{}).guestMirror(c.State()) {
+		props[pc.Name] = pc.Val
+	}
+	if props["guest.guestId"] != "debian12_64Guest" || props["guest.guestFullName"] != "Debian GNU/Linux 12 (64-bit)" || props["guest.ipAddress"] != "198.51.100.10" {
+		t.Errorf("mirrored %v %v %v", props["guest.guestId"], props["guest.guestFullName"], props["guest.ipAddress"])
+	}
+	net := props["guest.net"].([]types.GuestNicInfo)
+	if len(net) != 3 || net[0].DeviceConfigId != -1 || len(net[0].IpConfig.IpAddress) != 4 || net[0].IpConfig.IpAddress[3].State != "unknown" {
+		t.Errorf("guest.net %+v", net)
+	}
+}
+
 // FuzzSetGuestInfo feeds arbitrary guest payloads to the VMX: no input may
 // crash it or its state rendering.
 func FuzzSetGuestInfo(f *testing.F) {
@@ -101,6 +184,10 @@ func FuzzSetGuestInfo(f *testing.F) {
 	f.Add(infoproto.InfoOSDetailed, infoproto.EncodeOSDetailed(infoproto.OSDetailed{ShortName: "x"}))
 	f.Add(infoproto.InfoDiskFreeSpace, infoproto.EncodeDiskInfoV0([]infoproto.Disk{{Name: "/"}}))
 	f.Add(0, []byte("{\n\"version\":\"1\",\n\"disks\":[\n]}"))
+	nic, osd, disk := peerVectors(f)
+	f.Add(infoproto.InfoIPAddressV3, nic)
+	f.Add(infoproto.InfoOSDetailed, osd)
+	f.Add(0, disk)
 	c, err := New(Options{})
 	if err != nil {
 		f.Fatal(err)

@@ -33,8 +33,9 @@ func (c *Core) PowerState() string {
 }
 
 // SetPowerState changes the VM's power state. Leaving poweredOn clears
-// the tools state, as the VMX does at power-off (the guest is gone, its
-// version and capabilities with it), and closes the guest's channel;
+// the tools state and the guest info, as the VMX does at power-off (the
+// guest is gone, its version, capabilities and addresses with it), and
+// closes the guest's channel;
 // while not powered on, new TCLO channels are refused.
 func (c *Core) SetPowerState(state string) {
 	c.mu.Lock()
@@ -58,6 +59,7 @@ func (c *Core) SetPowerState(state string) {
 	c.log.Host("VMX: power state %s -> %s", old, state)
 	if state != PoweredOn {
 		c.ClearTools()
+		c.clearGuestInfo()
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 //
 // Mirrors turn the core's State into property changes of the VM. The
 // tools mirror is built in; features add theirs with AddMirror (the guest
-// info reporter maps guest.ipAddress, guest.net, guest.hostName, ...).
+// info mirror maps guest.ipAddress, guest.net, guest.hostName, ...).
 // Only properties whose value changed are pushed, each as its own
 // property path, so clients waiting in WaitForUpdates are woken.
 type VSphere struct {
@@ -41,6 +41,7 @@ type VSphere struct {
 	lg      *slog.Logger
 	every   time.Duration
 	mirrors []Mirror
+	nics    map[string]vmNIC // the VM's virtual NICs by MAC
 
 	mu     sync.Mutex
 	pushed map[string]any // property path -> value last pushed
@@ -62,7 +63,10 @@ type VSphereOptions struct {
 	VMName string
 	// Interval is how often the mirror compares; 0 means 200 ms.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// NICs are the MAC addresses of the VM's virtual NICs (vmxnet3
+	// cards); guest.net entries with one of them are tied to its card.
+	NICs   []string
+	Logger *slog.Logger
 }
 
 // NewVSphere starts vcsim (simulator.VPX with an empty inventory: one
@@ -100,6 +104,11 @@ func NewVSphere(ctx context.Context, core *Core, opts VSphereOptions) (*VSphere,
 		return nil, fmt.Errorf("vmxsim: vsphere: create vm: %w", err)
 	}
 	v.vm = ref
+	if v.nics, err = addNICs(ctx, c, ref, opts.NICs); err != nil {
+		m.Remove()
+		return nil, fmt.Errorf("vmxsim: vsphere: NICs: %w", err)
+	}
+	v.AddMirror(v.guestMirror)
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
 	m.Map().Handler = v.intercept
 

@@ -1,8 +1,10 @@
 // Command vmtoolsd is govmtools' VMware tools service: the daemon vSphere
 // talks to. It answers the VMX's TCLO commands (reset, ping, Set_Option,
 // Capabilities_Register, guest power operations, time sync), reports the
-// tools version and capabilities, sends its warnings to vmware.log, and
-// runs under systemd with readiness, a watchdog and status lines.
+// tools version and capabilities, reports guest info (host name, OS, NICs
+// with addresses, routes and DNS, disks, uptime) as the network changes,
+// sends its warnings to vmware.log, and runs under systemd with
+// readiness, a watchdog and status lines.
 //
 //	vmtoolsd [--rpc MODE] [-c tools.conf] [--conf-dir DIR] [--power-runner system|record:FILE]
 //	vmtoolsd --cmd 'RPCI'    send one RPCI command and print the reply
@@ -31,6 +33,7 @@ import (
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/systemd"
 	"github.com/govmtools/govmtools/vmtoolsd"
+	"github.com/govmtools/govmtools/vmtoolsd/guestinfoplugin"
 	"github.com/govmtools/govmtools/vmtoolsd/power"
 	"github.com/govmtools/govmtools/vmtoolsd/timesync"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
@@ -145,7 +148,9 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		return 2
 	}
 
-	conf := &toolsconf.Watcher{Path: a.config, Schema: confSchema(), Logger: logger.With("component", "toolsconf")}
+	schema := confSchema()
+	schema.Merge(guestinfoplugin.Schema())
+	conf := &toolsconf.Watcher{Path: a.config, Schema: schema, Logger: logger.With("component", "toolsconf")}
 	applyLogLevel := func(f *toolsconf.File) {
 		if a.logLevel != "" {
 			return
@@ -174,6 +179,13 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 
 	client := &rpc.Client{Dial: tr.DialRPCI, Logger: logger}
 	defer client.Close()
+
+	gi, closeGI := newGuestInfo(conf, client, logger.With("component", "guestinfo"))
+	defer closeGI()
+	conf.OnChange = func(f *toolsconf.File) {
+		applyLogLevel(f)
+		gi.Update()
+	}
 
 	var clock timesync.Clock = timesync.SystemClock{}
 	if simulated {
@@ -206,7 +218,8 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 	svc := vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
-		Plugins:     []any{ops, syncer},
+		Plugins:     []any{ops, syncer, gi},
+		PrimaryIP:   gi,
 		HideVersion: func() bool { return conf.Current().Bool("vmtools", "hide-tools-version", false) },
 		ConfDir:     a.confDir,
 		Logger:      logger,
@@ -239,6 +252,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 			case <-hup:
 				logger.Info("SIGHUP: reloading tools.conf")
 				conf.Load()
+				gi.Update()
 			}
 		}
 	})

@@ -2,7 +2,7 @@
 // on unix sockets so govmtools (and open-vm-tools) can run on a machine
 // that is not a VMware VM, and inspects what the host sees.
 //
-//	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
+//	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT [--vm-nic MAC]...]
 //	vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
 //	vmxsim ctl --dir DIR share enable|disable NAME

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ type simFlags struct {
 	trace           string
 	vsphere         string
 	vmName          string
+	vmNICs          macList
 	shares          vmxsim.ShareFlag
 	hgfsMaxPacket   uint
 }
@@ -41,6 +44,7 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.StringVar(&f.trace, "trace", "", "append every RPCI and TCLO message as it crossed to this file, one JSON object a line")
 	fs.StringVar(&f.vsphere, "vsphere", "", "also serve a vSphere front end (govmomi's vcsim) on HOST:PORT; port 0 picks a free port")
 	fs.StringVar(&f.vmName, "vm-name", "govmtools-vm", "the vSphere front end's VM name")
+	fs.Var(&f.vmNICs, "vm-nic", "give the vSphere front end's VM a virtual NIC with this MAC (repeatable); guest.net ties the guest's NIC of that MAC to it")
 	fs.Var(&f.shares, "share", vmxsim.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
 	return f
@@ -98,7 +102,7 @@ func (s *sim) startVSphere(ctx context.Context, f *simFlags, wg *sync.WaitGroup)
 	if f.vsphere == "" {
 		return nil
 	}
-	vs, err := vmxsim.NewVSphere(ctx, s.core, vmxsim.VSphereOptions{Addr: f.vsphere, VMName: f.vmName, Logger: s.logger})
+	vs, err := vmxsim.NewVSphere(ctx, s.core, vmxsim.VSphereOptions{Addr: f.vsphere, VMName: f.vmName, NICs: f.vmNICs, Logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -114,4 +118,18 @@ func (s *sim) Close() {
 	for _, c := range s.closers {
 		c()
 	}
+}
+
+// macList is a repeatable flag of MAC addresses.
+type macList []string
+
+func (m *macList) String() string { return strings.Join(*m, ",") }
+
+func (m *macList) Set(v string) error {
+	hw, err := net.ParseMAC(v)
+	if err != nil || len(hw) != 6 {
+		return fmt.Errorf("%q is not an Ethernet MAC address", v)
+	}
+	*m = append(*m, hw.String())
+	return nil
 }

@@ -408,7 +408,7 @@ func TestFitDisks(t *testing.T) {
 // Fuzz targets: the VMX side decodes whatever a guest sends.
 
 func FuzzDecodeNicInfo(f *testing.F) {
-	for _, name := range []string{"nicinfo-v3-basic.hex", "nicinfo-v3-empty.hex", "nicinfo-v3-wins-dhcp.hex"} {
+	for _, name := range []string{"nicinfo-v3-basic.hex", "nicinfo-v3-empty.hex", "nicinfo-v3-wins-dhcp.hex", peerNicInfo} {
 		f.Add(readHex(f, name))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -439,6 +439,7 @@ func FuzzDecodeNicInfo(f *testing.F) {
 func FuzzDecodeOSDetailed(f *testing.F) {
 	f.Add(EncodeOSDetailed(OSDetailed{ShortName: "debian12-64", FullName: "Linux 6.1.0 Debian", Detailed: "architecture='X86'"}))
 	f.Add(make([]byte, 648))
+	f.Add(readHex(f, peerOSDetailed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := DecodeOSDetailed(b)
 		if err != nil {
@@ -476,6 +477,11 @@ func FuzzDecodeDiskInfo(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(v1, false)
+	peer, err := os.ReadFile(peerDiskInfo)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(peer, false)
 	f.Add(readHex(f, "diskinfo-v0.hex"), true)
 	f.Fuzz(func(t *testing.T, b []byte, v0 bool) {
 		if v0 {

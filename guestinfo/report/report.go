@@ -2,9 +2,10 @@
 // collects to the VMX with SetGuestInfo and SetGuestDiskInfo, only when a
 // value changed, and keeps vSphere current within a few hundred
 // milliseconds of a network change (a netlink subscription, debounced)
-// instead of open-vm-tools' 30-second poll. A periodic resync
-// (poll-interval, 30 s by default) and a cheap hostname/OS check every
-// few seconds catch everything else.
+// instead of open-vm-tools' 30-second poll. Host name, os-release and DNS
+// configuration changes come the same way from a HostWatcher (or, without
+// one, a cheap check every few seconds); a periodic resync (poll-interval,
+// 30 s by default) catches anything else.
 //
 // The reporter is a component of vmtoolsd: Run it with the daemon's RPCI
 // client as Sender and call Reset after every TCLO reset, which clears the
@@ -64,6 +65,11 @@ type Reporter struct {
 	Source Source
 	// Watcher, if set, makes the reporter event-driven.
 	Watcher Watcher
+	// HostWatcher, if set, reports host name, os-release and DNS
+	// configuration changes (*guestinfo.HostWatch); they are handled as
+	// network changes are. The periodic HostCheck then runs only if it
+	// fails.
+	HostWatcher Watcher
 	// Config returns the current tools.conf settings; it is called at
 	// every gather, so a reload takes effect at the next one. nil means
 	// guestinfo.DefaultConfig.
@@ -74,7 +80,8 @@ type Reporter struct {
 	// Debounce is the quiet time after a netlink event before the NICs
 	// are gathered; MaxDelay bounds the wait during a storm of events.
 	Debounce, MaxDelay time.Duration
-	// HostCheck is the period of the cheap hostname and os-release check.
+	// HostCheck is the period of the cheap hostname and os-release check
+	// done without a HostWatcher.
 	HostCheck time.Duration
 	// LimitLogPeriod rate-limits the "NIC limit reached" warning.
 	LimitLogPeriod time.Duration
@@ -148,8 +155,8 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Run gathers at once, then on every network change (debounced), every
-// poll interval, on Reset and Update, and when the hostname or os-release
-// changes, until ctx ends. It returns nil on cancellation, after the
+// poll interval, on Reset and Update, and when the hostname, os-release or
+// DNS configuration changes, until ctx ends. It returns nil on cancellation, after the
 // watcher goroutine has ended.
 func (r *Reporter) Run(ctx context.Context) error {
 	if r.Sender == nil || r.Source == nil {
@@ -163,19 +170,46 @@ func (r *Reporter) Run(ctx context.Context) error {
 	defer wg.Wait()
 
 	events := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case events <- struct{}{}:
+		default:
+		}
+	}
 	if r.Watcher != nil {
 		wg.Go(func() {
-			err := r.Watcher.Watch(ctx, func() {
-				select {
-				case events <- struct{}{}:
-				default:
-				}
-			})
+			err := r.Watcher.Watch(ctx, notify)
 			if err != nil && ctx.Err() == nil {
 				r.log().Warn("guest info: network change notifications unavailable; relying on the periodic gather", "err", err)
 			}
 		})
 	}
+	// Without a host watcher (or when it fails) the host name and
+	// os-release are checked every HostCheck.
+	hostFailed := make(chan struct{})
+	if r.HostWatcher != nil {
+		wg.Go(func() {
+			err := r.HostWatcher.Watch(ctx, notify)
+			if err != nil && ctx.Err() == nil {
+				r.log().Info("guest info: host name and OS change notifications unavailable; checking every few seconds", "err", err)
+				close(hostFailed)
+			}
+		})
+	}
+	var check *time.Ticker
+	var checkC <-chan time.Time
+	startCheck := func() {
+		check = time.NewTicker(orDefault(r.HostCheck, DefaultHostCheck))
+		checkC = check.C
+	}
+	if r.HostWatcher == nil {
+		startCheck()
+	}
+	defer func() {
+		if check != nil {
+			check.Stop()
+		}
+	}()
 
 	// The resync ticker follows poll-interval; a tools.conf reload takes
 	// effect at the next Update or Reset.
@@ -206,8 +240,6 @@ func (r *Reporter) Run(ctx context.Context) error {
 			pollT.Stop()
 		}
 	}()
-	check := time.NewTicker(orDefault(r.HostCheck, DefaultHostCheck))
-	defer check.Stop()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
@@ -240,8 +272,14 @@ func (r *Reporter) Run(ctx context.Context) error {
 			firstEvent = time.Time{}
 			c := r.config()
 			r.sendHostname(ctx)
-			r.sendNICs(ctx, &c)
-		case <-check.C:
+			if r.Source.OSStamp() != r.osStamp {
+				r.sendOS(ctx, &c)
+			}
+			r.sendNICs(ctx, &c) // the DNS configuration is in NicInfo
+		case <-hostFailed:
+			hostFailed = nil
+			startCheck()
+		case <-checkC:
 			r.checkHost(ctx)
 		}
 	}

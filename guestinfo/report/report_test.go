@@ -383,3 +383,56 @@ func TestPollIntervalReload(t *testing.T) {
 		}
 	})
 }
+
+// failingWatcher cannot watch.
+type failingWatcher struct{}
+
+func (failingWatcher) Watch(context.Context, func()) error { return fmt.Errorf("no inotify here") }
+
+// TestHostWatcher: with a host watcher the host name is not polled; its
+// event sends the change (host name and the DNS host name in NicInfo)
+// after the debounce. A watcher that fails brings the periodic check back.
+func TestHostWatcher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hw := &fakeWatcher{ch: make(chan struct{})}
+		h, stop := start(t, func(r *Reporter) { r.HostWatcher = hw })
+		defer stop()
+		synctest.Wait()
+		h.vmx.take()
+		h.src.set(func(s *fakeSource) { s.hostname = "vm2" })
+		time.Sleep(10 * DefaultHostCheck) // before the 30 s resync
+		synctest.Wait()
+		if got := h.vmx.take(); len(got) != 0 {
+			t.Fatalf("polled despite the host watcher: %v", got)
+		}
+		hw.ch <- struct{}{}
+		time.Sleep(DefaultDebounce)
+		synctest.Wait()
+		if got := strings.Join(h.vmx.take(), " "); got != "1 10" {
+			t.Fatalf("after the host event: %q", got)
+		}
+		// An os-release change comes the same way; unchanged data is not sent.
+		h.src.set(func(s *fakeSource) { s.stamp = "upgraded" })
+		hw.ch <- struct{}{}
+		time.Sleep(DefaultDebounce)
+		synctest.Wait()
+		if got := h.vmx.take(); len(got) != 0 {
+			t.Fatalf("OS unchanged: %v", got)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h, stop := start(t, func(r *Reporter) { r.HostWatcher = failingWatcher{} })
+		defer stop()
+		synctest.Wait()
+		h.vmx.take()
+		h.src.set(func(s *fakeSource) { s.hostname = "vm3" })
+		time.Sleep(DefaultHostCheck)
+		synctest.Wait()
+		if got := strings.Join(h.vmx.take(), " "); got != "1 10" {
+			t.Fatalf("the fallback check: %q", got)
+		}
+		if !strings.Contains(h.log.String(), "no inotify here") {
+			t.Errorf("log: %s", h.log.String())
+		}
+	})
+}

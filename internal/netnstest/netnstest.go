@@ -4,7 +4,8 @@
 // It drives iproute2's `ip` and needs root. Only documentation prefixes
 // are used in those scenes (198.51.100.0/24, 203.0.113.0/24,
 // 2001:db8::/32); nothing here touches the machine's own namespace
-// beyond creating and deleting the named namespaces.
+// beyond creating and deleting the named namespaces and their
+// /etc/netns/NAME directories.
 package netnstest
 
 import (
@@ -66,9 +67,24 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 }
 
-// Delete removes the namespace, and with it every interface inside.
+// Delete removes the namespace, and with it every interface inside, and
+// its /etc/netns directory if SetResolvConf made one.
 func (n *NS) Delete() error {
+	os.RemoveAll(n.etcDir())
 	return run(nil, "ip", "netns", "del", n.Name)
+}
+
+func (n *NS) etcDir() string { return "/etc/netns/" + n.Name }
+
+// SetResolvConf gives the namespace its own resolv.conf: `ip netns exec`
+// bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf for what
+// it runs, so programs in the namespace read content instead of the
+// machine's DNS configuration. Delete removes it.
+func (n *NS) SetResolvConf(content string) error {
+	if err := os.MkdirAll(n.etcDir(), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(n.etcDir()+"/resolv.conf", []byte(content), 0o644)
 }
 
 func run(stdin *strings.Reader, name string, args ...string) error {
@@ -98,12 +114,15 @@ const (
 	SceneIPv6      = "2001:db8::10/64"
 	SceneGateway   = "198.51.100.1"
 	SceneBridgeNet = "203.0.113.1/24"
+	// SceneResolvConf is the VM namespace's resolv.conf (SetResolvConf).
+	SceneResolvConf = "nameserver 198.51.100.53\nnameserver 2001:db8::53\nsearch example.test corp.example.test\n"
 )
 
 // NewScene builds the scene: in VM, eth0 is a veth end with a VMware MAC,
 // an IPv4 /24, a /32 VIP (keepalived style), an IPv6 address and the
 // default route; docker0 is a bridge with an address and a port vethc0
-// whose peer sits in Peer. prefix names the namespaces.
+// whose peer sits in Peer; programs started in VM read SceneResolvConf as
+// /etc/resolv.conf. prefix names the namespaces.
 func NewScene(prefix string) (*Scene, error) {
 	vm, err := Create(prefix + "-vm")
 	if err != nil {
@@ -115,6 +134,10 @@ func NewScene(prefix string) (*Scene, error) {
 		return nil, err
 	}
 	s := &Scene{VM: vm, Peer: peer}
+	if err := vm.SetResolvConf(SceneResolvConf); err != nil {
+		s.Delete()
+		return nil, err
+	}
 	steps := []string{
 		"link add eth0 type veth peer name up0 netns " + peer.Name,
 		"link set eth0 address " + SceneMAC,

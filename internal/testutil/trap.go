@@ -51,13 +51,24 @@ type Trap struct {
 // exit cleanly and remove its sockets.
 func StartTrap(t testing.TB, args ...string) *Trap {
 	t.Helper()
+	return StartTrapWrapped(t, nil, args...)
+}
+
+// StartTrapWrapped is StartTrap with `vmxsim run` started through the
+// command prefix wrap, for example {"ip", "netns", "exec", NAME} to run
+// the trap and everything under it inside a network namespace. The
+// prefix must exec vmxsim (not fork it), so that stopping the trap stops
+// it.
+func StartTrapWrapped(t testing.TB, wrap []string, args ...string) *Trap {
+	t.Helper()
 	RequireTrap(t)
 	bin := Binaries(t)
 	dir := t.TempDir()
 	tr := &Trap{Dir: dir, Bin: bin, logs: &lockedBuffer{}}
 	argv := append([]string{"run", "--dir", dir}, args...)
 	argv = append(argv, "--", "/bin/sh")
-	tr.cmd = exec.Command(filepath.Join(bin, "vmxsim"), argv...)
+	argv = append(append(append([]string{}, wrap...), filepath.Join(bin, "vmxsim")), argv...)
+	tr.cmd = exec.Command(argv[0], argv[1:]...)
 	tr.cmd.Env = trapEnv()
 	tr.cmd.Stderr = tr.logs
 	var err error

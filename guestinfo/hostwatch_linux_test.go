@@ -1,0 +1,117 @@
+package guestinfo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/govmtools/govmtools/internal/testutil"
+)
+
+// startHostWatch runs w until the test ends and returns its events.
+func startHostWatch(t *testing.T, w *HostWatch) <-chan struct{} {
+	t.Helper()
+	ev := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Watch(ctx, func() { ev <- struct{}{} }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Watch: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Watch did not return after cancel")
+		}
+	})
+	return ev
+}
+
+// expectEvent does action until the watcher reports an event (the first
+// tries may come before its watches are set up), then drains the events
+// one change may cause (create, then close-write).
+func expectEvent(t *testing.T, ev <-chan struct{}, what string, action func()) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		action()
+		select {
+		case <-ev:
+			time.Sleep(100 * time.Millisecond)
+			for len(ev) > 0 {
+				<-ev
+			}
+			return
+		case <-time.After(time.Second):
+			if time.Now().After(deadline) {
+				t.Fatalf("no event for %s", what)
+			}
+		}
+	}
+}
+
+func expectQuiet(t *testing.T, ev <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ev:
+		t.Fatalf("an event for %s", what)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestHostWatchFiles: os-release and resolv.conf changes under the root
+// are reported (written in place or replaced by rename, as editors and
+// package managers do); other files in the same directories are not.
+func TestHostWatchFiles(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "usr/lib", "proc/sys/kernel"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	// A regular file never reports POLLPRI: the host name stays quiet.
+	os.WriteFile(filepath.Join(root, "proc/sys/kernel/hostname"), []byte("vm1\n"), 0o644)
+	ev := startHostWatch(t, &HostWatch{Sys: &System{Root: root}})
+
+	expectEvent(t, ev, "/etc/resolv.conf written", func() {
+		os.WriteFile(filepath.Join(root, "etc/resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
+	})
+	os.WriteFile(filepath.Join(root, "etc/motd"), []byte("hello\n"), 0o644)
+	expectQuiet(t, ev, "/etc/motd")
+	tmp := filepath.Join(root, "usr/lib/.os-release.new")
+	os.WriteFile(tmp, []byte("NAME=Test\n"), 0o644)
+	expectQuiet(t, ev, "a temporary file")
+	expectEvent(t, ev, "/usr/lib/os-release replaced", func() {
+		os.WriteFile(tmp, []byte("NAME=Test\n"), 0o644)
+		os.Rename(tmp, filepath.Join(root, "usr/lib/os-release"))
+	})
+}
+
+// TestHostWatchHostname: sethostname wakes the watcher. The host name is
+// changed in a new UTS namespace (unshare), never the machine's: the
+// kernel's hostname poll queue is shared by all namespaces.
+func TestHostWatchHostname(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare, err := exec.LookPath("unshare")
+	testutil.Require(t, err == nil, "unshare (util-linux)", "apt-get install util-linux")
+	// The real hostname sysctl, and quiet directories for inotify (so no
+	// change elsewhere in /etc passes for the event).
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	if err := os.Symlink("/proc", filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	ev := startHostWatch(t, &HostWatch{Sys: &System{Root: root}})
+	expectEvent(t, ev, "sethostname in another UTS namespace", func() {
+		if out, err := exec.Command(unshare, "--uts", "hostname", fmt.Sprintf("gi-test-%d", os.Getpid())).CombinedOutput(); err != nil {
+			t.Fatalf("unshare --uts hostname: %v\n%s", err, out)
+		}
+	})
+	if h, _ := os.Hostname(); h == fmt.Sprintf("gi-test-%d", os.Getpid()) {
+		t.Fatal("the machine's host name changed")
+	}
+}
