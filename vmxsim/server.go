@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,9 +207,24 @@ func (s *Server) registerCtl() {
 }
 
 // HandleBackdoor adds the backdoor's fault injection to the control API:
-// POST /backdoor/checkpoint (InjectCheckpoint) and POST /backdoor/reset
-// (ResetChannels).
+// POST /backdoor/checkpoint (InjectCheckpoint), POST /backdoor/reset
+// (ResetChannels) and POST /backdoor/clock with a Go duration as the body
+// (SetClockOffset).
 func (s *Server) HandleBackdoor(b *Backdoor) {
+	s.HandleCtl("POST /backdoor/clock", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(string(body)))
+		if err != nil {
+			http.Error(w, "clock offset: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		b.SetClockOffset(d)
+		writeJSON(w, b.Stats())
+	})
 	s.HandleCtl("POST /backdoor/checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		b.InjectCheckpoint()
 		writeJSON(w, b.Stats())

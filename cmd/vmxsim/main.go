@@ -3,7 +3,7 @@
 // that is not a VMware VM, and inspects what the host sees.
 //
 //	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT]
-//	vmxsim run [--dir DIR] [--lb] [serve's flags] -- CMD ARGS...
+//	vmxsim run [--dir DIR] [--lb] [--clock-offset D] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
 //	vmxsim ctl --dir DIR share enable|disable NAME
 //	vmxsim ctl --dir DIR hgfs enable|disable|restart|fault SPEC
@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/govmtools/govmtools/vmxsim/trap"
@@ -31,9 +32,10 @@ import (
 
 const usage = `usage:
   vmxsim serve --dir DIR [flags]    serve the simulated VMX on DIR/{tclo,rpci,ctl}.sock
-  vmxsim run [--dir DIR] [--lb] [flags] -- CMD ARGS...
+  vmxsim run [--dir DIR] [--lb] [--clock-offset D] [flags] -- CMD ARGS...
                                     run CMD under the backdoor trap against the same VMX
-                                    (DIR defaults to a temporary directory)
+                                    (DIR defaults to a temporary directory; the host
+                                    clock of the time commands runs D ahead)
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
@@ -42,6 +44,9 @@ const usage = `usage:
   vmxsim ctl --dir DIR backdoor checkpoint|reset
                                     (vmxsim run) fail the open channels' next transfer
                                     with CPT, or close every backdoor channel
+  vmxsim ctl --dir DIR backdoor clock D
+                                    (vmxsim run) run the host clock D (e.g. 2h, -30s)
+                                    ahead of the real time from now on
   vmxsim ctl --dir DIR share enable|disable NAME
                                     toggle one shared folder, as the host UI does
   vmxsim ctl --dir DIR hgfs enable|disable|restart
@@ -167,10 +172,18 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(b)
 		return err
 	case "backdoor":
-		if len(rest) != 2 || rest[1] != "checkpoint" && rest[1] != "reset" {
-			return usageError("backdoor needs checkpoint or reset")
+		var body string
+		switch {
+		case len(rest) == 2 && (rest[1] == "checkpoint" || rest[1] == "reset"):
+		case len(rest) == 3 && rest[1] == "clock":
+			if _, err := time.ParseDuration(rest[2]); err != nil {
+				return usageError("backdoor clock needs a duration such as 2h or -30s")
+			}
+			body = rest[2]
+		default:
+			return usageError("backdoor needs checkpoint, reset or clock D")
 		}
-		b, err := c.Do(ctx, "POST", "/backdoor/"+rest[1], "")
+		b, err := c.Do(ctx, "POST", "/backdoor/"+rest[1], body)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	fs.SetOutput(stderr)
 	sf := addSimFlags(fs, "warn")
 	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
+	clockOffset := fs.Duration("clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
 	if err := fs.Parse(args); err != nil {
 		return 0, usageError(err.Error())
 	}
@@ -57,6 +58,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	}
 	defer s.Close()
 	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{NoHB: *lb})
+	if *clockOffset != 0 {
+		bd.SetClockOffset(*clockOffset)
+	}
 	s.srv.HandleBackdoor(bd)
 
 	srvCtx, stopSrv := context.WithCancel(context.Background())
