@@ -8,8 +8,10 @@
 //	vmtoolsd --cmd 'RPCI'    send one RPCI command and print the reply
 //	vmtoolsd -v              print the version
 //
-// Under vmxsim (GOVMTOOLS_SIMULATED=1) the power runner only records and
-// the clock is never set.
+// Host time for Time_Synchronize and the synctime options comes from the
+// backdoor's time commands (in --rpc auto and backdoor). Under vmxsim
+// (GOVMTOOLS_SIMULATED=1) the power runner only records and the clock is
+// never set: steps and slews are logged.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govmtools/govmtools/guestinfo"
 	"github.com/govmtools/govmtools/internal/cmdutil"
 	"github.com/govmtools/govmtools/internal/version"
 	"github.com/govmtools/govmtools/rpc"
@@ -187,10 +190,6 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		Logger:  logger.With("component", "power"),
 	}
 	syncer := &timesync.Syncer{
-		// Host time is read over the backdoor (GETTIMEFULL_WITH_LAG);
-		// vsock and unix:DIR offer none, and Time_Synchronize then
-		// answers "Unable to sync time".
-		Host:   nil,
 		Clock:  clock,
 		Daemon: timesync.ProcDaemon("/proc"),
 		Settings: func() timesync.Settings {
@@ -203,12 +202,20 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		},
 		Logger: logger.With("component", "timesync"),
 	}
+	// Host time is read over the backdoor (GETTIMEFULL_WITH_LAG, then
+	// GETTIMEFULL, then GETTIME) in auto and backdoor modes, once VMware
+	// is detected; vsock and unix:DIR offer none, and Time_Synchronize
+	// then answers "Unable to sync time".
+	if hc, ok := tr.HostClock(); ok {
+		syncer.Host = hc
+	}
 	svc := vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
 		Plugins:     []any{ops, syncer},
 		HideVersion: func() bool { return conf.Current().Bool("vmtools", "hide-tools-version", false) },
 		ConfDir:     a.confDir,
+		Uptime:      (&guestinfo.System{}).Uptime,
 		Logger:      logger,
 		OnReady: func() {
 			notifier.Ready("Tools running")
