@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -325,14 +326,12 @@ func TestEventLoopSkipsRedundantPings(t *testing.T) {
 		}
 		// Replies at 0, 0.5, ..., 4.5, 6, 7.5, 9 s; PINGs at 5.5 (1 s
 		// after 4.5), 7, 8.5, then 10, 11, 12 in the silence.
-		want := []time.Duration{5500, 7000, 8500, 10000, 11000, 12000}
-		if replies != 13 || len(pings) != len(want) {
-			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v ms", replies, pings, want)
+		var want []time.Duration
+		for _, ms := range []time.Duration{5500, 7000, 8500, 10000, 11000, 12000} {
+			want = append(want, ms*time.Millisecond)
 		}
-		for i, w := range want {
-			if pings[i] != w*time.Millisecond {
-				t.Fatalf("PINGs at %v, want at %v ms", pings, want)
-			}
+		if replies != 13 || !slices.Equal(pings, want) {
+			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v", replies, pings, want)
 		}
 	})
 }
