@@ -49,7 +49,9 @@ type Loop struct {
 	// host (a reply, a poll or a heartbeat): it is the loop's liveness
 	// signal, which a systemd watchdog can follow.
 	OnActive func()
-	// Heartbeat is the PING interval on event channels; 0 means 1 s.
+	// Heartbeat is the PING interval on event channels; 0 means 1 s. A
+	// PING goes out only after a whole interval in which the guest sent
+	// nothing: a reply already proves the guest alive.
 	Heartbeat time.Duration
 	// RestartDelay and MaxRestartDelay bound the reopen back-off; 0 means
 	// the defaults.
@@ -160,7 +162,13 @@ func (l *Loop) servePolling(ctx context.Context, ch Channel, resets chan<- struc
 }
 
 // serveEvents is the vsock shape: the host sends first, the guest answers,
-// and after the first answer a PING goes out every Heartbeat.
+// and after the first answer the guest never stays silent for more than
+// Heartbeat: a PING goes out when a whole interval passed without a reply
+// or PING. open-vm-tools sends its PING every second even right after a
+// reply; the VMX needs traffic from the guest at least that often (HA
+// monitoring watches it), which a reply is as much as a PING, so the
+// redundant PINGs, and the wake-ups that send them, are skipped. With no
+// command from the host the PINGs keep open-vm-tools' 1 s cadence.
 func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- struct{}) (active bool, err error) {
 	type recv struct {
 		msg []byte
@@ -188,7 +196,11 @@ func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- s
 		wg.Wait()
 	}()
 
-	var tick <-chan time.Time
+	// The heartbeat timer is re-armed after every packet the guest sends;
+	// it starts with the first reply.
+	hb := time.NewTimer(l.heartbeat())
+	hb.Stop()
+	defer hb.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,17 +217,14 @@ func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- s
 				signalReset(resets)
 			}
 			l.active()
-			if !active {
-				active = true
-				t := time.NewTicker(l.heartbeat())
-				defer t.Stop()
-				tick = t.C
-			}
-		case <-tick:
+			active = true
+			hb.Reset(l.heartbeat())
+		case <-hb.C:
 			if err := ch.Ping(ctx); err != nil {
 				return active, fmt.Errorf("rpc: tclo heartbeat: %w", err)
 			}
 			l.active()
+			hb.Reset(l.heartbeat())
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -245,5 +246,92 @@ func TestEventLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		host.Close()
+	})
+}
+
+// TestEventLoopSkipsRedundantPings: a PING goes out only after a whole
+// heartbeat interval without a reply. While the host sends a command
+// every 500 ms no PING is sent; commands every 1.5 s leave one PING
+// between them, a second after each reply; silence brings back the 1 s
+// cadence.
+func TestEventLoopSkipsRedundantPings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		guest, host := rpctest.NewEventPipe()
+		dialed := false
+		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox", Dial: func(ctx context.Context) (rpc.Channel, error) {
+			if dialed {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			dialed = true
+			return guest, nil
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+
+		// The host's side: every packet the guest sends, with its time.
+		type packet struct {
+			at   time.Duration
+			ping bool
+		}
+		start := time.Now()
+		packets := make(chan packet, 100)
+		go func() {
+			for {
+				content, err := datamap.ReadFrame(host.Conn, datamap.MaxGuestFrame)
+				if err != nil {
+					close(packets)
+					return
+				}
+				p, err := datamap.DecodePacket(content)
+				if err != nil {
+					t.Errorf("bad packet: %v", err)
+				}
+				packets <- packet{time.Since(start), p.Type == datamap.PacketPing}
+			}
+		}()
+		send := func(cmd string) {
+			frame := datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(cmd)}))
+			if _, err := host.Conn.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 0-5 s: a ping every 500 ms; 5.5-10 s: every 1.5 s; then silence.
+		for i := range 10 {
+			send("ping")
+			if i < 9 {
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+		for range 3 {
+			time.Sleep(1500 * time.Millisecond)
+			send("ping")
+		}
+		time.Sleep(3500 * time.Millisecond)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		host.Close()
+		var pings []time.Duration
+		replies := 0
+		for p := range packets {
+			if p.ping {
+				pings = append(pings, p.at)
+			} else {
+				replies++
+			}
+		}
+		// Replies at 0, 0.5, ..., 4.5, 6, 7.5, 9 s; PINGs at 5.5 (1 s
+		// after 4.5), 7, 8.5, then 10, 11, 12 in the silence.
+		var want []time.Duration
+		for _, ms := range []time.Duration{5500, 7000, 8500, 10000, 11000, 12000} {
+			want = append(want, ms*time.Millisecond)
+		}
+		if replies != 13 || !slices.Equal(pings, want) {
+			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v", replies, pings, want)
+		}
 	})
 }

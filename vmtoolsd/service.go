@@ -23,12 +23,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/govmtools/govmtools/guestinfo/infoproto"
 	"github.com/govmtools/govmtools/rpc"
 )
 
@@ -47,6 +51,19 @@ type OptionSetter interface {
 // CapabilityProvider returns the RPCIs to send on Capabilities_Register,
 // exact bytes included.
 type CapabilityProvider interface{ Capabilities() [][]byte }
+
+// Feature is one new-style capability: an index of capabilities.h's
+// GuestCapabilities table and its value. All of them travel in a single
+// "tools.capability.features i=v i=v" RPCI.
+type Feature struct{ Index, Value int }
+
+// FeatureProvider is a plugin with new-style capabilities.
+type FeatureProvider interface{ Features() []Feature }
+
+// CapVMBackupNVMe is CAP_VMBACKUP_NVME, the one new-style capability
+// Debian's vmtoolsd registers on a server (vmbackup's, 0 unless
+// tools.conf enables NVMe quiescing; vix's 37 is absent there too).
+const CapVMBackupNVMe = 36
 
 // Resetter runs after every reset the VMX sends (caches are dropped and
 // everything is re-sent, as vmtoolsd's RESET signal does).
@@ -86,6 +103,11 @@ type Config struct {
 	// ConfDir is reported as tools.capability.guest_conf_directory; ""
 	// means /etc/vmware-tools.
 	ConfDir string
+	// Uptime returns the time since boot in hundredths of a second; it is
+	// sent as "SetGuestInfo  7 <uptime>" on each Capabilities_Register,
+	// as vmtoolsd's guestInfo plugin answers the capability signal. nil
+	// sends nothing.
+	Uptime func() (int64, error)
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -285,9 +307,14 @@ func (s *Service) broadcastIP(ctx context.Context) {
 	}
 }
 
-// capabilitiesRegister sends the capabilities in vmtoolsd's order: the
-// plugins' (power operations first), the HGFS server capability, the
-// configuration directory, then the version. The reply is "OK ".
+// capabilitiesRegister sends the capabilities in the order Debian's
+// vmtoolsd 12.2.0 sends them (testdata/peer/vmtoolsd-12.2.0-startup.jsonl;
+// vmtoolsd walks its plugins in load order, the common hgfsServer first,
+// then guestInfo, then powerOps, and merges the new-style capabilities
+// into one message at the end): the HGFS server capability, the uptime,
+// the plugins' old-style capabilities (power operations), the new-style
+// features, the configuration directory, then the version. The reply is
+// "OK ".
 func (s *Service) capabilitiesRegister(ctx context.Context, args []byte) ([]byte, error) {
 	for _, req := range s.capabilities(true) {
 		if _, err := s.callBytes(ctx, req); err != nil {
@@ -302,21 +329,60 @@ func (s *Service) capabilitiesRegister(ctx context.Context, args []byte) ([]byte
 }
 
 // capabilities lists the capability RPCIs; set=false gives the messages
-// that withdraw them at shutdown (old-style ones re-sent with 0; no-value
-// ones are not withdrawn).
+// that withdraw them at shutdown (old-style ones re-sent with 0, the
+// features with every value 0; no-value ones are not withdrawn, and the
+// uptime is not sent).
 func (s *Service) capabilities(set bool) [][]byte {
-	var caps [][]byte
+	// Sent as vmtoolsd's hgfsServer plugin does: without it vSphere shows
+	// tools "running (not installed)" (open-vm-tools#131).
+	caps := [][]byte{fmt.Appendf(nil, "tools.capability.hgfs_server %s %d\x00", App, b2i(set))}
 	if set {
+		if up, ok := s.uptime(); ok {
+			caps = append(caps, infoproto.TextMessage(infoproto.InfoUptime, strconv.FormatInt(up, 10)))
+		}
 		for _, p := range s.cfg.Plugins {
 			if c, ok := p.(CapabilityProvider); ok {
 				caps = append(caps, c.Capabilities()...)
 			}
 		}
 	}
-	// Sent as vmtoolsd's hgfsServer plugin does: without it vSphere shows
-	// tools "running (not installed)" (open-vm-tools#131).
-	caps = append(caps, fmt.Appendf(nil, "tools.capability.hgfs_server %s %d\x00", App, b2i(set)))
-	return caps
+	return append(caps, s.featuresMessage(set))
+}
+
+// uptime reads Config.Uptime.
+func (s *Service) uptime() (int64, bool) {
+	if s.cfg.Uptime == nil {
+		return 0, false
+	}
+	up, err := s.cfg.Uptime()
+	if err != nil {
+		s.lg.Debug("no uptime for Capabilities_Register", "err", err)
+		return 0, false
+	}
+	return up, true
+}
+
+// featuresMessage is "tools.capability.features i=v ..." with a NUL: the
+// plugins' features in index order, CAP_VMBACKUP_NVME=0 unless a plugin
+// sets it; with set=false every value is 0.
+func (s *Service) featuresMessage(set bool) []byte {
+	vals := map[int]int{CapVMBackupNVMe: 0}
+	for _, p := range s.cfg.Plugins {
+		if f, ok := p.(FeatureProvider); ok {
+			for _, ft := range f.Features() {
+				vals[ft.Index] = ft.Value
+			}
+		}
+	}
+	b := []byte("tools.capability.features")
+	for _, i := range slices.Sorted(maps.Keys(vals)) {
+		v := vals[i]
+		if !set {
+			v = 0
+		}
+		b = fmt.Appendf(b, " %d=%d", i, v)
+	}
+	return append(b, 0)
 }
 
 // sendVersion reports the version: tools.set.versiontype first, and on

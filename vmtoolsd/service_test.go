@@ -85,6 +85,7 @@ func start(t *testing.T) *world {
 		RPCI:      &rpc.Client{Dial: w.rpci.Dial},
 		Plugins:   []any{w.opts, panicker{}},
 		PrimaryIP: fixedIP("192.0.2.7"),
+		Uptime:    func() (int64, error) { return 201354, nil },
 		OnReady:   func() { w.ready.Add(1) },
 		OnStatus:  func(s string) { w.status <- s },
 	})
@@ -215,10 +216,13 @@ func TestCapabilitiesRegister(t *testing.T) {
 	if got := w.cmd(t, "Capabilities_Register"); got != "OK " {
 		t.Fatal(got)
 	}
+	// Debian's vmtoolsd 12.2.0 order and bytes (testdata/peer).
 	want := []string{
+		"tools.capability.hgfs_server toolbox 1\x00",
+		"SetGuestInfo  7 201354\x00",
 		"tools.capability.statechange ",
 		"tools.capability.softpowerop_retry ",
-		"tools.capability.hgfs_server toolbox 1\x00",
+		"tools.capability.features 36=0\x00",
 		"tools.capability.guest_conf_directory /etc/vmware-tools\x00",
 		"tools.set.versiontype 12352 4\x00",
 	}
@@ -233,12 +237,37 @@ func TestCapabilitiesRegister(t *testing.T) {
 	if got[len(got)-1] != "tools.set.version 2147483647\x00" {
 		t.Fatalf("fallback: %q", got)
 	}
-	// Orderly stop withdraws the old-style capability.
+	// Orderly stop withdraws the old-style capability and the features.
 	w.cancel()
 	<-w.done
 	w.done <- nil // for the cleanup
-	if last := w.rpci.Requests()[len(w.rpci.Requests())-1]; last != "tools.capability.hgfs_server toolbox 0\x00" {
-		t.Fatalf("last request %q", last)
+	reqs := w.rpci.Requests()
+	if last := reqs[len(reqs)-2:]; !slices.Equal(last, []string{"tools.capability.hgfs_server toolbox 0\x00", "tools.capability.features 36=0\x00"}) {
+		t.Fatalf("last requests %q", last)
+	}
+}
+
+type features []Feature
+
+func (f features) Features() []Feature { return f }
+
+// TestFeatures: plugins' new-style capabilities merge into one message in
+// index order, a plugin may set CAP_VMBACKUP_NVME, and withdrawing sends
+// every value 0.
+func TestFeatures(t *testing.T) {
+	s := New(Config{Plugins: []any{features{{37, 1}}, features{{CapVMBackupNVMe, 1}, {5, 2}}}})
+	if got := string(s.featuresMessage(true)); got != "tools.capability.features 5=2 36=1 37=1\x00" {
+		t.Fatalf("set: %q", got)
+	}
+	if got := string(s.featuresMessage(false)); got != "tools.capability.features 5=0 36=0 37=0\x00" {
+		t.Fatalf("unset: %q", got)
+	}
+	// A failing uptime source sends no SetGuestInfo.
+	s = New(Config{Uptime: func() (int64, error) { return 0, errors.New("no /proc") }})
+	for _, c := range s.capabilities(true) {
+		if strings.HasPrefix(string(c), "SetGuestInfo") {
+			t.Fatalf("sent %q without an uptime", c)
+		}
 	}
 }
 

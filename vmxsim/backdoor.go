@@ -132,6 +132,14 @@ type BackdoorStats struct {
 	// reply's RECVSTATUS.
 	RPCIRoundTrips        uint64  `json:"rpciRoundTrips"`
 	RPCIRoundTripMedianUs float64 `json:"rpciRoundTripMedianUs"`
+	// TimeReads counts the time commands answered (GETTIME,
+	// GETTIMEFULL, GETTIMEFULL_WITH_LAG), StopCatchups the STOPCATCHUP
+	// calls (a guest sends one after stepping its clock).
+	TimeReads    uint64 `json:"timeReads"`
+	StopCatchups uint64 `json:"stopCatchups"`
+	// ClockOffset is how far the host clock of the time commands is
+	// ahead of the real time (SetClockOffset), as a Go duration.
+	ClockOffset string `json:"clockOffset"`
 }
 
 // rttRing holds the last RPCI round-trip times.
@@ -151,6 +159,8 @@ type Backdoor struct {
 	opts BackdoorOptions
 
 	lb, hbOut, hbIn, opens, cpts, kills atomic.Uint64
+	timeReads, stopCatchups             atomic.Uint64
+	clockOffset                         atomic.Int64 // ns added to opts.Now
 
 	mu       sync.Mutex
 	chans    [BdoorMaxChannels]*bdChannel
@@ -249,9 +259,24 @@ func (b *Backdoor) Run(ctx context.Context) error {
 	}
 }
 
+// now is the host clock of the time commands.
+func (b *Backdoor) now() time.Time {
+	return b.opts.Now().Add(time.Duration(b.clockOffset.Load()))
+}
+
+// SetClockOffset sets the host clock of the time commands d ahead of the
+// real time (behind when negative), as after a resume or a vMotion to a
+// host whose clock differs: the guest then sees a clock to correct
+// without anything touching the real clock.
+func (b *Backdoor) SetClockOffset(d time.Duration) {
+	b.clockOffset.Store(int64(d))
+	b.core.log.Host("Backdoor: host clock offset set to %v", d)
+}
+
 // Stats returns the call counters.
 func (b *Backdoor) Stats() BackdoorStats {
-	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), Kills: b.kills.Load(), NoHB: b.opts.NoHB}
+	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), Kills: b.kills.Load(), NoHB: b.opts.NoHB,
+		TimeReads: b.timeReads.Load(), StopCatchups: b.stopCatchups.Load(), ClockOffset: time.Duration(b.clockOffset.Load()).String()}
 	b.mu.Lock()
 	for _, ch := range b.chans {
 		if ch != nil {
@@ -366,14 +391,16 @@ func (b *Backdoor) LB(r *Regs, owner int) {
 		set32(&r.BX, BdoorMagic)
 		set32(&r.CX, b.opts.VMXType)
 	case BdoorCmdGetTime:
-		now := b.opts.Now()
+		b.timeReads.Add(1)
+		now := b.now()
 		set32(&r.AX, uint32(now.Unix()))
 		set32(&r.BX, uint32(now.Nanosecond()/1000))
 		set32(&r.CX, b.opts.MaxTimeLag)
 	case BdoorCmdGetTimeFull, BdoorCmdGetTimeFullWithLag:
 		// EAX is left holding the magic: that is how the guest knows the
 		// command is supported.
-		now := b.opts.Now()
+		b.timeReads.Add(1)
+		now := b.now()
 		sec := uint64(now.Unix())
 		set32(&r.SI, uint32(sec>>32))
 		set32(&r.DX, uint32(sec))
@@ -383,7 +410,8 @@ func (b *Backdoor) LB(r *Regs, owner int) {
 			set32(&r.DI, 0) // no interrupt lag here
 		}
 	case BdoorCmdStopCatchup:
-		// Nothing to catch up on.
+		// Nothing to catch up on; counted, so tests see the guest ask.
+		b.stopCatchups.Add(1)
 	case BdoorCmdGetHz:
 		set32(&r.BX, 0xFFFFFFFF) // unsupported, as the kernel expects to read it
 	case BdoorCmdMessage:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,7 +210,8 @@ func (s *Server) registerCtl() {
 
 // HandleBackdoor adds the backdoor's fault injection to the control API:
 // POST /backdoor/checkpoint (InjectCheckpoint), POST /backdoor/reset
-// (ResetChannels) and POST /backdoor/kill?at=MOMENT[&after=N] (KillAt).
+// (ResetChannels), POST /backdoor/kill?at=MOMENT[&after=N] (KillAt) and
+// POST /backdoor/clock with a Go duration as the body (SetClockOffset).
 func (s *Server) HandleBackdoor(b *Backdoor) {
 	s.HandleCtl("POST /backdoor/kill", func(w http.ResponseWriter, r *http.Request) {
 		after := 0
@@ -225,6 +227,20 @@ func (s *Server) HandleBackdoor(b *Backdoor) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		writeJSON(w, b.Stats())
+	})
+	s.HandleCtl("POST /backdoor/clock", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(string(body)))
+		if err != nil {
+			http.Error(w, "clock offset: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		b.SetClockOffset(d)
 		writeJSON(w, b.Stats())
 	})
 	s.HandleCtl("POST /backdoor/checkpoint", func(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,7 @@
 // that is not a VMware VM, and inspects what the host sees.
 //
 //	vmxsim serve --dir DIR [--share NAME=DIR[,ro]]... [--ping-interval D] [--tools-timeout D] [--trace FILE] [--vsphere HOST:PORT [--vm-nic MAC]...]
-//	vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [serve's flags] -- CMD ARGS...
+//	vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [--clock-offset D] [serve's flags] -- CMD ARGS...
 //	vmxsim ctl --dir DIR state|log|tclo CMD|power OP|vsphere|backdoor OP
 //	vmxsim ctl --dir DIR share enable|disable NAME
 //	vmxsim ctl --dir DIR hgfs enable|disable|restart|fault SPEC
@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/govmtools/govmtools/vmxsim/trap"
@@ -32,9 +33,10 @@ import (
 
 const usage = `usage:
   vmxsim serve --dir DIR [flags]    serve the simulated VMX on DIR/{tclo,rpci,ctl}.sock
-  vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [flags] -- CMD ARGS...
+  vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [--clock-offset D] [flags] -- CMD ARGS...
                                     run CMD under the backdoor trap against the same VMX
-                                    (DIR defaults to a temporary directory)
+                                    (DIR defaults to a temporary directory; the host
+                                    clock of the time commands runs D ahead)
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
@@ -48,6 +50,9 @@ const usage = `usage:
                                     message reaches that moment (after N more): as it
                                     announces the message, right after the VMX handled
                                     it, or as it acknowledges the reply
+  vmxsim ctl --dir DIR backdoor clock D
+                                    (vmxsim run) run the host clock D (e.g. 2h, -30s)
+                                    ahead of the real time from now on
   vmxsim ctl --dir DIR share enable|disable NAME
                                     toggle one shared folder, as the host UI does
   vmxsim ctl --dir DIR hgfs enable|disable|restart
@@ -177,7 +182,7 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(b)
 		return err
 	case "backdoor":
-		path := ""
+		path, body := "", ""
 		switch {
 		case len(rest) == 2 && (rest[1] == "checkpoint" || rest[1] == "reset"):
 			path = "/backdoor/" + rest[1]
@@ -185,10 +190,15 @@ func ctl(ctx context.Context, args []string, stdout io.Writer) error {
 			path = "/backdoor/kill?at=" + url.QueryEscape(rest[2])
 		case len(rest) == 5 && rest[1] == "kill" && rest[3] == "after":
 			path = "/backdoor/kill?at=" + url.QueryEscape(rest[2]) + "&after=" + url.QueryEscape(rest[4])
+		case len(rest) == 3 && rest[1] == "clock":
+			if _, err := time.ParseDuration(rest[2]); err != nil {
+				return usageError("backdoor clock needs a duration such as 2h or -30s")
+			}
+			path, body = "/backdoor/clock", rest[2]
 		default:
-			return usageError("backdoor needs checkpoint, reset or kill sendsize|sent|recvstatus [after N]")
+			return usageError("backdoor needs checkpoint, reset, kill sendsize|sent|recvstatus [after N] or clock D")
 		}
-		b, err := c.Do(ctx, "POST", path, "")
+		b, err := c.Do(ctx, "POST", path, body)
 		if err != nil {
 			return err
 		}

@@ -26,6 +26,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	sf := addSimFlags(fs, "warn")
 	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
 	keep := fs.Bool("keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
+	clockOffset := fs.Duration("clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
 	if err := fs.Parse(args); err != nil {
 		return 0, usageError(err.Error())
 	}
@@ -68,6 +69,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 			}
 		},
 	})
+	if *clockOffset != 0 {
+		bd.SetClockOffset(*clockOffset)
+	}
 	s.srv.HandleBackdoor(bd)
 
 	srvCtx, stopSrv := context.WithCancel(context.Background())

@@ -20,11 +20,19 @@ type fakeBackdoor struct {
 	mu     sync.Mutex
 	opens  map[uint32]int
 	refuse bool // refuse OPEN
+	n      int  // LB calls
+}
+
+func (f *fakeBackdoor) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }
 
 func (f *fakeBackdoor) LB(r *backdoor.Regs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.n++
 	if uint16(r.CX>>16) == 0 { // OPEN
 		if f.refuse {
 			r.CX = 0
@@ -264,5 +272,36 @@ func TestResumable(t *testing.T) {
 	u := New(Config{Mode: Mode{Kind: Unix, Dir: t.TempDir()}, Hypercall: bd, Detect: func() error { return nil }})
 	if _, err := u.ResumeRPCI(tok); err == nil {
 		t.Fatal("unix:DIR resumed a backdoor channel")
+	}
+}
+
+// TestHostClock: only auto and backdoor offer the host clock, and it
+// waits for (and shares) the transport's VMware detection.
+func TestHostClock(t *testing.T) {
+	for _, m := range []Mode{{Kind: Unix, Dir: "/tmp"}, {Kind: VSock}} {
+		if _, ok := New(Config{Mode: m}).HostClock(); ok {
+			t.Errorf("%v offers a host clock", m)
+		}
+	}
+	for _, kind := range []Kind{Auto, Backdoor} {
+		bd := &fakeBackdoor{opens: map[uint32]int{}}
+		detects := 0
+		tr := New(Config{Mode: Mode{Kind: kind}, Hypercall: bd, Detect: func() error {
+			detects++
+			return backdoor.ErrNotVMware
+		}})
+		c, ok := tr.HostClock()
+		if !ok {
+			t.Fatalf("%s: no host clock", kind)
+		}
+		for range 2 {
+			if _, _, err := c.HostTime(t.Context()); !errors.Is(err, backdoor.ErrNotVMware) {
+				t.Fatalf("%s: HostTime outside VMware = %v", kind, err)
+			}
+		}
+		tr.DialRPCI(t.Context())
+		if detects != 1 || bd.calls() != 0 {
+			t.Fatalf("%s: detects %d, backdoor calls %d", kind, detects, bd.calls())
+		}
 	}
 }

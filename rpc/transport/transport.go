@@ -300,6 +300,21 @@ func (t *Transport) checkVMware() error {
 	return nil
 }
 
+// HostClock returns the host clock over the backdoor (GETTIMEFULL_WITH_LAG
+// and its fallbacks) for time synchronization, in the modes that may reach
+// the backdoor: auto (even when the channels use vsock: the time commands
+// exist only on the backdoor) and backdoor. Each use first requires the
+// cached VMware detection to have succeeded, so that no backdoor
+// instruction runs elsewhere. vsock and unix:DIR have no host clock: ok is
+// false.
+func (t *Transport) HostClock() (c *backdoor.HostClock, ok bool) {
+	switch t.cfg.Mode.Kind {
+	case Auto, Backdoor:
+		return &backdoor.HostClock{H: t.cfg.Hypercall, Ready: t.checkVMware}, true
+	}
+	return nil, false
+}
+
 func (t *Transport) dialBackdoor(proto uint32) (rpc.Channel, error) {
 	if err := t.checkVMware(); err != nil {
 		return nil, err

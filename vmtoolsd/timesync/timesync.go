@@ -39,18 +39,15 @@ import (
 	"github.com/govmtools/govmtools/rpc"
 )
 
-// HostTime is one reading of the host clock.
-type HostTime struct {
-	Time time.Time
-	// MaxLag is how far the guest may lag behind before the host
-	// considers it out of sync (BDOOR_CMD_GETTIMEFULL_WITH_LAG's ECX).
-	MaxLag time.Duration
-}
-
-// HostClock reads the host's time. The backdoor transport provides one;
-// over vsock and vmxsim's unix sockets there is none.
+// HostClock reads the host's time: now, and the host's max lag (how far
+// the guest may lag behind before the host considers it out of sync,
+// BDOOR_CMD_GETTIMEFULL_WITH_LAG's ECX). The time must be the host's at
+// the moment HostTime returns: the policy compares it with Clock.Now right
+// after. rpc/backdoor's HostClock is the real one; over vsock and vmxsim's
+// unix sockets there is none. The signature uses only standard types so
+// that the backdoor package implements it without importing this one.
 type HostClock interface {
-	HostTime(ctx context.Context) (HostTime, error)
+	HostTime(ctx context.Context) (now time.Time, maxLag time.Duration, err error)
 }
 
 // CatchupStopper is optionally implemented by a HostClock: after a step
@@ -275,11 +272,11 @@ func (s *Syncer) Sync(ctx context.Context, backward bool, trigger string) (Decis
 	if s.Host == nil {
 		return Decision{}, ErrNoHostClock
 	}
-	ht, err := s.Host.HostTime(ctx)
+	now, maxLag, err := s.Host.HostTime(ctx)
 	if err != nil {
 		return Decision{}, fmt.Errorf("timesync: read host time: %w", err)
 	}
-	d := s.decide(ht, backward, st)
+	d := s.decide(now, maxLag, backward, st)
 	lg := s.logger().With("trigger", trigger, "offset", d.Offset, "daemon", d.Daemon, "reason", d.Reason)
 	switch d.Action {
 	case ActionStep:
@@ -306,13 +303,13 @@ func (s *Syncer) Sync(ctx context.Context, backward bool, trigger string) (Decis
 }
 
 // decide applies the policy (see the package documentation).
-func (s *Syncer) decide(ht HostTime, backward bool, st Settings) Decision {
-	d := Decision{Offset: ht.Time.Sub(s.Clock.Now())}
+func (s *Syncer) decide(host time.Time, maxLag time.Duration, backward bool, st Settings) Decision {
+	d := Decision{Offset: host.Sub(s.Clock.Now())}
 	tol := s.Tolerance
 	if tol <= 0 {
 		tol = DefaultTolerance
 	}
-	tol = max(tol, ht.MaxLag)
+	tol = max(tol, maxLag)
 	mag := d.Offset.Abs()
 	if mag <= tol {
 		d.Action, d.Reason = ActionNone, "within tolerance"

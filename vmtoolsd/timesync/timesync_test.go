@@ -20,11 +20,11 @@ type fakeHost struct {
 	stopped int
 }
 
-func (h *fakeHost) HostTime(ctx context.Context) (HostTime, error) {
+func (h *fakeHost) HostTime(ctx context.Context) (time.Time, time.Duration, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reads++
-	return HostTime{Time: base.Add(h.offset), MaxLag: h.maxLag}, nil
+	return base.Add(h.offset), h.maxLag, nil
 }
 
 func (h *fakeHost) StopCatchup(ctx context.Context) error {
