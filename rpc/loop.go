@@ -49,9 +49,8 @@ type Loop struct {
 	// host (a reply, a poll or a heartbeat): it is the loop's liveness
 	// signal, which a systemd watchdog can follow.
 	OnActive func()
-	// Heartbeat is the PING interval on event channels; 0 means 1 s. A
-	// PING goes out only after a whole interval in which the guest sent
-	// nothing: a reply already proves the guest alive.
+	// Heartbeat is the longest gap between PINGs on event channels; 0
+	// means 1 s (RPCIN_HEARTBEAT_INTERVAL).
 	Heartbeat time.Duration
 	// RestartDelay and MaxRestartDelay bound the reopen back-off; 0 means
 	// the defaults.
@@ -162,13 +161,10 @@ func (l *Loop) servePolling(ctx context.Context, ch Channel, resets chan<- struc
 }
 
 // serveEvents is the vsock shape: the host sends first, the guest answers,
-// and after the first answer the guest never stays silent for more than
-// Heartbeat: a PING goes out when a whole interval passed without a reply
-// or PING. open-vm-tools sends its PING every second even right after a
-// reply; the VMX needs traffic from the guest at least that often (HA
-// monitoring watches it), which a reply is as much as a PING, so the
-// redundant PINGs, and the wake-ups that send them, are skipped. With no
-// command from the host the PINGs keep open-vm-tools' 1 s cadence.
+// and after the first answer a PING goes out at least once per Heartbeat,
+// as open-vm-tools sends it (the VMX's HA monitoring follows it). A PING
+// due within half an interval rides along with a reply, so a host that
+// pings every second costs the guest one wake-up a second, not two.
 func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- struct{}) (active bool, err error) {
 	type recv struct {
 		msg []byte
@@ -196,11 +192,23 @@ func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- s
 		wg.Wait()
 	}()
 
-	// The heartbeat timer is re-armed after every packet the guest sends;
-	// it starts with the first reply.
-	hb := time.NewTimer(l.heartbeat())
+	// The heartbeat: after the first reply a PING goes out at least once
+	// per interval, as open-vm-tools sends it (the VMX's HA monitoring
+	// follows it). To spare wake-ups, a PING due within the next half
+	// interval rides along with a reply instead of waking the loop later.
+	iv := l.heartbeat()
+	hb := time.NewTimer(iv)
 	hb.Stop()
 	defer hb.Stop()
+	var lastPing time.Time
+	ping := func() error {
+		if err := ch.Ping(ctx); err != nil {
+			return fmt.Errorf("rpc: tclo heartbeat: %w", err)
+		}
+		lastPing = time.Now()
+		hb.Reset(iv)
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -217,14 +225,17 @@ func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- s
 				signalReset(resets)
 			}
 			l.active()
+			if !active || time.Since(lastPing) >= iv/2 {
+				if err := ping(); err != nil {
+					return active, err
+				}
+			}
 			active = true
-			hb.Reset(l.heartbeat())
 		case <-hb.C:
-			if err := ch.Ping(ctx); err != nil {
-				return active, fmt.Errorf("rpc: tclo heartbeat: %w", err)
+			if err := ping(); err != nil {
+				return active, err
 			}
 			l.active()
-			hb.Reset(l.heartbeat())
 		}
 	}
 }

@@ -222,7 +222,8 @@ func TestEventLoop(t *testing.T) {
 		if r, err := host.Command(ctx, "reset\x00"); err != nil || r != "OK ATR toolbox" {
 			t.Fatalf("reset: %q %v", r, err)
 		}
-		// Count PING packets over 5 s.
+		// Count PING packets over 5 s: one rides along with the reply,
+		// then one a second.
 		pings := 0
 		deadline := time.Now().Add(5*time.Second + time.Millisecond)
 		for time.Now().Before(deadline) {
@@ -237,8 +238,8 @@ func TestEventLoop(t *testing.T) {
 			}
 			pings++
 		}
-		if pings != 5 {
-			t.Fatalf("%d heartbeats in 5 s, want 5", pings)
+		if pings != 6 {
+			t.Fatalf("%d heartbeats in 5 s, want 6", pings)
 		}
 		host.Conn.SetReadDeadline(time.Time{})
 		cancel()
@@ -249,12 +250,13 @@ func TestEventLoop(t *testing.T) {
 	})
 }
 
-// TestEventLoopSkipsRedundantPings: a PING goes out only after a whole
-// heartbeat interval without a reply. While the host sends a command
-// every 500 ms no PING is sent; commands every 1.5 s leave one PING
-// between them, a second after each reply; silence brings back the 1 s
-// cadence.
-func TestEventLoopSkipsRedundantPings(t *testing.T) {
+// TestEventLoopPingsRideAlongWithReplies: after the first reply a PING
+// goes out at least once per heartbeat interval, as open-vm-tools sends
+// it, but a PING due within half an interval is sent with a reply rather
+// than on a wake-up of its own. Commands every 500 ms carry a PING each;
+// commands every 1.5 s leave one timer PING between them; silence brings
+// back the 1 s cadence. No gap between PINGs ever exceeds the interval.
+func TestEventLoopPingsRideAlongWithReplies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		guest, host := rpctest.NewEventPipe()
 		dialed := false
@@ -324,11 +326,17 @@ func TestEventLoopSkipsRedundantPings(t *testing.T) {
 				replies++
 			}
 		}
-		// Replies at 0, 0.5, ..., 4.5, 6, 7.5, 9 s; PINGs at 5.5 (1 s
-		// after 4.5), 7, 8.5, then 10, 11, 12 in the silence.
+		// Replies at 0, 0.5, ..., 4.5, 6, 7.5, 9 s, each with a PING;
+		// timer PINGs at 5.5, 7, 8.5 (1 s after the last PING), then 10,
+		// 11, 12 in the silence.
 		var want []time.Duration
-		for _, ms := range []time.Duration{5500, 7000, 8500, 10000, 11000, 12000} {
+		for _, ms := range []time.Duration{0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5500, 6000, 7000, 7500, 8500, 9000, 10000, 11000, 12000} {
 			want = append(want, ms*time.Millisecond)
+		}
+		for i := 1; i < len(pings); i++ {
+			if gap := pings[i] - pings[i-1]; gap > time.Second {
+				t.Errorf("%v without a PING before %v", gap, pings[i])
+			}
 		}
 		if replies != 13 || !slices.Equal(pings, want) {
 			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v", replies, pings, want)
