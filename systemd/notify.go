@@ -2,7 +2,10 @@
 // sd_notify protocol (READY=1, STATUS=, WATCHDOG=1, STOPPING=1) over the
 // NOTIFY_SOCKET datagram socket, a watchdog that is fed only while the
 // daemon shows signs of life, and the unit files the binaries ship with
-// (vmtoolsd.service).
+// (vmtoolsd.service, vmware-kmsgdump.service, mnt-hgfs.mount and
+// mnt-hgfs.automount; one file per unit, installed to
+// /usr/lib/systemd/system, each checked by a test that runs
+// systemd-analyze verify or parses it).
 //
 // The shape follows mdlayher/sdnotify rather than go-systemd's daemon
 // package: Open takes the socket path, so nothing here reads or changes

@@ -33,7 +33,7 @@ func startVmtoolsdNetns(t *testing.T, ns *netnstest.NS, sim *testutil.Sim, confD
 	if confDir == "" {
 		confDir = t.TempDir()
 	}
-	v := &vmtoolsd{out: &syncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
+	v := &vmtoolsd{out: &testutil.SyncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
 	v.cmd = ns.Command(filepath.Join(sim.Bin, "vmtoolsd"), "--rpc", sim.Mode(), "--conf-dir", confDir,
 		"--power-runner", "record:"+v.record, "--log-level", "debug")
 	v.cmd.Env = append(os.Environ(), "GOVMTOOLS_SIMULATED=1")

@@ -298,12 +298,12 @@ func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *exec.Cmd {
 }
 
 // startFollowStderr is startFollow that also returns the stderr so far.
-func startFollowStderr(t *testing.T, sim *testutil.Sim, args ...string) (*exec.Cmd, *syncBuffer) {
+func startFollowStderr(t *testing.T, sim *testutil.Sim, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
 	sock, states := notifySocket(t)
 	cmd := exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), append(args, "--follow")...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

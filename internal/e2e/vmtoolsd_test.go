@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,28 +19,11 @@ import (
 // vmtoolsd is a running vmtoolsd under test.
 type vmtoolsd struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testutil.SyncBuffer
 	record string // the record runner's file
 	conf   string // its conf dir (tools.conf, power scripts)
 	start  time.Time
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startVmtoolsd runs the real vmtoolsd against sim with the record power
@@ -55,7 +36,7 @@ func startVmtoolsd(t *testing.T, sim *testutil.Sim, confDir string, env []string
 	if confDir == "" {
 		confDir = t.TempDir()
 	}
-	v := &vmtoolsd{out: &syncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
+	v := &vmtoolsd{out: &testutil.SyncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
 	all := append([]string{"--rpc", sim.Mode(), "--conf-dir", confDir, "--power-runner", "record:" + v.record, "--log-level", "debug"}, args...)
 	v.cmd = exec.Command(filepath.Join(sim.Bin, "vmtoolsd"), all...)
 	v.cmd.Env = append(append(os.Environ(), "GOVMTOOLS_SIMULATED=1"), env...)

@@ -108,7 +108,7 @@ type Sim struct {
 	Dir string
 	Bin string // directory of the binaries
 	cmd *exec.Cmd
-	out *lockedBuffer
+	out *SyncBuffer
 }
 
 // StartSim starts `vmxsim serve --dir <tempdir> args...` and waits until
@@ -125,7 +125,7 @@ func StartSim(t testing.TB, args ...string) *Sim {
 func StartSimDir(t testing.TB, dir string, args ...string) *Sim {
 	t.Helper()
 	bin := Binaries(t)
-	s := &Sim{Dir: dir, Bin: bin, out: &lockedBuffer{}}
+	s := &Sim{Dir: dir, Bin: bin, out: &SyncBuffer{}}
 	s.cmd = exec.Command(filepath.Join(bin, "vmxsim"), append([]string{"serve", "--dir", dir}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -231,18 +231,20 @@ func RunBinary(t testing.TB, path string, args ...string) (stdout, stderr string
 	return o.String(), e.String(), code
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer and concurrent
+// readers, for a child process's output that a test polls.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

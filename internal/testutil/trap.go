@@ -36,7 +36,7 @@ type Trap struct {
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *bufio.Reader
-	logs *lockedBuffer // vmxsim's stderr and the shell's
+	logs *SyncBuffer // vmxsim's stderr and the shell's
 	mu   sync.Mutex
 	seq  int
 }
@@ -64,7 +64,7 @@ func StartTrapWrapped(t testing.TB, wrap []string, args ...string) *Trap {
 	RequireTrap(t)
 	bin := Binaries(t)
 	dir := t.TempDir()
-	tr := &Trap{Dir: dir, Bin: bin, logs: &lockedBuffer{}}
+	tr := &Trap{Dir: dir, Bin: bin, logs: &SyncBuffer{}}
 	argv := append([]string{"run", "--dir", dir}, args...)
 	argv = append(argv, "--", "/bin/sh")
 	argv = append(append(append([]string{}, wrap...), filepath.Join(bin, "vmxsim")), argv...)
