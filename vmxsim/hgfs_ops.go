@@ -507,18 +507,11 @@ func (h *HGFS) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatu
 	if int(r.Offset) >= len(se.entries) {
 		return hgfsproto.AppendSearchReadReply(nil, nil), sOK
 	}
-	budget := replyBudget(s, req) - hgfsproto.SearchReadReplyHead
-	var out []hgfsproto.DirEntry
-	used := 0
-	for _, e := range se.entries[r.Offset:] {
-		sz := hgfsproto.DirEntrySize(len(e.Name))
-		if len(out) > 0 && (r.Flags&hgfsproto.SearchReadFlagMultiple == 0 || used+sz > budget) {
-			break
-		}
-		out = append(out, e)
-		used += sz
-	}
-	return hgfsproto.AppendSearchReadReply(nil, out), sOK
+	// A host answers SEARCH_READ_V3 with exactly one entry whatever the
+	// request's flags say (HgfsUnpackSearchReadRequest hardwires
+	// HGFS_SEARCH_READ_SINGLE_ENTRY); the V3 format could carry more, but
+	// only SEARCH_READ_V4 over shared memory ever does.
+	return hgfsproto.AppendSearchReadReply(nil, se.entries[r.Offset:r.Offset+1]), sOK
 }
 
 func (h *HGFS) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {

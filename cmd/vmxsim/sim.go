@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,21 @@ type simFlags struct {
 	vmName          string
 	shares          vmxsim.ShareFlag
 	hgfsMaxPacket   uint
+	guestinfo       kvFlag
+}
+
+// kvFlag is a repeatable KEY=VALUE flag.
+type kvFlag [][2]string
+
+func (f *kvFlag) String() string { return fmt.Sprint(*f) }
+
+func (f *kvFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*f = append(*f, [2]string{k, val})
+	return nil
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -43,6 +59,7 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.StringVar(&f.vmName, "vm-name", "govmtools-vm", "the vSphere front end's VM name")
 	fs.Var(&f.shares, "share", vmxsim.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
+	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
 
@@ -88,6 +105,9 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 	}
 	s.closers = append([]func() error{core.Close}, s.closers...)
 	s.core = core
+	for _, kv := range f.guestinfo {
+		core.SetGuestInfoVar(kv[0], kv[1])
+	}
 	s.srv = vmxsim.NewServer(core, f.dir)
 	return s, nil
 }
