@@ -2,6 +2,8 @@ package hgfs
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -321,6 +323,21 @@ func FuzzClientReplies(f *testing.F) {
 	f.Add(session, h.Dispatch(hgfsproto.AppendRequestV4(nil, 2, hgfsproto.OpGetattrV3, 0, hgfsproto.AppendHintsRequest(nil, 0, cpName("")))))
 	f.Add(session, hgfsproto.AppendReply(nil, hgfsproto.Request{Kind: hgfsproto.KindV4, ID: 3, Op: hgfsproto.OpSearchReadV3}, 0, 0, hgfsproto.AppendSearchReadReply(nil, []hgfsproto.DirEntry{{Name: []byte("a")}})))
 	f.Add(session, hgfsproto.AppendReply(nil, hgfsproto.Request{Kind: hgfsproto.KindV4, ID: 3, Op: hgfsproto.OpReadV3}, 0, 0, hgfsproto.AppendReadReply(nil, []byte("data"))))
+	// vmxsim's answers to Debian's vmhgfs-fuse in the golden capture.
+	golden, _ := os.ReadFile("../testdata/peer/vmhgfs-fuse-12.2.0.jsonl")
+	for _, line := range bytes.Split(golden, []byte("\n")) {
+		var r struct{ From, Msg, Hex string }
+		if json.Unmarshal(line, &r) != nil || r.From != "host" {
+			continue
+		}
+		msg := []byte(r.Msg)
+		if r.Hex != "" {
+			msg, _ = hex.DecodeString(r.Hex)
+		}
+		if p, ok := bytes.CutPrefix(msg, []byte("1 ")); ok && len(p) > 8 {
+			f.Add(session, p)
+		}
+	}
 	f.Fuzz(func(t *testing.T, sess, reply []byte) {
 		tr := &fuzzTransport{replies: [][]byte{nil, sess, reply}}
 		ctx := context.Background()

@@ -396,6 +396,12 @@ func FuzzHGFSDispatch(f *testing.F) {
 	f.Add(hgfsproto.AppendHintsRequest(hgfsproto.AppendLegacyHeader(nil, 5, uint32(hgfsproto.OpGetattrV3)), 0, name("s")))
 	f.Add(hgfsproto.AppendV1SearchOpen(nil, 0, nil))
 	f.Add(hgfsproto.OpenRequest{Mask: 3, Mode: 2, Flags: 2, Name: name("s/new")}.Append(hgfsproto.AppendLegacyHeader(nil, 5, uint32(hgfsproto.OpOpenV3))))
+	// Every request Debian's vmhgfs-fuse sent in the golden capture.
+	for _, r := range goldenMsgs(f, "vmhgfs-fuse-12.2.0.jsonl") {
+		if b, err := r.Bytes(); err == nil && r.From == "guest" && bytes.HasPrefix(b, []byte("f ")) {
+			f.Add(b[2:])
+		}
+	}
 	outer := f.TempDir()
 	dir := filepath.Join(outer, "share")
 	os.Mkdir(dir, 0o755)

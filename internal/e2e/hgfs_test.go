@@ -28,7 +28,8 @@ type hgfsEnv struct {
 	bin     string
 	share   string // host directory of share "s"
 	mounter hgfswork.Mounter
-	logs    func() string // what the client has logged so far
+	logs    func() string  // what the client has logged so far
+	trap    *testutil.Trap // the trap the client runs under, if it does
 }
 
 // hgfsClient is one client the workloads run against and how it reaches
@@ -100,7 +101,7 @@ func trapEnv(t *testing.T, share string, simArgs []string, name string, env []st
 		}
 		return b.String()
 	}
-	return &hgfsEnv{dir: tr.Dir, bin: tr.Bin, share: share, mounter: hgfswork.Foreground(name, start, env, argv0), logs: logs}
+	return &hgfsEnv{dir: tr.Dir, bin: tr.Bin, share: share, mounter: hgfswork.Foreground(name, start, env, argv0), logs: logs, trap: tr}
 }
 
 // mounters are the clients every workload runs against.

@@ -408,3 +408,43 @@ func DiffTrees(want, got map[string]string) string {
 	}
 	return b.String()
 }
+
+// GoldenTime is the modification time of every file GoldenShare makes.
+var GoldenTime = time.Date(2024, 5, 6, 7, 8, 9, 123456700, time.UTC)
+
+// GoldenShare fills dir with the share the golden HGFS vectors were
+// captured on (testdata/peer/vmhgfs-fuse-*.jsonl): the replay tests build
+// it again, so the same requests must meet the same files.
+func GoldenShare(dir string) error {
+	files := []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{
+		{"hello.txt", "hello, world\n", 0o644},
+		{"exec.sh", "#!/bin/sh\necho hi\n", 0o755},
+		{"dir/a.txt", "a\n", 0o644},
+		{"dir/b.bin", strings.Repeat("0123456789", 300), 0o600},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(f.data), f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink("../hello.txt", filepath.Join(dir, "dir", "link")); err != nil {
+		return err
+	}
+	for _, p := range []string{"hello.txt", "exec.sh", "dir/a.txt", "dir/b.bin", "dir", "."} {
+		if err := os.Chtimes(filepath.Join(dir, p), GoldenTime, GoldenTime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
