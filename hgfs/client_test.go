@@ -2,9 +2,9 @@ package hgfs
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"

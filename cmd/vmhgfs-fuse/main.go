@@ -174,6 +174,9 @@ func serve(a args, stderr io.Writer) int {
 		c.Close(context.Background())
 		return fail(fmt.Errorf("mount %s: %w", a.mountpoint, err))
 	}
+	if err := fusefs.SetReadahead(a.mountpoint, opts.Readahead); err != nil {
+		logger.Debug("cannot set the mount's readahead", "err", err)
+	}
 	sz := c.Sizes()
 	logger.Info("mounted", "source", a.source, "mountpoint", a.mountpoint, "maxPacket", sz.MaxPacket, "maxRead", sz.MaxRead, "maxWrite", sz.MaxWrite)
 	if ready != nil {

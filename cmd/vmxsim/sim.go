@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type simFlags struct {
 	shares          vmxsim.ShareFlag
 	hgfsMaxPacket   uint
 	guestinfo       kvFlag
+	cpuprofile      string
 }
 
 // kvFlag is a repeatable KEY=VALUE flag.
@@ -59,6 +61,7 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.StringVar(&f.vmName, "vm-name", "govmtools-vm", "the vSphere front end's VM name")
 	fs.Var(&f.shares, "share", vmxsim.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
+	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the simulator to this file (go tool pprof)")
 	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
@@ -89,6 +92,17 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 		Logger:          s.logger,
 		Shares:          f.shares,
 		HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
+	}
+	if f.cpuprofile != "" {
+		pf, err := os.Create(f.cpuprofile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		s.closers = append(s.closers, func() error { pprof.StopCPUProfile(); return pf.Close() })
 	}
 	if f.trace != "" {
 		tf, err := os.OpenFile(f.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

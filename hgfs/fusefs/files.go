@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"syscall"
+	"time"
 
 	"github.com/govmtools/govmtools/hgfs"
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
@@ -14,6 +15,8 @@ import (
 type fileHandle struct {
 	f      *hgfs.File
 	append bool
+	// created is when this handle's open created the file.
+	created time.Time
 }
 
 func accMode(flags uint32) uint32 {
@@ -111,6 +114,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	return h, fl, 0
 }
 
+// Create is called when the kernel has no entry for name: it asks the
+// host to create the file only if it does not exist (OPEN_CREATE_SAFE),
+// so that a success proves the file is new and empty and its attributes
+// need no GETATTR (see created). If the host has the name after all (the
+// kernel's negative entry was stale) and the caller did not ask for
+// O_EXCL, the file is opened the way open(2) asked.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	ctx, cancel := rctx(ctx)
 	defer cancel()
@@ -118,18 +127,37 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EROFS
 	}
 	p := n.child(name)
-	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags | syscall.O_CREAT), Perm: mode & 0o7777})
+	perm := mode & 0o7777
+	of := hgfs.OpenFlags{Mode: accMode(flags), Create: hgfsproto.OpenFlagCreateSafe, Perm: perm}
+	f, err := n.fsys.c.Open(ctx, p, of)
+	isNew := err == nil
+	if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusFileExists && flags&syscall.O_EXCL == 0 {
+		of.Create = openDisposition(flags | syscall.O_CREAT)
+		f, err = n.fsys.c.Open(ctx, p, of)
+	}
 	if err != nil {
 		return nil, nil, 0, n.errno(err)
 	}
-	a, _, err := n.fsys.c.Getattr(ctx, p)
-	if err != nil {
-		f.Close(ctx)
-		return nil, nil, 0, n.errno(err)
-	}
+	n.nameAdded(hgfsproto.Unescape(name))
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
+	var child *fs.Inode
+	var errno syscall.Errno
+	if isNew {
+		h.created = time.Now()
+		child, errno = n.created(ctx, name, p, hgfsproto.FileTypeRegular, perm, 0, out)
+	} else {
+		var a hgfs.Attr
+		if a, _, err = n.fsys.c.Getattr(ctx, p); err != nil {
+			errno = n.errno(err)
+		} else {
+			child = n.newChild(ctx, name, a, out)
+		}
+	}
+	if errno != 0 {
+		f.Close(ctx)
+		return nil, nil, 0, errno
+	}
 	n.track(h)
-	child := n.newChild(ctx, a, out)
 	var fl uint32
 	if n.fsys.opts.Cache == CacheNone {
 		fl = fuse.FOPEN_DIRECT_IO
@@ -215,6 +243,11 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 	if err != nil {
 		return nil, 0, n.errno(err)
 	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name] = true
+	}
+	n.setNames(names)
 	var fl uint32
 	if n.fsys.opts.Cache == CacheAlways {
 		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
@@ -255,5 +288,5 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if a.Mask&hgfsproto.AttrValidSize == 0 {
 		return d.n.Lookup(ctx, name, out)
 	}
-	return d.n.newChild(ctx, a, out), 0
+	return d.n.newChild(ctx, name, a, out), 0
 }

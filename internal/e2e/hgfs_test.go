@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -490,6 +491,81 @@ func TestHGFSPacketSizeSwitch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHGFSRoundTrips pins what the client saves, counted by the
+// simulator: a file created in a directory this mount made costs its
+// OPEN_V3 and CLOSE_V3 only (the name is known to be free and the new
+// file's attributes are known), a listing one SEARCH_READ per entry
+// (pipelined) and nothing per entry for ls -l, and chown to the owner a
+// file already has nothing. What the shortcuts must not cost: a name the
+// host adds behind our back shows once the negative timeout has passed.
+func TestHGFSRoundTrips(t *testing.T) {
+	e := newHGFSEnv(t, ours)
+	mnt := e.mount(t, ".host:/s")
+	ctl := vmxsim.NewCtl(e.dir)
+	requests := func() map[string]uint64 {
+		st, err := ctl.State(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HGFS.Requests
+	}
+	delta := func(before map[string]uint64) (map[string]uint64, uint64) {
+		d, total := map[string]uint64{}, uint64(0)
+		for k, v := range requests() {
+			if v > before[k] {
+				d[k] = v - before[k]
+				total += v - before[k]
+			}
+		}
+		return d, total
+	}
+	dir := filepath.Join(mnt, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The first creations teach the client what the host does to new
+	// files; then each costs an open and a close.
+	hgfswork.CreateFiles(dir, 5)
+	before := requests()
+	const n = 50
+	for i := range n {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("g%03d", i)), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if d, total := delta(before); d["OPEN_V3"] != n || total > 2*n+2 {
+		t.Errorf("%d creations cost %d round trips: %v", n, total, d)
+	}
+	// chown to the owner the file has: nothing to send.
+	fi := must(os.Stat(filepath.Join(dir, "g000")))
+	st := fi.Sys().(*syscall.Stat_t)
+	before = requests()
+	if err := os.Chown(filepath.Join(dir, "g000"), int(st.Uid), int(st.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := delta(before); d["SETATTR_V3"] != 0 {
+		t.Errorf("a chown to the current owner was sent: %v", d)
+	}
+	// ls -l on a fresh mount: the listing feeds every lstat.
+	other := e.mount(t, ".host:/s")
+	before = requests()
+	if got, err := hgfswork.ListLong(filepath.Join(other, "d")); err != nil || got != n+5 {
+		t.Fatalf("ls -l: %d entries, %v", got, err)
+	}
+	if d, _ := delta(before); d["SEARCH_READ_V3"] < n+5 || d["GETATTR_V3"] > 2 {
+		t.Errorf("ls -l of %d entries: %v", n+5, d)
+	}
+	// A file the host creates in the directory we made shows once the
+	// mount's negative timeout (1 s) has passed.
+	os.WriteFile(filepath.Join(e.share, "d", "from-host"), []byte("h"), 0o644)
+	testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "from-host"))
+		return err == nil
+	})
 }
 
 // TestHGFSBadReplies: a malformed or truncated reply fails that one
