@@ -174,7 +174,7 @@ func serve(a args, stderr io.Writer) int {
 		c.Close(context.Background())
 		return fail(fmt.Errorf("mount %s: %w", a.mountpoint, err))
 	}
-	if err := fusefs.SetReadahead(a.mountpoint, opts.Readahead); err != nil {
+	if err := fusefs.SetReadahead(a.mountpoint, fusefs.Readahead(opts, fopts)); err != nil {
 		logger.Debug("cannot set the mount's readahead", "err", err)
 	}
 	sz := c.Sizes()

@@ -191,7 +191,13 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	sizes := c.Sizes()
 	maxWrite := opts.MaxWrite
 	if maxWrite == 0 {
+		// The largest request that is a whole number of write chunks (each
+		// under the VMX's 64 KiB message cap) and fits one READ_V3: a
+		// kernel write then splits into equal requests with no runt.
 		maxWrite = sizes.MaxRead
+		if sizes.MaxWrite > 0 && maxWrite >= sizes.MaxWrite {
+			maxWrite -= maxWrite % sizes.MaxWrite
+		}
 	}
 	if opts.MaxRead != 0 {
 		maxWrite = min(maxWrite, opts.MaxRead)
@@ -627,11 +633,20 @@ func (f *FS) renamed(in *fs.Inode, src, dst string) {
 	}
 }
 
-// DefaultReadahead is the kernel readahead of a mount, in KiB: two READ
-// requests of the largest size a mount asks for (127 pages, under the
-// 520,192 bytes of one READ_V3), so sequential reads cost one round trip
-// per 508 KiB instead of one per 128 KiB (the kernel's default for FUSE).
-const DefaultReadahead = 2 * 127 * 4
+// ReadaheadAuto makes the kernel readahead two of the mount's largest
+// READ requests (480 KiB each with the sizes hosts negotiate), so
+// sequential reads cost one round trip per 480 KiB instead of one per
+// 128 KiB, the kernel's default for FUSE.
+const ReadaheadAuto = -1
+
+// Readahead returns the readahead in KiB that opts ask for a mount made
+// with fopts (what New returned).
+func Readahead(opts Options, fopts *fs.Options) int {
+	if opts.Readahead == ReadaheadAuto {
+		return 2 * fopts.MaxWrite / 1024
+	}
+	return opts.Readahead
+}
 
 // SetReadahead sets the kernel readahead of the mount at mountpoint to kb
 // KiB (the read_ahead_kb of its backing device in sysfs, as gcsfuse's

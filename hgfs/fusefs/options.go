@@ -49,7 +49,8 @@ type Options struct {
 	// Kernel holds options passed through to the mount (fusermount).
 	Kernel []string
 	// Readahead is the kernel's readahead for the mount in KiB (0: the
-	// kernel's default of 128).
+	// kernel's default of 128; ReadaheadAuto: two of the largest READ
+	// requests).
 	Readahead int
 	// Debug traces every FUSE request.
 	Debug bool
@@ -57,7 +58,7 @@ type Options struct {
 
 // DefaultOptions are libfuse's defaults (1 s timeouts) with cache=auto.
 func DefaultOptions() Options {
-	return Options{AttrTimeout: time.Second, EntryTimeout: time.Second, FsName: "vmhgfs-fuse", Subtype: "vmhgfs-fuse", Readahead: DefaultReadahead}
+	return Options{AttrTimeout: time.Second, EntryTimeout: time.Second, FsName: "vmhgfs-fuse", Subtype: "vmhgfs-fuse", Readahead: ReadaheadAuto}
 }
 
 // ignored are generic mount options that mount(8) and mount.fuse3 may
