@@ -211,6 +211,11 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		Debug:        opts.Debug,
 		MaxReadAhead: 128 << 10,
 		Options:      append([]string(nil), opts.Kernel...),
+		// The host applies its own rules for set-user-ID and set-group-ID
+		// bits on chown, write and truncate; without this capability the
+		// kernel asks for the attributes before every chown to clear them
+		// itself.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV,
 	}
 	if opts.DefaultPermissions {
 		mo.Options = append(mo.Options, "default_permissions")
