@@ -226,6 +226,7 @@ func (n *node) Release(ctx context.Context, fh fs.FileHandle) syscall.Errno {
 // opendir, with each entry's attributes kept for READDIRPLUS.
 type dirHandle struct {
 	n       *node
+	loaded  bool // entries were read (a handle on a kept listing reads them when asked)
 	entries []hgfs.DirEntry
 	pos     int // index into the listing including "." and ".."
 }
@@ -239,23 +240,59 @@ var (
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	ctx, cancel := rctx(ctx)
 	defer cancel()
+	switch n.fsys.opts.Cache {
+	case CacheAlways:
+		d := &dirHandle{n: n}
+		if errno := d.list(ctx); errno != 0 {
+			return nil, 0, errno
+		}
+		return d, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	case CacheAuto:
+		if n.listingFresh() {
+			// The kernel keeps the listing it read less than an entry
+			// timeout ago; it lists again (through this handle) only if
+			// it has dropped it.
+			return &dirHandle{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+		}
+		d := &dirHandle{n: n}
+		if errno := d.list(ctx); errno != 0 {
+			return nil, 0, errno
+		}
+		return d, fuse.FOPEN_CACHE_DIR, 0
+	}
+	d := &dirHandle{n: n}
+	if errno := d.list(ctx); errno != 0 {
+		return nil, 0, errno
+	}
+	return d, 0, 0
+}
+
+// list reads the directory from the host into the handle, and records
+// its names and when.
+func (d *dirHandle) list(ctx context.Context) syscall.Errno {
+	n := d.n
 	entries, err := n.fsys.c.ReadDir(ctx, n.hpath())
 	if err != nil {
-		return nil, 0, n.errno(err)
+		return n.errno(err)
 	}
 	names := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		names[e.Name] = true
 	}
 	n.setNames(names)
-	var fl uint32
-	if n.fsys.opts.Cache == CacheAlways {
-		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
-	}
-	return &dirHandle{n: n, entries: entries}, fl, 0
+	n.listed()
+	d.entries, d.loaded = entries, true
+	return 0
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !d.loaded {
+		rc, cancel := rctx(ctx)
+		defer cancel()
+		if errno := d.list(rc); errno != 0 {
+			return nil, errno
+		}
+	}
 	i := d.pos
 	d.pos++
 	switch {

@@ -24,8 +24,9 @@ type FS struct {
 	base string // HGFS path of the mount's root ("" = all shares)
 	opts Options
 	lg   *slog.Logger
-	// attrTimeout and negTimeout are the effective kernel timeouts.
-	attrTimeout, negTimeout time.Duration
+	// attrTimeout, entryTimeout and negTimeout are the effective kernel
+	// timeouts.
+	attrTimeout, entryTimeout, negTimeout time.Duration
 
 	openMu sync.Mutex
 	open   map[*fileHandle]struct{}
@@ -73,6 +74,38 @@ type node struct {
 	names   map[string]bool
 	folded  map[string]int // names lower-cased, with counts
 	namesAt time.Time
+	// listedAt is when the directory was last listed in full and
+	// listedMod its modification and change times then, if known; zero
+	// after a change of ours in it.
+	listedAt           time.Time
+	listedMod, listedC uint64
+}
+
+// listed records a full listing taken now.
+func (n *node) listed() {
+	n.mu.Lock()
+	n.listedAt, n.listedMod, n.listedC = time.Now(), 0, 0
+	if !n.attrAt.IsZero() && time.Since(n.attrAt) < n.fsys.attrTimeout {
+		n.listedMod, n.listedC = n.attr.WriteTime, n.attr.ChangeTime
+	}
+	n.mu.Unlock()
+}
+
+// listingFresh reports whether the kernel may keep the directory listing
+// it read last: it is younger than the entry timeout (as the entries it
+// made are), nothing was changed in the directory through this mount
+// since, and the directory's times, if known now, are those it had then.
+func (n *node) listingFresh() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listedAt.IsZero() || time.Since(n.listedAt) >= n.fsys.entryTimeout {
+		return false
+	}
+	if !n.attrAt.IsZero() && time.Since(n.attrAt) < n.fsys.attrTimeout && n.attrAt.After(n.listedAt) &&
+		(n.attr.WriteTime != n.listedMod || n.attr.ChangeTime != n.listedC) {
+		return false
+	}
+	return true
 }
 
 // remember records attributes learned now.
@@ -107,6 +140,7 @@ func (n *node) setNames(names map[string]bool) {
 // changes.
 func (n *node) nameAdded(name string) {
 	n.mu.Lock()
+	n.listedAt = time.Time{}
 	if n.names != nil && !n.names[name] {
 		n.names[name] = true
 		n.folded[strings.ToLower(name)]++
@@ -116,6 +150,7 @@ func (n *node) nameAdded(name string) {
 
 func (n *node) nameRemoved(name string) {
 	n.mu.Lock()
+	n.listedAt = time.Time{}
 	if n.names != nil && n.names[name] {
 		delete(n.names, name)
 		if k := strings.ToLower(name); n.folded[k] <= 1 {
@@ -187,7 +222,7 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	}
 	// Names that do not exist are cached as long as names that do.
 	neg := entry
-	f.attrTimeout, f.negTimeout = attr, neg
+	f.attrTimeout, f.entryTimeout, f.negTimeout = attr, entry, neg
 	sizes := c.Sizes()
 	maxWrite := opts.MaxWrite
 	if maxWrite == 0 {
