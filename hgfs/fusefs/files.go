@@ -87,16 +87,28 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.EROFS
 	}
 	p := n.hpath()
-	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
-	if err != nil {
-		if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusGenericError {
-			// Hosts open with O_NOFOLLOW: a name that became a symlink
-			// fails with a generic error; say what it was.
-			if a, _, gerr := n.fsys.c.Getattr(ctx, p); gerr == nil && a.Type == hgfsproto.FileTypeSymlink {
-				return nil, 0, syscall.ELOOP
-			}
+	var f *hgfs.File
+	for try := 0; ; try++ {
+		var err error
+		f, err = n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
+		if err == nil {
+			break
 		}
-		return nil, 0, n.errno(err)
+		if s, ok := hgfs.StatusOf(err); !ok || s != hgfsproto.StatusGenericError {
+			return nil, 0, n.errno(err)
+		} else if try == 2 {
+			return nil, 0, syscall.ELOOP // it keeps turning into a symlink
+		}
+		// Hosts open with O_NOFOLLOW: a name that is a symlink fails with
+		// a generic error; say what it was. If it is not a symlink (any
+		// more: something swaps it back and forth), open it again.
+		a, _, gerr := n.fsys.c.Getattr(ctx, p)
+		if gerr != nil {
+			return nil, 0, n.errno(err)
+		}
+		if a.Type == hgfsproto.FileTypeSymlink {
+			return nil, 0, syscall.ELOOP
+		}
 	}
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
 	n.track(h)
