@@ -58,6 +58,15 @@ var ours = &hgfsClient{
 	},
 }
 
+// oursBackdoor is govmtools' vmhgfs-fuse in the foreground under the
+// ptrace trap, over the backdoor (--rpc auto) with its 4 channels.
+var oursBackdoor = &hgfsClient{
+	name: "govmtools-backdoor",
+	start: func(t *testing.T, share string, simArgs ...string) *hgfsEnv {
+		return trapEnv(t, share, simArgs, "govmtools-backdoor", nil, filepath.Join(testutil.Binaries(t), "vmhgfs-fuse"))
+	},
+}
+
 // openVMTools is Debian's vmhgfs-fuse (open-vm-tools 12.2.0), in the
 // foreground under the ptrace trap (`vmxsim run`), over the backdoor.
 var openVMTools = &hgfsClient{
@@ -106,7 +115,7 @@ func trapEnv(t *testing.T, share string, simArgs []string, name string, env []st
 }
 
 // mounters are the clients every workload runs against.
-func mounters() []*hgfsClient { return []*hgfsClient{ours, openVMTools} }
+func mounters() []*hgfsClient { return []*hgfsClient{ours, oursBackdoor, openVMTools} }
 
 func newHGFSEnv(t *testing.T, c *hgfsClient, simArgs ...string) *hgfsEnv {
 	t.Helper()
