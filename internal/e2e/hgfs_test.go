@@ -589,6 +589,18 @@ func TestHGFSRoundTrips(t *testing.T) {
 	})
 }
 
+// TestVmxsimCPUProfile: vmxsim --cpuprofile writes a Go CPU profile
+// (gzip-compressed protobuf) when it stops, for profiling the HGFS server.
+func TestVmxsimCPUProfile(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	sim := testutil.StartSim(t, "--cpuprofile", prof, "--share", "s="+t.TempDir())
+	sim.Stop(t)
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile: %d bytes, %v", len(b), err)
+	}
+}
+
 // TestHGFSBadReplies: a malformed or truncated reply fails that one
 // operation with EIO and a log line; the mount keeps working.
 func TestHGFSBadReplies(t *testing.T) {
