@@ -31,6 +31,13 @@ type Client struct {
 	askMax uint32
 	ids    atomic.Uint32
 	stats  stats
+	// sendBufs holds request buffers: a message is "f " + packet, built
+	// in place with room for the largest request (a WRITE_V3 under the
+	// VMX's 64 KiB cap). replyBufs holds buffers for READ_V3 replies,
+	// which the backdoor fills in place. Both are reused, so the VMX
+	// reads and writes memory that is already mapped.
+	sendBufs  sync.Pool
+	replyBufs chan []byte
 
 	// mu guards the session state.
 	mu        sync.Mutex
@@ -62,6 +69,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{tr: cfg.Transport, lg: cfg.Logger, askMax: cfg.MaxPacket}
+	c.sendBufs.New = func() any { b := make([]byte, 0, hgfsproto.MaxGuestMessage); return &b }
+	// A free list rather than a sync.Pool, which every garbage
+	// collection empties: these buffers are large and their pages should
+	// stay mapped.
+	c.replyBufs = make(chan []byte, 2*max(cfg.Transport.Concurrency(), 1))
 	// The ping: an empty packet. Its reply is an error packet, ignored.
 	if _, err := c.tr.RoundTrip(ctx, nil); err != nil {
 		return nil, fmt.Errorf("hgfs: cannot reach the host's shared folders: %w", err)
@@ -145,6 +157,24 @@ func (c *Client) renew(ctx context.Context, staleGen uint64) error {
 	}
 }
 
+// replyBuf returns a buffer for a READ_V3 reply; putReplyBuf gives it
+// back.
+func (c *Client) replyBuf() []byte {
+	select {
+	case b := <-c.replyBufs:
+		return b
+	default:
+		return make([]byte, 2+int(c.askMax))
+	}
+}
+
+func (c *Client) putReplyBuf(b []byte) {
+	select {
+	case c.replyBufs <- b:
+	default:
+	}
+}
+
 // Sizes returns the negotiated sizes.
 func (c *Client) Sizes() Sizes {
 	c.mu.Lock()
@@ -196,8 +226,14 @@ func (c *Client) Close(ctx context.Context) error {
 // A STALE_SESSION reply renews the session and, for path-based requests
 // (retry), sends the request once more.
 func (c *Client) call(ctx context.Context, op hgfsproto.Op, path string, retry bool, build func([]byte) []byte) ([]byte, uint64, error) {
+	return c.callInto(ctx, op, path, retry, build, nil)
+}
+
+// callInto is call receiving the reply into buf when the transport can;
+// the payload may then alias buf.
+func (c *Client) callInto(ctx context.Context, op hgfsproto.Op, path string, retry bool, build func([]byte) []byte, buf []byte) ([]byte, uint64, error) {
 	for attempt := 0; ; attempt++ {
-		payload, gen, status, err := c.roundTrip(ctx, op, build)
+		payload, gen, status, err := c.roundTrip(ctx, op, build, buf)
 		if err != nil {
 			return nil, gen, &OpError{Op: op, Path: path, Err: err}
 		}
@@ -217,23 +253,34 @@ func (c *Client) call(ctx context.Context, op hgfsproto.Op, path string, retry b
 }
 
 // roundTrip frames, sends and checks one request.
-func (c *Client) roundTrip(ctx context.Context, op hgfsproto.Op, build func([]byte) []byte) ([]byte, uint64, hgfsproto.Status, error) {
+func (c *Client) roundTrip(ctx context.Context, op hgfsproto.Op, build func([]byte) []byte, into []byte) ([]byte, uint64, hgfsproto.Status, error) {
 	c.mu.Lock()
 	legacy, session, gen := c.legacy, c.session, c.gen
 	c.mu.Unlock()
 	id := c.ids.Add(1)
-	var pkt []byte
+	bp := c.sendBufs.Get().(*[]byte)
+	defer c.sendBufs.Put(bp)
+	msg := append((*bp)[:0], 'f', ' ')
 	if legacy {
-		pkt = build(hgfsproto.AppendLegacyHeader(make([]byte, 0, 128), id, uint32(op)))
+		msg = build(hgfsproto.AppendLegacyHeader(msg, id, uint32(op)))
 	} else {
-		pkt = build(make([]byte, hgfsproto.HeaderSize, 128))
-		hgfsproto.PutHeader(pkt, hgfsproto.Header{
-			Version: hgfsproto.HeaderVersion, PacketSize: uint32(len(pkt)), RequestID: id,
+		msg = build(append(msg, make([]byte, hgfsproto.HeaderSize)...))
+		hgfsproto.PutHeader(msg[2:], hgfsproto.Header{
+			Version: hgfsproto.HeaderVersion, PacketSize: uint32(len(msg) - 2), RequestID: id,
 			Op: op, Flags: hgfsproto.PacketFlagRequest, SessionID: session,
 		})
 	}
+	if cap(msg) <= hgfsproto.MaxGuestMessage {
+		*bp = msg[:0]
+	}
 	start := time.Now()
-	raw, err := c.tr.RoundTrip(ctx, pkt)
+	var raw []byte
+	var err error
+	if rt, ok := c.tr.(*RPCTransport); ok {
+		raw, err = rt.send(ctx, msg, into)
+	} else {
+		raw, err = c.tr.RoundTrip(ctx, msg[2:])
+	}
 	if err != nil {
 		c.stats.record(op, time.Since(start), true)
 		return nil, gen, 0, err

@@ -3,6 +3,8 @@ package hgfs
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,14 +124,20 @@ func TestClientReadDirBatches(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("file-%05d", i)), []byte("x"), 0o644)
 	}
 	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
-	c, _, _ := newClient(t, h)
+	c, tr, _ := newClient(t, h)
 	before := h.State().RoundTrips
 	entries, err := c.ReadDir(t.Context(), "s")
 	if err != nil || len(entries) != 2000 {
 		t.Fatalf("%d entries, %v", len(entries), err)
 	}
-	if trips := h.State().RoundTrips - before; trips > 4 {
+	// One entry per SEARCH_READ as from a host, ".", ".." and the end
+	// marker included, plus the open, the close and at most a window of
+	// reads past the end.
+	if trips := h.State().RoundTrips - before; trips < 2005 || trips > 2005+uint64(tr.conc) {
 		t.Fatalf("2000 entries took %d round trips", trips)
+	}
+	if tr.peak < 2 {
+		t.Fatalf("SEARCH_READs were not pipelined (at most %d in flight)", tr.peak)
 	}
 	if entries[0].Attr.Size != 1 || entries[0].Attr.Type != hgfsproto.FileTypeRegular {
 		t.Fatalf("attributes not filled from the search: %+v", entries[0].Attr)
@@ -315,6 +323,21 @@ func FuzzClientReplies(f *testing.F) {
 	f.Add(session, h.Dispatch(hgfsproto.AppendRequestV4(nil, 2, hgfsproto.OpGetattrV3, 0, hgfsproto.AppendHintsRequest(nil, 0, cpName("")))))
 	f.Add(session, hgfsproto.AppendReply(nil, hgfsproto.Request{Kind: hgfsproto.KindV4, ID: 3, Op: hgfsproto.OpSearchReadV3}, 0, 0, hgfsproto.AppendSearchReadReply(nil, []hgfsproto.DirEntry{{Name: []byte("a")}})))
 	f.Add(session, hgfsproto.AppendReply(nil, hgfsproto.Request{Kind: hgfsproto.KindV4, ID: 3, Op: hgfsproto.OpReadV3}, 0, 0, hgfsproto.AppendReadReply(nil, []byte("data"))))
+	// vmxsim's answers to Debian's vmhgfs-fuse in the golden capture.
+	golden, _ := os.ReadFile("../testdata/peer/vmhgfs-fuse-12.2.0.jsonl")
+	for _, line := range bytes.Split(golden, []byte("\n")) {
+		var r struct{ From, Msg, Hex string }
+		if json.Unmarshal(line, &r) != nil || r.From != "host" {
+			continue
+		}
+		msg := []byte(r.Msg)
+		if r.Hex != "" {
+			msg, _ = hex.DecodeString(r.Hex)
+		}
+		if p, ok := bytes.CutPrefix(msg, []byte("1 ")); ok && len(p) > 8 {
+			f.Add(session, p)
+		}
+	}
 	f.Fuzz(func(t *testing.T, sess, reply []byte) {
 		tr := &fuzzTransport{replies: [][]byte{nil, sess, reply}}
 		ctx := context.Background()

@@ -131,9 +131,11 @@ func (f *File) ReadAt(ctx context.Context, buf []byte, off int64) (int, error) {
 func (c *Client) readChunk(ctx context.Context, path string, h uint32, buf []byte, off int64) (int, error) {
 	op := hgfsproto.OpReadV3
 	size := uint32(len(buf))
-	p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
+	rb := c.replyBuf()
+	defer c.putReplyBuf(rb)
+	p, _, err := c.callInto(ctx, op, path, false, func(b []byte) []byte {
 		return hgfsproto.ReadRequest{Handle: h, Offset: uint64(off), Size: size}.Append(b)
-	})
+	}, rb)
 	if err != nil {
 		return 0, err
 	}

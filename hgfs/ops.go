@@ -2,6 +2,7 @@ package hgfs
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
@@ -155,10 +156,10 @@ type DirEntry struct {
 	Attr Attr
 }
 
-// ReadDir lists a directory: one SEARCH_OPEN, as few SEARCH_READs as
-// the host allows (it may send many entries per reply), and always a
-// SEARCH_CLOSE, so the host never keeps a leaked search. "." and ".."
-// are left out.
+// ReadDir lists a directory: one SEARCH_OPEN, SEARCH_READs at
+// consecutive offsets kept in flight on every channel the transport has
+// (a host answers each with one entry), and always a SEARCH_CLOSE, so the
+// host never keeps a leaked search. "." and ".." are left out.
 func (c *Client) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
 	entries, err := c.readDir(ctx, path)
 	if isStaleHandle(err) {
@@ -193,32 +194,76 @@ func (c *Client) readDir(ctx context.Context, path string) ([]DirEntry, error) {
 // make the guest loop forever.
 const maxDirEntries = 1 << 22
 
+// searchReply is the answer to the SEARCH_READ at one offset.
+type searchReply struct {
+	entries []hgfsproto.DirEntry
+	done    bool
+	err     error
+}
+
+// readSearch reads a search to its end, keeping up to the transport's
+// concurrency of SEARCH_READs in flight and consuming their replies in
+// offset order. A reply with several entries (the V3 format allows it)
+// skips the offsets it covered.
 func (c *Client) readSearch(ctx context.Context, path string, sid uint32) ([]DirEntry, error) {
-	var out []DirEntry
 	op := hgfsproto.OpSearchReadV3
-	for offset := uint32(0); ; {
-		p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
-			return hgfsproto.SearchReadRequest{Search: sid, Offset: offset, Flags: hgfsproto.SearchReadFlagMultiple}.Append(b)
+	window := max(c.tr.Concurrency(), 1)
+	// Requests already sent run to completion (and are waited for) even
+	// when the listing fails early: abandoning one mid-flight would cost
+	// its channel.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pending := map[uint32]chan searchReply{}
+	launch := func(offset uint32) {
+		ch := make(chan searchReply, 1)
+		pending[offset] = ch
+		wg.Go(func() {
+			p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
+				return hgfsproto.SearchReadRequest{Search: sid, Offset: offset}.Append(b)
+			})
+			if err != nil {
+				ch <- searchReply{err: err}
+				return
+			}
+			es, done, err := hgfsproto.DecodeSearchReadReply(p)
+			if err != nil {
+				err = c.malformed(op, path, err)
+			}
+			ch <- searchReply{entries: es, done: done, err: err}
 		})
-		if err != nil {
-			return nil, err
+	}
+	var out []DirEntry
+	next, pos := uint32(0), uint32(0)
+	for {
+		for next < pos+uint32(window) {
+			if _, ok := pending[next]; !ok {
+				launch(next)
+			}
+			next++
 		}
-		entries, done, err := hgfsproto.DecodeSearchReadReply(p)
-		if err != nil {
-			return nil, c.malformed(op, path, err)
+		r := <-pending[pos]
+		delete(pending, pos)
+		if r.err != nil {
+			return nil, r.err
 		}
-		for _, e := range entries {
+		for _, e := range r.entries {
 			if n := string(e.Name); n != "." && n != ".." {
 				out = append(out, DirEntry{Name: n, Attr: e.Attr})
 			}
 		}
-		if done {
+		if r.done {
 			return out, nil
 		}
-		if len(entries) == 0 || int(offset)+len(entries) > maxDirEntries {
+		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
 			return nil, c.malformed(op, path, ErrMalformed)
 		}
-		offset += uint32(len(entries))
+		for range r.entries[1:] {
+			// Offsets this reply covered: their requests are redundant.
+			pos++
+			delete(pending, pos)
+		}
+		pos++
+		next = max(next, pos)
 	}
 }
 

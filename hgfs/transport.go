@@ -63,14 +63,32 @@ func (t *RPCTransport) RoundTrip(ctx context.Context, packet []byte) ([]byte, er
 	msg := make([]byte, 0, 2+len(packet))
 	msg = append(append(msg, 'f', ' '), packet...)
 	reply, err := c.Call(ctx, msg)
+	return reply, disabled(err)
+}
+
+// send is RoundTrip for a message already framed as "f " + packet,
+// receiving the reply into buf when the channel can (the backdoor).
+func (t *RPCTransport) send(ctx context.Context, msg, buf []byte) ([]byte, error) {
+	var c *rpc.Client
+	select {
+	case c = <-t.pool:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { t.pool <- c }()
+	reply, err := c.CallInto(ctx, msg, buf)
+	return reply, disabled(err)
+}
+
+// disabled maps an RPC failure reply to ErrDisabled.
+func disabled(err error) error {
 	if err != nil {
 		var re *rpc.ReplyError
 		if errors.As(err, &re) {
-			return nil, fmt.Errorf("%w (%s)", ErrDisabled, re.Text)
+			return fmt.Errorf("%w (%s)", ErrDisabled, re.Text)
 		}
-		return nil, err
 	}
-	return reply, nil
+	return err
 }
 
 // Concurrency implements Transport.

@@ -23,6 +23,13 @@ type Channel interface {
 	Close() error
 }
 
+// IntoReceiver is a Channel that can receive into a buffer the caller
+// owns, sparing an allocation per message on hot paths (HGFS reads). The
+// returned message is buf[:n] when buf is large enough, else a new slice.
+type IntoReceiver interface {
+	ReceiveInto(ctx context.Context, buf []byte) ([]byte, error)
+}
+
 // EventChannel is a Channel on which the host sends first and Receive blocks
 // (vsock and vmxsim's unix sockets). The guest keeps it alive with Ping.
 type EventChannel interface {

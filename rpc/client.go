@@ -47,6 +47,26 @@ func (c *Client) Call(ctx context.Context, req []byte) ([]byte, error) {
 	return parseReply(req, reply)
 }
 
+// CallInto is Call receiving the reply into buf when the channel can
+// (IntoReceiver): the returned payload may then alias buf, which the
+// caller must not reuse while it needs the payload.
+func (c *Client) CallInto(ctx context.Context, req, buf []byte) ([]byte, error) {
+	if len(req) > MaxMessage {
+		return nil, fmt.Errorf("%w: %s is %d bytes", ErrTooLarge, commandName(req), len(req))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply, err := c.roundTripInto(ctx, req, buf)
+	if err != nil && !c.NoRetry && ctx.Err() == nil && isTransport(err) {
+		c.logger().Debug("rpci channel failed, reopening", "request", commandName(req), "err", err)
+		reply, err = c.roundTripInto(ctx, req, buf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseReply(req, reply)
+}
+
 // CallString is Call for text requests and replies.
 func (c *Client) CallString(ctx context.Context, req string) (string, error) {
 	b, err := c.Call(ctx, []byte(req))
@@ -68,6 +88,11 @@ func (c *Client) Close() error {
 // roundTrip sends req and receives the raw reply, opening the channel if
 // needed and dropping it on any failure. Preconditions: c.mu is held.
 func (c *Client) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
+	return c.roundTripInto(ctx, req, nil)
+}
+
+// roundTripInto is roundTrip receiving into buf if the channel can.
+func (c *Client) roundTripInto(ctx context.Context, req, buf []byte) ([]byte, error) {
 	if c.ch == nil {
 		if c.Dial == nil {
 			return nil, transportErr{errors.New("rpc: client has no dialer")}
@@ -82,7 +107,13 @@ func (c *Client) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
 		c.drop()
 		return nil, transportErr{fmt.Errorf("rpc: send %s: %w", commandName(req), err)}
 	}
-	reply, err := c.ch.Receive(ctx)
+	var reply []byte
+	var err error
+	if ir, ok := c.ch.(IntoReceiver); ok && buf != nil {
+		reply, err = ir.ReceiveInto(ctx, buf)
+	} else {
+		reply, err = c.ch.Receive(ctx)
+	}
 	if err != nil {
 		c.drop()
 		return nil, transportErr{fmt.Errorf("rpc: receive reply to %s: %w", commandName(req), err)}

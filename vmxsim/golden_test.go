@@ -10,7 +10,7 @@ import (
 
 // goldenMsgs reads a golden trace of testdata/peer (captured from Debian's
 // vmtoolsd under the trap).
-func goldenMsgs(t *testing.T, name string) []TraceRecord {
+func goldenMsgs(t testing.TB, name string) []TraceRecord {
 	b, err := os.ReadFile("../testdata/peer/" + name)
 	if err != nil {
 		t.Fatal(err)

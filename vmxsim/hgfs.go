@@ -328,9 +328,15 @@ func (h *HGFS) RPCI(ctx context.Context, caller Caller, args []byte) []byte {
 		return []byte(ReplyDisabled)
 	}
 	h.total.Add(1)
-	req, _ := hgfsproto.ParseRequest(args)
 	reply := h.dispatch([]byte("1 "), args)
-	return append(reply[:2], h.mangle(req.Op, reply[2:])...)
+	h.mu.Lock()
+	faulty := h.fault.Count > 0
+	h.mu.Unlock()
+	if !faulty {
+		return reply
+	}
+	req, _ := hgfsproto.ParseRequest(args)
+	return append(reply[:2:2], h.mangle(req.Op, reply[2:])...)
 }
 
 func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
@@ -390,6 +396,9 @@ func (h *HGFS) dispatch(dst, p []byte) []byte {
 	sess, ok := h.sessionFor(req)
 	if !ok {
 		return hgfsproto.AppendReply(dst, req, hgfsproto.InvalidSessionID, hgfsproto.StatusStaleSession, nil)
+	}
+	if req.Op == hgfsproto.OpReadV3 && req.Kind != hgfsproto.KindV1 {
+		return h.readReply(dst, sess, req)
 	}
 	payload, st := h.serve(sess, req)
 	if st != hgfsproto.StatusSuccess {

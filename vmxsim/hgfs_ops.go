@@ -1,6 +1,7 @@
 package vmxsim
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
@@ -27,8 +28,6 @@ func (h *HGFS) serve(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
 	switch req.Op {
 	case hgfsproto.OpOpenV3:
 		return h.open(s, p)
-	case hgfsproto.OpReadV3:
-		return h.read(s, req)
 	case hgfsproto.OpWriteV3:
 		return h.write(s, p)
 	case hgfsproto.OpCloseV3:
@@ -337,33 +336,52 @@ func (h *HGFS) fileNode(s *hgfsSession, id uint32) *hgfsNode {
 	return s.files[id]
 }
 
-func (h *HGFS) read(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
+// readReply answers READ_V3 with the whole reply packet, appended to
+// dst, in one buffer: the file is read straight into its place after the
+// headers, so a half-megabyte reply is neither allocated nor copied twice.
+func (h *HGFS) readReply(dst []byte, s *hgfsSession, req hgfsproto.Request) []byte {
+	fail := func(st hstatus) []byte { return hgfsproto.AppendReply(dst, req, s.id, st, nil) }
 	r, err := hgfsproto.DecodeReadRequest(req.Payload)
 	if err != nil {
-		return nil, hgfsproto.StatusProtocolError
+		return fail(hgfsproto.StatusProtocolError)
 	}
 	n := h.fileNode(s, r.Handle)
 	if n == nil {
-		return nil, hgfsproto.StatusInvalidHandle
+		return fail(hgfsproto.StatusInvalidHandle)
 	}
 	size := int(r.Size)
 	if max := replyBudget(s, req) - hgfsproto.ReadReplyHead - 1; size > max {
 		size = max
 	}
-	if size > hgfsproto.LargeIOMax {
-		size = hgfsproto.LargeIOMax
+	size = min(max(size, 0), hgfsproto.LargeIOMax)
+	head := len(dst) + hgfsproto.LegacyHeaderSize
+	if req.Kind == hgfsproto.KindV4 {
+		head = len(dst) + hgfsproto.HeaderSize
 	}
-	if size < 0 {
-		size = 0
-	}
-	// Read straight into the reply: head, data, placeholder byte.
-	out := make([]byte, hgfsproto.ReadReplyHead+size+1)
-	got, err := n.f.ReadAt(out[hgfsproto.ReadReplyHead:hgfsproto.ReadReplyHead+size], int64(r.Offset))
+	out := make([]byte, head+hgfsproto.ReadReplyHead+size+1)
+	copy(out, dst)
+	data := out[head+hgfsproto.ReadReplyHead : head+hgfsproto.ReadReplyHead+size]
+	got, err := n.f.ReadAt(data, int64(r.Offset))
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, errStatus(err)
+		return fail(errStatus(err))
 	}
-	hgfsproto.AppendReadReply(out[:0], out[hgfsproto.ReadReplyHead:hgfsproto.ReadReplyHead+got])
-	return out[:hgfsproto.ReadReplyHead+got+1], sOK
+	// The head (actualSize, reserved) and the placeholder byte, around
+	// the data already in place.
+	payload := out[head : head+hgfsproto.ReadReplyHead+got+1]
+	binary.LittleEndian.PutUint32(payload, uint32(got))
+	clear(payload[4:hgfsproto.ReadReplyHead])
+	payload[len(payload)-1] = 0
+	// The header goes in front of the payload, in place as well.
+	pre := out[:len(dst)]
+	if req.Kind == hgfsproto.KindV4 {
+		hgfsproto.AppendHeader(pre, hgfsproto.Header{
+			Version: hgfsproto.HeaderVersion, PacketSize: uint32(hgfsproto.HeaderSize + len(payload)),
+			RequestID: req.ID, Op: req.Op, Flags: hgfsproto.PacketFlagReply, SessionID: s.id,
+		})
+	} else {
+		hgfsproto.AppendLegacyHeader(pre, req.ID, uint32(sOK))
+	}
+	return out[:head+len(payload)]
 }
 
 func (h *HGFS) write(s *hgfsSession, p []byte) ([]byte, hstatus) {
@@ -507,18 +525,11 @@ func (h *HGFS) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatu
 	if int(r.Offset) >= len(se.entries) {
 		return hgfsproto.AppendSearchReadReply(nil, nil), sOK
 	}
-	budget := replyBudget(s, req) - hgfsproto.SearchReadReplyHead
-	var out []hgfsproto.DirEntry
-	used := 0
-	for _, e := range se.entries[r.Offset:] {
-		sz := hgfsproto.DirEntrySize(len(e.Name))
-		if len(out) > 0 && (r.Flags&hgfsproto.SearchReadFlagMultiple == 0 || used+sz > budget) {
-			break
-		}
-		out = append(out, e)
-		used += sz
-	}
-	return hgfsproto.AppendSearchReadReply(nil, out), sOK
+	// A host answers SEARCH_READ_V3 with exactly one entry whatever the
+	// request's flags say (HgfsUnpackSearchReadRequest hardwires
+	// HGFS_SEARCH_READ_SINGLE_ENTRY); the V3 format could carry more, but
+	// only SEARCH_READ_V4 over shared memory ever does.
+	return hgfsproto.AppendSearchReadReply(nil, se.entries[r.Offset:r.Offset+1]), sOK
 }
 
 func (h *HGFS) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {

@@ -3,6 +3,7 @@ package vmxsim
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -313,32 +314,34 @@ func TestHGFSLegacyAndV1(t *testing.T) {
 	}
 }
 
-func TestHGFSBatchedSearch(t *testing.T) {
+// TestHGFSSearchOneEntry: like a host, the server answers SEARCH_READ_V3
+// with one entry per reply whatever the request's flags, and the end with
+// count 1 and an empty name.
+func TestHGFSSearchOneEntry(t *testing.T) {
 	dir := t.TempDir()
-	for i := range 300 {
-		os.WriteFile(filepath.Join(dir, strings.Repeat("n", 20)+string(rune('a'+i%26))+string(rune('a'+i/26))), nil, 0o644)
+	for i := range 30 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("n%02d", i)), nil, 0o644)
 	}
 	ht := newHGFSTester(t, ShareSpec{Name: "s", Dir: dir})
 	r := ht.call(hgfsproto.OpSearchOpenV3, hgfsproto.AppendNameRequest(nil, name("s")))
 	sid, _ := hgfsproto.DecodeHandleReply(r.Payload)
-	total, trips := 0, 0
-	for {
-		r := ht.call(hgfsproto.OpSearchReadV3, hgfsproto.SearchReadRequest{Search: sid, Offset: uint32(total), Flags: hgfsproto.SearchReadFlagMultiple}.Append(nil))
+	total := 0
+	for off := uint32(0); ; off++ {
+		r := ht.call(hgfsproto.OpSearchReadV3, hgfsproto.SearchReadRequest{Search: sid, Offset: off, Flags: ^uint32(0)}.Append(nil))
 		es, done, err := hgfsproto.DecodeSearchReadReply(r.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Payload)+hgfsproto.HeaderSize > 100000 {
-			t.Fatalf("reply of %d bytes exceeds the negotiated 100000", len(r.Payload)+hgfsproto.HeaderSize)
-		}
-		trips++
 		if done {
 			break
 		}
-		total += len(es)
+		if len(es) != 1 {
+			t.Fatalf("offset %d: %d entries in one reply", off, len(es))
+		}
+		total++
 	}
-	if total != 302 || trips > 3 {
-		t.Fatalf("%d entries in %d round trips", total, trips)
+	if total != 32 {
+		t.Fatalf("%d entries, want 30 and . and ..", total)
 	}
 }
 
@@ -393,6 +396,12 @@ func FuzzHGFSDispatch(f *testing.F) {
 	f.Add(hgfsproto.AppendHintsRequest(hgfsproto.AppendLegacyHeader(nil, 5, uint32(hgfsproto.OpGetattrV3)), 0, name("s")))
 	f.Add(hgfsproto.AppendV1SearchOpen(nil, 0, nil))
 	f.Add(hgfsproto.OpenRequest{Mask: 3, Mode: 2, Flags: 2, Name: name("s/new")}.Append(hgfsproto.AppendLegacyHeader(nil, 5, uint32(hgfsproto.OpOpenV3))))
+	// Every request Debian's vmhgfs-fuse sent in the golden capture.
+	for _, r := range goldenMsgs(f, "vmhgfs-fuse-12.2.0.jsonl") {
+		if b, err := r.Bytes(); err == nil && r.From == "guest" && bytes.HasPrefix(b, []byte("f ")) {
+			f.Add(b[2:])
+		}
+	}
 	outer := f.TempDir()
 	dir := filepath.Join(outer, "share")
 	os.Mkdir(dir, 0o755)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,22 @@ type simFlags struct {
 	vmNICs          macList
 	shares          vmxsim.ShareFlag
 	hgfsMaxPacket   uint
+	guestinfo       kvFlag
+	cpuprofile      string
+}
+
+// kvFlag is a repeatable KEY=VALUE flag.
+type kvFlag [][2]string
+
+func (f *kvFlag) String() string { return fmt.Sprint(*f) }
+
+func (f *kvFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*f = append(*f, [2]string{k, val})
+	return nil
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -47,6 +64,8 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.Var(&f.vmNICs, "vm-nic", "give the vSphere front end's VM a virtual NIC with this MAC (repeatable); guest.net ties the guest's NIC of that MAC to it")
 	fs.Var(&f.shares, "share", vmxsim.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
+	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the simulator to this file (go tool pprof)")
+	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
 
@@ -77,6 +96,17 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 		Shares:          f.shares,
 		HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
 	}
+	if f.cpuprofile != "" {
+		pf, err := os.Create(f.cpuprofile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		s.closers = append(s.closers, func() error { pprof.StopCPUProfile(); return pf.Close() })
+	}
 	if f.trace != "" {
 		tf, err := os.OpenFile(f.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -92,6 +122,9 @@ func (f *simFlags) setup(stderr io.Writer) (*sim, error) {
 	}
 	s.closers = append([]func() error{core.Close}, s.closers...)
 	s.core = core
+	for _, kv := range f.guestinfo {
+		core.SetGuestInfoVar(kv[0], kv[1])
+	}
 	s.srv = vmxsim.NewServer(core, f.dir)
 	return s, nil
 }

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"syscall"
+	"time"
 
 	"github.com/govmtools/govmtools/hgfs"
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
@@ -14,6 +15,8 @@ import (
 type fileHandle struct {
 	f      *hgfs.File
 	append bool
+	// created is when this handle's open created the file.
+	created time.Time
 }
 
 func accMode(flags uint32) uint32 {
@@ -84,16 +87,28 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.EROFS
 	}
 	p := n.hpath()
-	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
-	if err != nil {
-		if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusGenericError {
-			// Hosts open with O_NOFOLLOW: a name that became a symlink
-			// fails with a generic error; say what it was.
-			if a, _, gerr := n.fsys.c.Getattr(ctx, p); gerr == nil && a.Type == hgfsproto.FileTypeSymlink {
-				return nil, 0, syscall.ELOOP
-			}
+	var f *hgfs.File
+	for try := 0; ; try++ {
+		var err error
+		f, err = n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags &^ syscall.O_CREAT)})
+		if err == nil {
+			break
 		}
-		return nil, 0, n.errno(err)
+		if s, ok := hgfs.StatusOf(err); !ok || s != hgfsproto.StatusGenericError {
+			return nil, 0, n.errno(err)
+		} else if try == 2 {
+			return nil, 0, syscall.ELOOP // it keeps turning into a symlink
+		}
+		// Hosts open with O_NOFOLLOW: a name that is a symlink fails with
+		// a generic error; say what it was. If it is not a symlink (any
+		// more: something swaps it back and forth), open it again.
+		a, _, gerr := n.fsys.c.Getattr(ctx, p)
+		if gerr != nil {
+			return nil, 0, n.errno(err)
+		}
+		if a.Type == hgfsproto.FileTypeSymlink {
+			return nil, 0, syscall.ELOOP
+		}
 	}
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
 	n.track(h)
@@ -111,6 +126,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	return h, fl, 0
 }
 
+// Create is called when the kernel has no entry for name: it asks the
+// host to create the file only if it does not exist (OPEN_CREATE_SAFE),
+// so that a success proves the file is new and empty and its attributes
+// need no GETATTR (see created). If the host has the name after all (the
+// kernel's negative entry was stale) and the caller did not ask for
+// O_EXCL, the file is opened the way open(2) asked.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	ctx, cancel := rctx(ctx)
 	defer cancel()
@@ -118,18 +139,37 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EROFS
 	}
 	p := n.child(name)
-	f, err := n.fsys.c.Open(ctx, p, hgfs.OpenFlags{Mode: accMode(flags), Create: openDisposition(flags | syscall.O_CREAT), Perm: mode & 0o7777})
+	perm := mode & 0o7777
+	of := hgfs.OpenFlags{Mode: accMode(flags), Create: hgfsproto.OpenFlagCreateSafe, Perm: perm}
+	f, err := n.fsys.c.Open(ctx, p, of)
+	isNew := err == nil
+	if s, ok := hgfs.StatusOf(err); ok && s == hgfsproto.StatusFileExists && flags&syscall.O_EXCL == 0 {
+		of.Create = openDisposition(flags | syscall.O_CREAT)
+		f, err = n.fsys.c.Open(ctx, p, of)
+	}
 	if err != nil {
 		return nil, nil, 0, n.errno(err)
 	}
-	a, _, err := n.fsys.c.Getattr(ctx, p)
-	if err != nil {
-		f.Close(ctx)
-		return nil, nil, 0, n.errno(err)
-	}
+	n.nameAdded(hgfsproto.Unescape(name))
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
+	var child *fs.Inode
+	var errno syscall.Errno
+	if isNew {
+		h.created = time.Now()
+		child, errno = n.created(ctx, name, p, hgfsproto.FileTypeRegular, perm, 0, out)
+	} else {
+		var a hgfs.Attr
+		if a, _, err = n.fsys.c.Getattr(ctx, p); err != nil {
+			errno = n.errno(err)
+		} else {
+			child = n.newChild(ctx, name, a, out)
+		}
+	}
+	if errno != 0 {
+		f.Close(ctx)
+		return nil, nil, 0, errno
+	}
 	n.track(h)
-	child := n.newChild(ctx, a, out)
 	var fl uint32
 	if n.fsys.opts.Cache == CacheNone {
 		fl = fuse.FOPEN_DIRECT_IO
@@ -198,6 +238,7 @@ func (n *node) Release(ctx context.Context, fh fs.FileHandle) syscall.Errno {
 // opendir, with each entry's attributes kept for READDIRPLUS.
 type dirHandle struct {
 	n       *node
+	loaded  bool // entries were read (a handle on a kept listing reads them when asked)
 	entries []hgfs.DirEntry
 	pos     int // index into the listing including "." and ".."
 }
@@ -211,18 +252,59 @@ var (
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	ctx, cancel := rctx(ctx)
 	defer cancel()
+	switch n.fsys.opts.Cache {
+	case CacheAlways:
+		d := &dirHandle{n: n}
+		if errno := d.list(ctx); errno != 0 {
+			return nil, 0, errno
+		}
+		return d, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	case CacheAuto:
+		if n.listingFresh() {
+			// The kernel keeps the listing it read less than an entry
+			// timeout ago; it lists again (through this handle) only if
+			// it has dropped it.
+			return &dirHandle{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+		}
+		d := &dirHandle{n: n}
+		if errno := d.list(ctx); errno != 0 {
+			return nil, 0, errno
+		}
+		return d, fuse.FOPEN_CACHE_DIR, 0
+	}
+	d := &dirHandle{n: n}
+	if errno := d.list(ctx); errno != 0 {
+		return nil, 0, errno
+	}
+	return d, 0, 0
+}
+
+// list reads the directory from the host into the handle, and records
+// its names and when.
+func (d *dirHandle) list(ctx context.Context) syscall.Errno {
+	n := d.n
 	entries, err := n.fsys.c.ReadDir(ctx, n.hpath())
 	if err != nil {
-		return nil, 0, n.errno(err)
+		return n.errno(err)
 	}
-	var fl uint32
-	if n.fsys.opts.Cache == CacheAlways {
-		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name] = true
 	}
-	return &dirHandle{n: n, entries: entries}, fl, 0
+	n.setNames(names)
+	n.listed()
+	d.entries, d.loaded = entries, true
+	return 0
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !d.loaded {
+		rc, cancel := rctx(ctx)
+		defer cancel()
+		if errno := d.list(rc); errno != 0 {
+			return nil, errno
+		}
+	}
 	i := d.pos
 	d.pos++
 	switch {
@@ -255,5 +337,5 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if a.Mask&hgfsproto.AttrValidSize == 0 {
 		return d.n.Lookup(ctx, name, out)
 	}
-	return d.n.newChild(ctx, a, out), 0
+	return d.n.newChild(ctx, name, a, out), 0
 }

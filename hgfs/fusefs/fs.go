@@ -2,7 +2,10 @@ package fusefs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,10 +24,33 @@ type FS struct {
 	base string // HGFS path of the mount's root ("" = all shares)
 	opts Options
 	lg   *slog.Logger
+	// attrTimeout, entryTimeout and negTimeout are the effective kernel
+	// timeouts.
+	attrTimeout, entryTimeout, negTimeout time.Duration
 
 	openMu sync.Mutex
 	open   map[*fileHandle]struct{}
+
+	// newMu guards newFiles: what the host gives a file or directory it
+	// creates for us (its umask, its owner), learned from the first
+	// creation and checked again now and then, so later creations need
+	// no GETATTR.
+	newMu    sync.Mutex
+	newFiles newFileDefaults
 }
+
+// newFileDefaults is what the host does to a file it creates for us.
+type newFileDefaults struct {
+	known    bool
+	tested   uint32 // permission bits asked for in the creations seen
+	cleared  uint32 // those of them the host cleared (its umask)
+	uid, gid uint32
+	uses     int // creations answered from these since the last check
+}
+
+// recheckEvery is how many creations are answered from learned defaults
+// before one is checked against the host again.
+const recheckEvery = 256
 
 // node is a file, directory or symlink; its HGFS path is derived from
 // its place in the tree.
@@ -35,6 +61,127 @@ type node struct {
 	mu       sync.Mutex
 	lastSize uint64 // at the last open, for cache=auto
 	lastMod  uint64
+	// attr is what we last learned of the node's attributes (from a
+	// reply of the host, or derived from a change of ours) and attrAt
+	// when; zero when unknown.
+	attr   hgfs.Attr
+	attrAt time.Time
+	// names, for a directory, is every name it held at namesAt as far as
+	// we know: it was created empty by us, or listed in full, and every
+	// change through this mount since was applied. Within the negative
+	// timeout a lookup of any other name is answered ENOENT without
+	// asking the host, like a negative dentry the kernel would cache.
+	names   map[string]bool
+	folded  map[string]int // names lower-cased, with counts
+	namesAt time.Time
+	// listedAt is when the directory was last listed in full and
+	// listedMod its modification and change times then, if known; zero
+	// after a change of ours in it.
+	listedAt           time.Time
+	listedMod, listedC uint64
+}
+
+// listed records a full listing taken now.
+func (n *node) listed() {
+	n.mu.Lock()
+	n.listedAt, n.listedMod, n.listedC = time.Now(), 0, 0
+	if !n.attrAt.IsZero() && time.Since(n.attrAt) < n.fsys.attrTimeout {
+		n.listedMod, n.listedC = n.attr.WriteTime, n.attr.ChangeTime
+	}
+	n.mu.Unlock()
+}
+
+// listingFresh reports whether the kernel may keep the directory listing
+// it read last: it is younger than the entry timeout (as the entries it
+// made are), nothing was changed in the directory through this mount
+// since, and the directory's times, if known now, are those it had then.
+func (n *node) listingFresh() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listedAt.IsZero() || time.Since(n.listedAt) >= n.fsys.entryTimeout {
+		return false
+	}
+	if !n.attrAt.IsZero() && time.Since(n.attrAt) < n.fsys.attrTimeout && n.attrAt.After(n.listedAt) &&
+		(n.attr.WriteTime != n.listedMod || n.attr.ChangeTime != n.listedC) {
+		return false
+	}
+	return true
+}
+
+// remember records attributes learned now.
+func (n *node) remember(a hgfs.Attr) {
+	n.mu.Lock()
+	n.attr, n.attrAt = a, time.Now()
+	n.mu.Unlock()
+}
+
+// known returns the attributes learned within maxAge.
+func (n *node) known(maxAge time.Duration) (hgfs.Attr, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attrAt.IsZero() || time.Since(n.attrAt) > maxAge {
+		return hgfs.Attr{}, false
+	}
+	return n.attr, true
+}
+
+// setNames records that the directory holds exactly names (host names).
+func (n *node) setNames(names map[string]bool) {
+	folded := make(map[string]int, len(names))
+	for name := range names {
+		folded[strings.ToLower(name)]++
+	}
+	n.mu.Lock()
+	n.names, n.folded, n.namesAt = names, folded, time.Now()
+	n.mu.Unlock()
+}
+
+// nameAdded and nameRemoved keep the known name set current with our own
+// changes.
+func (n *node) nameAdded(name string) {
+	n.mu.Lock()
+	n.listedAt = time.Time{}
+	if n.names != nil && !n.names[name] {
+		n.names[name] = true
+		n.folded[strings.ToLower(name)]++
+	}
+	n.mu.Unlock()
+}
+
+func (n *node) nameRemoved(name string) {
+	n.mu.Lock()
+	n.listedAt = time.Time{}
+	if n.names != nil && n.names[name] {
+		delete(n.names, name)
+		if k := strings.ToLower(name); n.folded[k] <= 1 {
+			delete(n.folded, k)
+		} else {
+			n.folded[k]--
+		}
+	}
+	n.mu.Unlock()
+}
+
+// surelyAbsent reports whether name (a host name) is known not to exist
+// in the directory, from a name set younger than the negative timeout.
+// Hosts may match names without regard to case (Windows, macOS) or
+// Unicode normalization (macOS): a name that differs from a known one
+// only in case counts as present, and a name that is not plain ASCII is
+// always asked for.
+func (n *node) surelyAbsent(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return false
+		}
+	}
+	neg := n.fsys.negTimeout
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.names == nil || neg <= 0 || time.Since(n.namesAt) > neg {
+		n.names, n.folded = nil, nil
+		return false
+	}
+	return n.folded[strings.ToLower(name)] == 0
 }
 
 var (
@@ -73,11 +220,19 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	case CacheAlways:
 		attr, entry = max(attr, time.Hour), max(entry, time.Hour)
 	}
-	neg := time.Duration(0)
+	// Names that do not exist are cached as long as names that do.
+	neg := entry
+	f.attrTimeout, f.entryTimeout, f.negTimeout = attr, entry, neg
 	sizes := c.Sizes()
 	maxWrite := opts.MaxWrite
 	if maxWrite == 0 {
+		// The largest request that is a whole number of write chunks (each
+		// under the VMX's 64 KiB message cap) and fits one READ_V3: a
+		// kernel write then splits into equal requests with no runt.
 		maxWrite = sizes.MaxRead
+		if sizes.MaxWrite > 0 && maxWrite >= sizes.MaxWrite {
+			maxWrite -= maxWrite % sizes.MaxWrite
+		}
 	}
 	if opts.MaxRead != 0 {
 		maxWrite = min(maxWrite, opts.MaxRead)
@@ -91,6 +246,11 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		Debug:        opts.Debug,
 		MaxReadAhead: 128 << 10,
 		Options:      append([]string(nil), opts.Kernel...),
+		// The host applies its own rules for set-user-ID and set-group-ID
+		// bits on chown, write and truncate; without this capability the
+		// kernel asks for the attributes before every chown to clear them
+		// itself.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV,
 	}
 	if opts.DefaultPermissions {
 		mo.Options = append(mo.Options, "default_permissions")
@@ -205,10 +365,18 @@ func stable(a hgfs.Attr) fs.StableAttr {
 	return st
 }
 
-// newChild makes (or finds) the inode for a child with attributes a.
-func (n *node) newChild(ctx context.Context, a hgfs.Attr, out *fuse.EntryOut) *fs.Inode {
+// newChild makes (or finds) the inode for the child name with
+// attributes a, and remembers them.
+func (n *node) newChild(ctx context.Context, name string, a hgfs.Attr, out *fuse.EntryOut) *fs.Inode {
 	n.fsys.fill(a, &out.Attr)
-	return n.NewInode(ctx, &node{fsys: n.fsys}, stable(a))
+	if old := n.GetChild(name); old != nil {
+		if on, ok := old.Operations().(*node); ok && old.StableAttr().Mode == stable(a).Mode {
+			on.remember(a)
+		}
+	}
+	child := &node{fsys: n.fsys}
+	child.remember(a)
+	return n.NewInode(ctx, child, stable(a))
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -217,11 +385,14 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if len(name) > hgfsproto.NameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
+	if n.surelyAbsent(hgfsproto.Unescape(name)) {
+		return nil, syscall.ENOENT
+	}
 	a, _, err := n.fsys.c.Getattr(ctx, n.child(name))
 	if err != nil {
 		return nil, n.errno(err)
 	}
-	return n.newChild(ctx, a, out), 0
+	return n.newChild(ctx, name, a, out), 0
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -238,6 +409,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 		// inode is stale and must not take the new file's attributes.
 		return syscall.EIO
 	}
+	n.remember(a)
 	n.fsys.fill(a, &out.Attr)
 	return 0
 }
@@ -248,6 +420,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	base, haveBase := n.known(n.fsys.attrTimeout)
 	var s hgfs.SetAttr
 	if m, ok := in.GetMode(); ok {
 		s.Mode = &m
@@ -256,11 +429,15 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	gid, gok := in.GetGID()
 	// With uid=/gid= the mount shows every file as the mapped owner;
 	// chown to that owner is what every file already is, so it is not
-	// sent (the host would refuse it). Other ids go to the host.
-	if uok && (n.fsys.opts.UID == nil || uid != *n.fsys.opts.UID) {
+	// sent (the host would refuse it). Other ids go to the host, unless
+	// the file already has them (and no set-id bit a chown would clear).
+	noSetID := haveBase && base.SpecialPerms&6 == 0
+	if uok && (n.fsys.opts.UID == nil || uid != *n.fsys.opts.UID) &&
+		!(noSetID && base.Mask&hgfsproto.AttrValidUserID != 0 && base.UserID == uid) {
 		s.UID = &uid
 	}
-	if gok && (n.fsys.opts.GID == nil || gid != *n.fsys.opts.GID) {
+	if gok && (n.fsys.opts.GID == nil || gid != *n.fsys.opts.GID) &&
+		!(noSetID && base.Mask&hgfsproto.AttrValidGroupID != 0 && base.GroupID == gid) {
 		s.GID = &gid
 	}
 	size, sizeOK := in.GetSize()
@@ -282,14 +459,59 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			s.Mtime = &t
 		}
 	}
+	// touch(1) on a file this handle has just created: the host set
+	// both times to its "now" a moment ago.
+	if h, ok := fh.(*fileHandle); ok && !h.created.IsZero() && time.Since(h.created) < touchWindow &&
+		s.Mode == nil && s.UID == nil && s.GID == nil && s.Size == nil &&
+		(s.Atime == nil || s.Atime.IsZero()) && (s.Mtime == nil || s.Mtime.IsZero()) {
+		s.Atime, s.Mtime = nil, nil
+	}
 	if err := n.fsys.c.Setattr(ctx, n.hpath(), s); err != nil {
 		return n.errno(err)
 	}
 	if sizeOK {
 		n.invalidate()
 	}
-	return n.Getattr(ctx, fh, out)
+	if !haveBase {
+		return n.Getattr(ctx, fh, out)
+	}
+	// The attributes after the change, without asking: the kernel gets
+	// them with no validity, so the next stat asks the host.
+	a := base
+	t := time.Now()
+	if s.Mode != nil {
+		a.SetPerm(*s.Mode)
+	}
+	if uok {
+		a.UserID = uid
+	}
+	if gok {
+		a.GroupID = gid
+	}
+	if sizeOK {
+		a.Size = size
+	}
+	if in.Valid&fuse.FATTR_ATIME != 0 {
+		a.AccessTime = hgfsproto.NTTime(t)
+		if at, ok := in.GetATime(); ok && in.Valid&fuse.FATTR_ATIME_NOW == 0 {
+			a.AccessTime = hgfsproto.NTTime(at)
+		}
+	}
+	if in.Valid&fuse.FATTR_MTIME != 0 {
+		a.WriteTime = hgfsproto.NTTime(t)
+		if mt, ok := in.GetMTime(); ok && in.Valid&fuse.FATTR_MTIME_NOW == 0 {
+			a.WriteTime = hgfsproto.NTTime(mt)
+		}
+	}
+	a.ChangeTime = hgfsproto.NTTime(t)
+	n.remember(a)
+	n.fsys.fill(a, &out.Attr)
+	return 0
 }
+
+// touchWindow is how soon after creating a file a "set both times to
+// now" is taken as already done by the creation.
+const touchWindow = 100 * time.Millisecond
 
 // invalidate drops the kernel's cached data and attributes of the node.
 // It runs asynchronously: a notification sent while the kernel waits for
@@ -334,14 +556,36 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, syscall.EROFS
 	}
 	p := n.child(name)
-	if err := n.fsys.c.Mkdir(ctx, p, mode&0o7777); err != nil {
+	perm := mode & 0o7777
+	if err := n.fsys.c.Mkdir(ctx, p, perm); err != nil {
 		return nil, n.errno(err)
+	}
+	n.nameAdded(hgfsproto.Unescape(name))
+	ch, errno := n.created(ctx, name, p, hgfsproto.FileTypeDirectory, perm, 0, out)
+	if errno == 0 {
+		// A directory we have just created holds nothing.
+		ch.Operations().(*node).setNames(map[string]bool{})
+	}
+	return ch, errno
+}
+
+// created makes the inode of a file, directory or symlink this mount has
+// just created at p: with the attributes the host is known to give new
+// files when it has shown them before (no GETATTR, and no validity, so
+// the next stat asks), else with the host's answer to a GETATTR, which
+// teaches the FS what the host does.
+func (n *node) created(ctx context.Context, name, p string, typ uint32, perm uint32, size uint64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if a, ok := n.fsys.newAttr(n, typ, perm, size); ok {
+		ch := n.newChild(ctx, name, a, out)
+		out.SetAttrTimeout(time.Nanosecond)
+		return ch, 0
 	}
 	a, _, err := n.fsys.c.Getattr(ctx, p)
 	if err != nil {
 		return nil, n.errno(err)
 	}
-	return n.newChild(ctx, a, out), 0
+	n.fsys.learn(typ, perm, a)
+	return n.newChild(ctx, name, a, out), 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -354,11 +598,8 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := n.fsys.c.Symlink(ctx, target, p); err != nil {
 		return nil, n.errno(err)
 	}
-	a, _, err := n.fsys.c.Getattr(ctx, p)
-	if err != nil {
-		return nil, n.errno(err)
-	}
-	return n.newChild(ctx, a, out), 0
+	n.nameAdded(hgfsproto.Unescape(name))
+	return n.created(ctx, name, p, hgfsproto.FileTypeSymlink, 0o777, uint64(len(target)), out)
 }
 
 // Link: HGFS V3 has no hard links.
@@ -372,7 +613,11 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	return n.errno(n.fsys.c.Remove(ctx, n.child(name)))
+	if err := n.fsys.c.Remove(ctx, n.child(name)); err != nil {
+		return n.errno(err)
+	}
+	n.nameRemoved(hgfsproto.Unescape(name))
+	return 0
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -381,7 +626,11 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	return n.errno(n.fsys.c.Rmdir(ctx, n.child(name)))
+	if err := n.fsys.c.Rmdir(ctx, n.child(name)); err != nil {
+		return n.errno(err)
+	}
+	n.nameRemoved(hgfsproto.Unescape(name))
+	return 0
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
@@ -401,6 +650,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
 		return n.errno(err)
 	}
+	n.nameRemoved(hgfsproto.Unescape(name))
+	np.nameAdded(hgfsproto.Unescape(newName))
 	// Open files of the moved node (and below it) reopen by the new path
 	// if the host forgets their handles.
 	if child := n.GetChild(name); child != nil {
@@ -420,4 +671,35 @@ func (f *FS) renamed(in *fs.Inode, src, dst string) {
 			h.f.SetPath(dst + strings.TrimPrefix(p, src))
 		}
 	}
+}
+
+// ReadaheadAuto makes the kernel readahead two of the mount's largest
+// READ requests (480 KiB each with the sizes hosts negotiate), so
+// sequential reads cost one round trip per 480 KiB instead of one per
+// 128 KiB, the kernel's default for FUSE.
+const ReadaheadAuto = -1
+
+// Readahead returns the readahead in KiB that opts ask for a mount made
+// with fopts (what New returned).
+func Readahead(opts Options, fopts *fs.Options) int {
+	if opts.Readahead == ReadaheadAuto {
+		return 2 * fopts.MaxWrite / 1024
+	}
+	return opts.Readahead
+}
+
+// SetReadahead sets the kernel readahead of the mount at mountpoint to kb
+// KiB (the read_ahead_kb of its backing device in sysfs, as gcsfuse's
+// --max-read-ahead-kb does). It needs root; kb 0 leaves the kernel's
+// default.
+func SetReadahead(mountpoint string, kb int) error {
+	if kb <= 0 {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(p, []byte(strconv.Itoa(kb)), 0)
 }

@@ -48,13 +48,17 @@ type Options struct {
 	Subtype           string
 	// Kernel holds options passed through to the mount (fusermount).
 	Kernel []string
+	// Readahead is the kernel's readahead for the mount in KiB (0: the
+	// kernel's default of 128; ReadaheadAuto: two of the largest READ
+	// requests).
+	Readahead int
 	// Debug traces every FUSE request.
 	Debug bool
 }
 
 // DefaultOptions are libfuse's defaults (1 s timeouts) with cache=auto.
 func DefaultOptions() Options {
-	return Options{AttrTimeout: time.Second, EntryTimeout: time.Second, FsName: "vmhgfs-fuse", Subtype: "vmhgfs-fuse"}
+	return Options{AttrTimeout: time.Second, EntryTimeout: time.Second, FsName: "vmhgfs-fuse", Subtype: "vmhgfs-fuse", Readahead: ReadaheadAuto}
 }
 
 // ignored are generic mount options that mount(8) and mount.fuse3 may
@@ -161,6 +165,13 @@ func (o *Options) parseOne(kv string) error {
 		} else {
 			o.MaxWrite = int(n)
 		}
+	case "readahead":
+		var n uint64
+		n, err = strconv.ParseUint(v, 10, 20)
+		if err != nil {
+			err = fmt.Errorf("option readahead=%s: want KiB", v)
+		}
+		o.Readahead = int(n)
 	case "fsname":
 		o.FsName = v
 	case "subtype":

@@ -329,9 +329,3 @@ const (
 	CaseSensitive   uint32 = 1
 	CaseInsensitive uint32 = 2
 )
-
-// SearchReadFlagMultiple asks for as many SEARCH_READ_V3 entries as fit
-// in the reply. It is a govmtools extension in a bit the V3 request
-// leaves unused: real hosts ignore it and answer one entry per reply,
-// which every client must accept anyway.
-const SearchReadFlagMultiple uint32 = 1 << 0

@@ -388,6 +388,9 @@ func FuzzParseRequest(f *testing.F) {
 	for _, name := range goldenFiles(f) {
 		f.Add(readHex(f, name))
 	}
+	for _, g := range goldenPairs(f) {
+		f.Add(g.req)
+	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		req, err := ParseRequest(p)
 		if err != nil {
@@ -405,6 +408,9 @@ func FuzzParseRequest(f *testing.F) {
 func FuzzParseReply(f *testing.F) {
 	for _, name := range goldenFiles(f) {
 		f.Add(readHex(f, name), uint32(100))
+	}
+	for _, g := range goldenPairs(f) {
+		f.Add(g.reply, uint32(4096))
 	}
 	f.Fuzz(func(t *testing.T, p []byte, asked uint32) {
 		r, err := ParseReply(p)

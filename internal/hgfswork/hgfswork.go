@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,28 +21,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Mounter is one way of mounting a vmxsim share: a client binary and how
-// it reaches the simulator.
+// it reaches the simulator it was made for.
 type Mounter struct {
 	Name string
-	// Mount mounts source (".host:/" or ".host:/SHARE[/PATH]") at mnt,
-	// reaching the simulator serving simDir, with extra -o options, and
-	// returns once the mount is ready.
-	Mount func(ctx context.Context, simDir, source, mnt string, opts ...string) error
-	// Stats, if set, asks the client to log its per-op counters.
-	Stats func() error
+	// Mount mounts source (".host:/" or ".host:/SHARE[/PATH]") at mnt
+	// with extra -o options and returns once the mount is ready.
+	Mount func(ctx context.Context, source, mnt string, opts ...string) error
 }
 
 // Ours mounts with govmtools' vmhgfs-fuse from bin over unix:simDir. Its
 // background process logs to logFile when that is not "".
-func Ours(bin, logFile string) Mounter {
+func Ours(bin, simDir, logFile string) Mounter {
 	return Mounter{
 		Name: "govmtools",
-		Mount: func(ctx context.Context, simDir, source, mnt string, opts ...string) error {
+		Mount: func(ctx context.Context, source, mnt string, opts ...string) error {
 			args := []string{"--rpc", "unix:" + simDir}
 			if logFile != "" {
 				args = append(args, "--log-file", logFile)
@@ -59,6 +59,150 @@ func Ours(bin, logFile string) Mounter {
 			}
 			return nil
 		},
+	}
+}
+
+// Starter starts argv (with extra environment variables env) in the
+// background and returns its pid and a function reading its output so
+// far; under the ptrace trap that is TrapShell.Start, or testutil.Trap.Start
+// in tests.
+type Starter func(env []string, argv ...string) (pid int, output func() string, err error)
+
+// Foreground mounts with a vmhgfs-fuse (ours or open-vm-tools') that start
+// runs in the foreground (-f), e.g. under the trap with --rpc auto: the
+// program stays until the mount is unmounted.
+func Foreground(name string, start Starter, env []string, argv0 string) Mounter {
+	return Mounter{
+		Name: name,
+		Mount: func(ctx context.Context, source, mnt string, opts ...string) error {
+			argv := []string{argv0, "-f"}
+			for _, o := range opts {
+				argv = append(argv, "-o", o)
+			}
+			argv = append(argv, source, mnt)
+			pid, output, err := start(env, argv...)
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !IsMounted(mnt) {
+				switch {
+				case exited(pid):
+					return fmt.Errorf("%s exited without mounting: %s", strings.Join(argv, " "), output())
+				case time.Now().After(deadline) || ctx.Err() != nil:
+					return fmt.Errorf("%s: %s is not mounted after 30 s: %s", strings.Join(argv, " "), mnt, output())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			return nil
+		},
+	}
+}
+
+// exited reports whether process pid is gone or a zombie.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) STATE ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// TrapShell is a shell running under `vmxsim run`: every program it
+// starts runs under the ptrace trap against one simulated VMX, whose
+// control socket is in Dir. Tests use testutil.Trap instead; this is for
+// the benchmark, which has no testing.TB.
+type TrapShell struct {
+	Dir  string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader // the shell's stdout: the pids it echoes
+	done chan error
+	n    int // programs started
+}
+
+// StartTrapShell starts `vmxsim run --dir dir args... -- /bin/sh` (vmxsim
+// is the path of the binary) and returns once the simulator answers.
+// The shell's environment is the caller's without GOVMTOOLS_RPC, so our
+// programs use --rpc auto (the backdoor) as on a VM.
+func StartTrapShell(vmxsim, dir string, args ...string) (*TrapShell, error) {
+	argv := append([]string{"run", "--dir", dir}, args...)
+	argv = append(argv, "--", "/bin/sh")
+	cmd := exec.Command(vmxsim, argv...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &TrapShell{Dir: dir, cmd: cmd, in: in, out: bufio.NewReader(out), done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	for range 1000 {
+		if _, err := os.Stat(filepath.Join(dir, "ctl.sock")); err == nil {
+			return s, nil
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("vmxsim run exited: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.Close()
+	return nil, errors.New("vmxsim run: no ctl.sock after 10 s")
+}
+
+// Start implements Starter: the program runs in the background under the
+// trap, with stdin from /dev/null and its output in a file of Dir.
+func (s *TrapShell) Start(env []string, argv ...string) (int, func() string, error) {
+	s.n++
+	out := filepath.Join(s.Dir, fmt.Sprintf("program-%d.out", s.n))
+	var line strings.Builder
+	line.WriteString("env")
+	for _, a := range slices.Concat(env, argv) {
+		line.WriteString(" '" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	fmt.Fprintf(&line, " </dev/null >'%s' 2>&1 & echo $!\n", strings.ReplaceAll(out, "'", `'\''`))
+	if _, err := io.WriteString(s.in, line.String()); err != nil {
+		return 0, nil, err
+	}
+	l, err := s.out.ReadString('\n')
+	if err != nil {
+		return 0, nil, fmt.Errorf("trap shell: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(l))
+	if err != nil {
+		return 0, nil, fmt.Errorf("trap shell: pid %q", l)
+	}
+	return pid, func() string {
+		b, _ := os.ReadFile(out)
+		return string(b)
+	}, nil
+}
+
+// Close ends the shell and waits for vmxsim run to exit, which it does
+// once every program started under it has ended (unmount first).
+func (s *TrapShell) Close() error {
+	s.in.Close()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("vmxsim run did not exit within 30 s of its shell's end")
 	}
 }
 
@@ -263,4 +407,44 @@ func DiffTrees(want, got map[string]string) string {
 		}
 	}
 	return b.String()
+}
+
+// GoldenTime is the modification time of every file GoldenShare makes.
+var GoldenTime = time.Date(2024, 5, 6, 7, 8, 9, 123456700, time.UTC)
+
+// GoldenShare fills dir with the share the golden HGFS vectors were
+// captured on (testdata/peer/vmhgfs-fuse-*.jsonl): the replay tests build
+// it again, so the same requests must meet the same files.
+func GoldenShare(dir string) error {
+	files := []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{
+		{"hello.txt", "hello, world\n", 0o644},
+		{"exec.sh", "#!/bin/sh\necho hi\n", 0o755},
+		{"dir/a.txt", "a\n", 0o644},
+		{"dir/b.bin", strings.Repeat("0123456789", 300), 0o600},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(f.data), f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink("../hello.txt", filepath.Join(dir, "dir", "link")); err != nil {
+		return err
+	}
+	for _, p := range []string{"hello.txt", "exec.sh", "dir/a.txt", "dir/b.bin", "dir", "."} {
+		if err := os.Chtimes(filepath.Join(dir, p), GoldenTime, GoldenTime); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -50,7 +50,10 @@ type Channel struct {
 	closed bool
 }
 
-var _ rpc.Resumable = (*Channel)(nil)
+var (
+	_ rpc.Resumable    = (*Channel)(nil)
+	_ rpc.IntoReceiver = (*Channel)(nil)
+)
 
 // Open opens a channel for proto (ProtoRPCI or ProtoTCLO). It asks for a
 // cookie, which guards the channel against other processes of the guest,
@@ -164,6 +167,13 @@ func checkStep(st uint16, base error, id uint16) (cpt bool, err error) {
 // Receive returns the message the VMX has waiting, or an empty (non-nil)
 // message when there is none.
 func (c *Channel) Receive(ctx context.Context) ([]byte, error) {
+	return c.ReceiveInto(ctx, nil)
+}
+
+// ReceiveInto is Receive into buf when the message fits (rpc.IntoReceiver):
+// the VMX writes the reply straight into memory that is already mapped,
+// instead of a fresh allocation per message.
+func (c *Channel) ReceiveInto(ctx context.Context, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -173,7 +183,7 @@ func (c *Channel) Receive(ctx context.Context) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	for range maxCPTRetries {
-		msg, cpt, err := c.receive()
+		msg, cpt, err := c.receive(buf)
 		if err != nil || !cpt {
 			return msg, err
 		}
@@ -181,7 +191,7 @@ func (c *Channel) Receive(ctx context.Context) ([]byte, error) {
 	return nil, fmt.Errorf("%w: checkpoint status on every try", ErrReceive)
 }
 
-func (c *Channel) receive() (msg []byte, cpt bool, err error) {
+func (c *Channel) receive(into []byte) (msg []byte, cpt bool, err error) {
 	r := c.call(msgRecvSize, 0)
 	st := status(r)
 	if st&statusSuccess == 0 {
@@ -199,7 +209,11 @@ func (c *Channel) receive() (msg []byte, cpt bool, err error) {
 		c.call(msgRecvStatus, 0)
 		return nil, false, fmt.Errorf("%w: message of %d bytes exceeds %d", ErrReceive, size, MaxReceive)
 	}
-	buf := make([]byte, size)
+	buf := into[:0]
+	if buf == nil || uint64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
 	if st&statusHB != 0 && size > 0 {
 		hr := Regs{
 			BX: statusSuccess<<16 | hbCmdMessage,

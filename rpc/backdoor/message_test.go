@@ -139,6 +139,39 @@ func TestMessageEveryLength(t *testing.T) {
 	}
 }
 
+// TestCallInto: a reply that fits the caller's buffer is received into it
+// (on both paths); one that does not gets a buffer of its own.
+func TestCallInto(t *testing.T) {
+	for _, noHB := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
+			_, _, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+			ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close()
+			client := &rpc.Client{Dial: func(context.Context) (rpc.Channel, error) { return ch, nil }, NoRetry: true}
+			v := value(1000)
+			if _, err := client.Call(t.Context(), append([]byte("info-set guestinfo.k "), v...)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4096)
+			got, err := client.CallInto(t.Context(), []byte("info-get guestinfo.k"), buf)
+			if err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("CallInto: %d bytes, %v", len(got), err)
+			}
+			if &got[0] != &buf[2] {
+				t.Fatal("the reply was not received into the caller's buffer")
+			}
+			small := make([]byte, 10)
+			got, err = client.CallInto(t.Context(), []byte("info-get guestinfo.k"), small)
+			if err != nil || !bytes.Equal(got, v) || !bytes.Equal(small, make([]byte, 10)) {
+				t.Fatalf("CallInto with a small buffer: %d bytes, %v, buffer %q", len(got), err, small)
+			}
+		})
+	}
+}
+
 // TestTailPacking pins the LB word layout of 1-3 byte tails: little-endian
 // low bytes, upper bytes zero (the bug vmw-guestinfo has for 3 bytes).
 func TestTailPacking(t *testing.T) {
