@@ -200,6 +200,7 @@ func serve(a args, stderr io.Writer) int {
 		select {
 		case <-done:
 			signal.Stop(sigs)
+			fusefs.Stop(root)
 			c.Close(context.Background())
 			logger.Info("unmounted", "mountpoint", a.mountpoint)
 			return 0
