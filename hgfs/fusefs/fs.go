@@ -432,10 +432,17 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if n.surelyAbsent(hname) {
 		return nil, syscall.ENOENT
 	}
-	e, ok := n.fromStorm(ctx, hname)
-	if !ok && n.hostLookup() {
-		// This lookup set a listing off: the name may come with it.
+	// A name whose inode the kernel holds is being checked again: its
+	// node knows more than a listing, and it makes no storm.
+	known := n.GetChild(name) != nil
+	var e stormEntry
+	ok := false
+	if !known {
 		e, ok = n.fromStorm(ctx, hname)
+		if !ok && n.hostLookup() {
+			// This lookup set a listing off: the name may come with it.
+			e, ok = n.fromStorm(ctx, hname)
+		}
 	}
 	if ok {
 		// Answered from a listing: the kernel keeps it for what is

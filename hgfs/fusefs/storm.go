@@ -29,7 +29,8 @@ import (
 // each entry answers one lookup, and the kernel keeps it for the timeouts
 // less its age. A name this mount creates, removes or renames while a
 // listing is under way is never answered from it, nor is a name whose
-// inode the kernel holds (its node knows more).
+// inode the kernel holds (its node knows more); the kernel checking such
+// a name again does not count towards a storm either.
 //
 // Bounds, for storms that cover little of a large directory: a listing
 // reads at most stormAhead entries plus stormPerLookup per lookup in the
