@@ -89,12 +89,12 @@ type node struct {
 	// after a change of ours in it.
 	listedAt           time.Time
 	listedMod, listedC uint64
-	// hostLookups counts, for a directory, the lookups of its names that
-	// went to the host since hostLookupsAt; storm is the listing they set
-	// off when they came as a storm (storm.go).
-	hostLookups   int
-	hostLookupsAt time.Time
-	storm         *storm
+	// found counts, for a directory, the lookups in a row that asked the
+	// host and found the name, the first at foundAt; storm is the listing
+	// they set off when they came as a storm (storm.go).
+	found   int
+	foundAt time.Time
+	storm   *storm
 }
 
 // listed records a full listing taken now.
@@ -439,7 +439,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	ok := false
 	if !known {
 		e, ok = n.fromStorm(ctx, hname)
-		if !ok && n.hostLookup() {
+		if !ok && n.stormDue() {
 			// This lookup set a listing off: the name may come with it.
 			e, ok = n.fromStorm(ctx, hname)
 		}
@@ -459,6 +459,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	start := time.Now()
 	a, _, err := n.fsys.c.Getattr(ctx, n.child(name))
 	n.fsys.timedLookup(time.Since(start))
+	if !known {
+		n.hostFound(err == nil)
+	}
 	if err != nil {
 		return nil, n.errno(err)
 	}

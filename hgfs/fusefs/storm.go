@@ -13,8 +13,9 @@ import (
 // without listing it (git status, make, a backup checking the paths it
 // knows, stat(1) of a list of files) costs a GETATTR round trip per name,
 // one at a time, since the kernel sends one process's lookups one after
-// the other. When stormLookups lookups of names in one directory have
-// gone to the host within the entry timeout, the FS lists the directory in
+// the other. When stormFound lookups in a row of names in one directory
+// have asked the host and found them, within the entry timeout, the next
+// one has the FS list the directory in
 // the background, with SEARCH_READs kept in flight (each
 // entry carries the attributes a GETATTR would return), and answers the
 // next lookups from the listing: a name already listed at once, a name
@@ -39,7 +40,7 @@ import (
 // together, no longer than stormWaitLookups lookups one after the other
 // would have taken (measured), then ask the host as before.
 const (
-	stormLookups     = 4
+	stormFound       = 3
 	stormAhead       = 64
 	stormPerLookup   = 64
 	stormIdle        = time.Second
@@ -98,10 +99,10 @@ func (f *FS) timedLookup(d time.Duration) {
 // the entry and attribute timeouts.
 func (f *FS) stormTTL() time.Duration { return min(f.entryTimeout, f.attrTimeout) }
 
-// hostLookup records a lookup of one of the directory's names that is
-// going to the host, and starts a listing when they come as a storm; it
-// reports whether it did.
-func (n *node) hostLookup() bool {
+// stormDue starts a listing, for a lookup about to ask the host, when the
+// lookups before it in this directory found stormFound names in a row
+// within the entry timeout (hostFound); it reports whether it did.
+func (n *node) stormDue() bool {
 	f := n.fsys
 	ttl := f.stormTTL()
 	if ttl <= 0 {
@@ -114,15 +115,11 @@ func (n *node) hostLookup() bool {
 		return false
 	}
 	n.storm = nil
-	if n.hostLookupsAt.IsZero() || now.Sub(n.hostLookupsAt) > f.entryTimeout {
-		n.hostLookups, n.hostLookupsAt = 0, now
-	}
-	n.hostLookups++
-	if n.hostLookups < stormLookups {
+	if n.found < stormFound || now.Sub(n.foundAt) > f.entryTimeout {
 		n.mu.Unlock()
 		return false
 	}
-	n.hostLookups, n.hostLookupsAt = 0, time.Time{}
+	n.found, n.foundAt = 0, time.Time{}
 	s := &storm{
 		start:    now,
 		more:     make(chan struct{}, 1),
@@ -137,6 +134,23 @@ func (n *node) hostLookup() bool {
 	n.mu.Unlock()
 	f.bg.Go(func() { n.runStorm(s) })
 	return true
+}
+
+// hostFound records what a lookup in this directory that asked the host
+// learned: a name that exists counts towards a storm; one that does not
+// (a program probing for names, or about to create them) ends the run.
+func (n *node) hostFound(found bool) {
+	now := time.Now()
+	n.mu.Lock()
+	switch {
+	case !found:
+		n.found = 0
+	case n.found == 0 || now.Sub(n.foundAt) > n.fsys.entryTimeout:
+		n.found, n.foundAt = 1, now
+	default:
+		n.found++
+	}
+	n.mu.Unlock()
 }
 
 // over reports whether nothing the storm learned is usable any more.
