@@ -161,33 +161,58 @@ type DirEntry struct {
 // (a host answers each with one entry), and always a SEARCH_CLOSE, so the
 // host never keeps a leaked search. "." and ".." are left out.
 func (c *Client) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
-	entries, err := c.readDir(ctx, path)
+	var entries []DirEntry
+	collect := func(es []DirEntry) bool {
+		entries = append(entries, es...)
+		return true
+	}
+	_, err := c.list(ctx, path, 0, collect)
 	if isStaleHandle(err) {
 		// The host restarted or the share was re-enabled mid-listing.
-		entries, err = c.readDir(ctx, path)
+		entries = nil
+		_, err = c.list(ctx, path, 0, collect)
 	}
-	return entries, err
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
 }
 
-func (c *Client) readDir(ctx context.Context, path string) ([]DirEntry, error) {
+// ListFunc lists a directory as ReadDir does, with up to window
+// SEARCH_READs in flight (0: the transport's concurrency), and hands the
+// entries to fn in the host's order as their replies arrive, a reply's
+// worth at a time. fn may block (no further reads are sent meanwhile);
+// when it returns false the listing ends early: no further reads are
+// sent, those in flight are waited for and the search is closed. It
+// reports whether the listing reached the directory's end. Unlike
+// ReadDir it does not start again after the host forgets the search,
+// since fn has seen entries by then.
+func (c *Client) ListFunc(ctx context.Context, path string, window int, fn func([]DirEntry) bool) (complete bool, err error) {
+	return c.list(ctx, path, window, fn)
+}
+
+func (c *Client) list(ctx context.Context, path string, window int, fn func([]DirEntry) bool) (bool, error) {
 	p, gen, err := c.call(ctx, hgfsproto.OpSearchOpenV3, path, true, func(b []byte) []byte {
 		return hgfsproto.AppendNameRequest(b, cpName(path))
 	})
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	sid, err := hgfsproto.DecodeHandleReply(p)
 	if err != nil {
-		return nil, c.malformed(hgfsproto.OpSearchOpenV3, path, err)
+		return false, c.malformed(hgfsproto.OpSearchOpenV3, path, err)
 	}
-	entries, err := c.readSearch(ctx, path, sid)
+	if window <= 0 {
+		window = c.tr.Concurrency()
+	}
+	complete, err := c.readSearch(ctx, path, sid, max(window, 1), fn)
 	if c.Generation() == gen {
 		// Best effort: a failure leaves nothing we could do better.
 		c.call(context.WithoutCancel(ctx), hgfsproto.OpSearchCloseV3, path, false, func(b []byte) []byte {
 			return hgfsproto.AppendHandleRequest(b, sid)
 		})
 	}
-	return entries, err
+	return complete, err
 }
 
 // maxDirEntries bounds a listing, so a host that never ends one cannot
@@ -201,16 +226,15 @@ type searchReply struct {
 	err     error
 }
 
-// readSearch reads a search to its end, keeping up to the transport's
-// concurrency of SEARCH_READs in flight and consuming their replies in
-// offset order. A reply with several entries (the V3 format allows it)
-// skips the offsets it covered.
-func (c *Client) readSearch(ctx context.Context, path string, sid uint32) ([]DirEntry, error) {
+// readSearch reads a search to its end (or until deliver returns false),
+// keeping up to window SEARCH_READs in flight and consuming their
+// replies in offset order. A reply with several entries (the V3 format
+// allows it) skips the offsets it covered.
+func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window int, deliver func([]DirEntry) bool) (bool, error) {
 	op := hgfsproto.OpSearchReadV3
-	window := max(c.tr.Concurrency(), 1)
 	// Requests already sent run to completion (and are waited for) even
-	// when the listing fails early: abandoning one mid-flight would cost
-	// its channel.
+	// when the listing fails or stops early: abandoning one mid-flight
+	// would cost its channel.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	pending := map[uint32]chan searchReply{}
@@ -232,8 +256,8 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32) ([]Dir
 			ch <- searchReply{entries: es, done: done, err: err}
 		})
 	}
-	var out []DirEntry
 	next, pos := uint32(0), uint32(0)
+	var batch []DirEntry
 	for {
 		for next < pos+uint32(window) {
 			if _, ok := pending[next]; !ok {
@@ -244,18 +268,22 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32) ([]Dir
 		r := <-pending[pos]
 		delete(pending, pos)
 		if r.err != nil {
-			return nil, r.err
+			return false, r.err
 		}
+		batch = batch[:0]
 		for _, e := range r.entries {
 			if n := string(e.Name); n != "." && n != ".." {
-				out = append(out, DirEntry{Name: n, Attr: e.Attr})
+				batch = append(batch, DirEntry{Name: n, Attr: e.Attr})
 			}
 		}
+		if len(batch) > 0 && !deliver(batch) {
+			return false, nil
+		}
 		if r.done {
-			return out, nil
+			return true, nil
 		}
 		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
-			return nil, c.malformed(op, path, ErrMalformed)
+			return false, c.malformed(op, path, ErrMalformed)
 		}
 		for range r.entries[1:] {
 			// Offsets this reply covered: their requests are redundant.

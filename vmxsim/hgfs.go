@@ -72,6 +72,7 @@ type hgfsNode struct {
 // search is a directory snapshot taken at SEARCH_OPEN, as hosts do.
 type hgfsSearch struct {
 	share   *hgfsShare
+	dir     string // the directory in the share ("." for its root)
 	entries []hgfsproto.DirEntry
 }
 

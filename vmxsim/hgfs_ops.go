@@ -432,9 +432,12 @@ func (h *HGFS) closeFile(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	return hgfsproto.AppendReserved(nil), sOK
 }
 
-// listing snapshots a directory: ".", "..", then the entries with their
-// attributes. An entry whose attributes cannot be read is still listed,
-// with TYPE only, as hosts do.
+// listing snapshots a directory's names: ".", "..", then its entries,
+// each with its type only. As a host does (HgfsPlatformSetDirEntry with
+// getAttr), the attributes of an entry are read when a SEARCH_READ sends
+// it (entryAttr), so what a client lists is as fresh as a GETATTR
+// answered then. The virtual root lists the shares with their
+// attributes at once.
 func (h *HGFS) listing(sh *hgfsShare, rel string) ([]hgfsproto.DirEntry, hstatus) {
 	if sh == nil {
 		entries := []hgfsproto.DirEntry{{Name: []byte("."), Attr: rootAttr()}, {Name: []byte(".."), Attr: rootAttr()}}
@@ -468,20 +471,46 @@ func (h *HGFS) listing(sh *hgfsShare, rel string) ([]hgfsproto.DirEntry, hstatus
 	if !fi.IsDir() {
 		return nil, hgfsproto.StatusNotDirectory
 	}
-	dirAttr := statAttr(fi, sh.spec.ReadOnly)
-	entries := []hgfsproto.DirEntry{{Name: []byte("."), Attr: dirAttr}, {Name: []byte(".."), Attr: dirAttr}}
+	dirType := hgfsproto.Attr{Mask: hgfsproto.AttrValidType, Type: hgfsproto.FileTypeDirectory}
+	entries := []hgfsproto.DirEntry{{Name: []byte("."), Attr: dirType}, {Name: []byte(".."), Attr: dirType}}
 	des, err := d.ReadDir(-1)
 	if err != nil && len(des) == 0 {
 		return nil, errStatus(err)
 	}
 	for _, de := range des {
-		e := hgfsproto.DirEntry{Name: []byte(de.Name()), Attr: hgfsproto.Attr{Mask: hgfsproto.AttrValidType}}
-		if info, err := de.Info(); err == nil {
-			e.Attr = statAttr(info, sh.spec.ReadOnly)
+		a := hgfsproto.Attr{Mask: hgfsproto.AttrValidType, Type: hgfsproto.FileTypeRegular}
+		switch {
+		case de.IsDir():
+			a.Type = hgfsproto.FileTypeDirectory
+		case de.Type()&fs.ModeSymlink != 0:
+			a.Type = hgfsproto.FileTypeSymlink
 		}
-		entries = append(entries, e)
+		entries = append(entries, hgfsproto.DirEntry{Name: []byte(de.Name()), Attr: a})
 	}
 	return entries, sOK
+}
+
+// entryAttr returns entry i of a search as a SEARCH_READ sends it: with
+// the attributes its file has now, or its type only when they cannot be
+// read (it was removed since the search began, say), as hosts do. "."
+// and ".." both get the directory's attributes.
+func (h *HGFS) entryAttr(se *hgfsSearch, i int) hgfsproto.DirEntry {
+	e := se.entries[i]
+	if se.share == nil {
+		return e
+	}
+	root, st := h.shareRoot(se.share)
+	if st != sOK {
+		return e
+	}
+	p := se.dir
+	if n := string(e.Name); n != "." && n != ".." {
+		p = path.Join(se.dir, n)
+	}
+	if fi, err := root.Lstat(p); err == nil {
+		e.Attr = statAttr(fi, se.share.spec.ReadOnly)
+	}
+	return e
 }
 
 func (h *HGFS) searchOpen(s *hgfsSession, p []byte, reply func(uint32) []byte) ([]byte, hstatus) {
@@ -507,7 +536,7 @@ func (h *HGFS) openSearch(s *hgfsSession, fn hgfsproto.FileName, reply func(uint
 		return nil, hgfsproto.StatusNoSuchFileOrDir
 	}
 	id := h.allocHandle()
-	s.searches[id] = &hgfsSearch{share: sh, entries: entries}
+	s.searches[id] = &hgfsSearch{share: sh, dir: rel, entries: entries}
 	return reply(id), sOK
 }
 
@@ -529,7 +558,7 @@ func (h *HGFS) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatu
 	// request's flags say (HgfsUnpackSearchReadRequest hardwires
 	// HGFS_SEARCH_READ_SINGLE_ENTRY); the V3 format could carry more, but
 	// only SEARCH_READ_V4 over shared memory ever does.
-	return hgfsproto.AppendSearchReadReply(nil, se.entries[r.Offset:r.Offset+1]), sOK
+	return hgfsproto.AppendSearchReadReply(nil, []hgfsproto.DirEntry{h.entryAttr(se, int(r.Offset))}), sOK
 }
 
 func (h *HGFS) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {
@@ -895,7 +924,7 @@ func (h *HGFS) serveV1(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) 
 		var a hgfsproto.AttrV1
 		var name []byte
 		if int(off) < len(se.entries) {
-			e := se.entries[off]
+			e := h.entryAttr(se, int(off))
 			name = e.Name
 			a = hgfsproto.AttrV1{Type: e.Attr.Type, Size: e.Attr.Size, CreationTime: e.Attr.CreationTime,
 				AccessTime: e.Attr.AccessTime, WriteTime: e.Attr.WriteTime, ChangeTime: e.Attr.ChangeTime,

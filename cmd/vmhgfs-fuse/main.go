@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -158,6 +159,21 @@ func serve(a args, stderr io.Writer) int {
 		// has no such cost.
 		channels = 1
 	}
+	if channels == 0 {
+		channels = hgfs.DefaultChannels
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// A request holds its thread until the host answers, and in a
+		// backdoor call that thread is in user code, so Go's scheduler
+		// sees a running goroutine and lets it keep its processor (P).
+		// With no P to spare, a FUSE reader go-fuse starts, a returning
+		// read of /dev/fuse or another channel's request waits until a
+		// call ends or sysmon steps in. make bench under the trap on a
+		// 2-CPU machine, GOMAXPROCS=2 against this: create 10,000 files
+		// 5.6 s against 5.0 s, tar extract 3.2 s against 2.7 s, 256 MiB
+		// write 185 MB/s against 245 MB/s.
+		runtime.GOMAXPROCS(runtime.NumCPU() + channels)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	c, err := hgfs.New(ctx, hgfs.Config{Transport: hgfs.NewRPCTransport(tr.DialRPCI, channels, logger), Logger: logger})
 	if err != nil {
@@ -200,6 +216,7 @@ func serve(a args, stderr io.Writer) int {
 		select {
 		case <-done:
 			signal.Stop(sigs)
+			fusefs.Stop(root)
 			c.Close(context.Background())
 			logger.Info("unmounted", "mountpoint", a.mountpoint)
 			return 0

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +32,14 @@ type FS struct {
 
 	openMu sync.Mutex
 	open   map[*fileHandle]struct{}
+
+	// bg runs background work (storm listings) until bgCtx ends (Stop).
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	// lookupNS is how long a lookup that asks the host takes, lately
+	// (storm.go).
+	lookupNS atomic.Int64
 
 	// newMu guards newFiles: what the host gives a file or directory it
 	// creates for us (its umask, its owner), learned from the first
@@ -79,6 +89,12 @@ type node struct {
 	// after a change of ours in it.
 	listedAt           time.Time
 	listedMod, listedC uint64
+	// found counts, for a directory, the lookups in a row that asked the
+	// host and found the name, the first at foundAt; storm is the listing
+	// they set off when they came as a storm (storm.go).
+	found   int
+	foundAt time.Time
+	storm   *storm
 }
 
 // listed records a full listing taken now.
@@ -109,9 +125,12 @@ func (n *node) listingFresh() bool {
 }
 
 // remember records attributes learned now.
-func (n *node) remember(a hgfs.Attr) {
+func (n *node) remember(a hgfs.Attr) { n.rememberAt(a, time.Now()) }
+
+// rememberAt records attributes the host reported at t.
+func (n *node) rememberAt(a hgfs.Attr, t time.Time) {
 	n.mu.Lock()
-	n.attr, n.attrAt = a, time.Now()
+	n.attr, n.attrAt = a, t
 	n.mu.Unlock()
 }
 
@@ -126,13 +145,19 @@ func (n *node) known(maxAge time.Duration) (hgfs.Attr, bool) {
 }
 
 // setNames records that the directory holds exactly names (host names).
-func (n *node) setNames(names map[string]bool) {
+func (n *node) setNames(names map[string]bool) { n.setNamesAt(names, time.Now()) }
+
+// setNamesAt records that the directory held exactly names at t, unless
+// what the node knows is newer.
+func (n *node) setNamesAt(names map[string]bool, t time.Time) {
 	folded := make(map[string]int, len(names))
 	for name := range names {
 		folded[strings.ToLower(name)]++
 	}
 	n.mu.Lock()
-	n.names, n.folded, n.namesAt = names, folded, time.Now()
+	if n.names == nil || !n.namesAt.After(t) {
+		n.names, n.folded, n.namesAt = names, folded, t
+	}
 	n.mu.Unlock()
 }
 
@@ -146,6 +171,7 @@ func (n *node) nameAdded(name string) {
 		n.folded[strings.ToLower(name)]++
 	}
 	n.mu.Unlock()
+	n.stormChanged(name, true)
 }
 
 func (n *node) nameRemoved(name string) {
@@ -160,6 +186,7 @@ func (n *node) nameRemoved(name string) {
 		}
 	}
 	n.mu.Unlock()
+	n.stormChanged(name, false)
 }
 
 // surelyAbsent reports whether name (a host name) is known not to exist
@@ -213,6 +240,7 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		lg = slog.New(slog.DiscardHandler)
 	}
 	f := &FS{c: c, base: strings.Trim(base, "/"), opts: opts, lg: lg, open: map[*fileHandle]struct{}{}}
+	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	attr, entry := opts.AttrTimeout, opts.EntryTimeout
 	switch opts.Cache {
 	case CacheNone:
@@ -263,6 +291,16 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		AttrTimeout:     &attr,
 		EntryTimeout:    &entry,
 		NegativeTimeout: &neg,
+	}
+}
+
+// Stop ends the background work of the file system whose root New
+// returned (listings set off by lookup storms) and waits for it. Call it
+// once the mount is no longer served, before closing the client.
+func Stop(root fs.InodeEmbedder) {
+	if n, ok := root.(*node); ok {
+		n.fsys.bgCancel()
+		n.fsys.bg.Wait()
 	}
 }
 
@@ -368,14 +406,19 @@ func stable(a hgfs.Attr) fs.StableAttr {
 // newChild makes (or finds) the inode for the child name with
 // attributes a, and remembers them.
 func (n *node) newChild(ctx context.Context, name string, a hgfs.Attr, out *fuse.EntryOut) *fs.Inode {
+	return n.newChildAt(ctx, name, a, time.Now(), out)
+}
+
+// newChildAt is newChild for attributes the host reported at t.
+func (n *node) newChildAt(ctx context.Context, name string, a hgfs.Attr, t time.Time, out *fuse.EntryOut) *fs.Inode {
 	n.fsys.fill(a, &out.Attr)
 	if old := n.GetChild(name); old != nil {
 		if on, ok := old.Operations().(*node); ok && old.StableAttr().Mode == stable(a).Mode {
-			on.remember(a)
+			on.rememberAt(a, t)
 		}
 	}
 	child := &node{fsys: n.fsys}
-	child.remember(a)
+	child.rememberAt(a, t)
 	return n.NewInode(ctx, child, stable(a))
 }
 
@@ -385,10 +428,40 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if len(name) > hgfsproto.NameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
-	if n.surelyAbsent(hgfsproto.Unescape(name)) {
+	hname := hgfsproto.Unescape(name)
+	if n.surelyAbsent(hname) {
 		return nil, syscall.ENOENT
 	}
+	// A name whose inode the kernel holds is being checked again: its
+	// node knows more than a listing, and it makes no storm.
+	known := n.GetChild(name) != nil
+	var e stormEntry
+	ok := false
+	if !known {
+		e, ok = n.fromStorm(ctx, hname)
+		if !ok && n.stormDue() {
+			// This lookup set a listing off: the name may come with it.
+			e, ok = n.fromStorm(ctx, hname)
+		}
+	}
+	if ok {
+		// Answered from a listing: the kernel keeps it for what is
+		// left of the timeouts since the entry came.
+		age := time.Since(e.at)
+		ch := n.newChildAt(ctx, name, e.attr, e.at, out)
+		out.SetEntryTimeout(max(n.fsys.entryTimeout-age, time.Nanosecond))
+		out.SetAttrTimeout(max(n.fsys.attrTimeout-age, time.Nanosecond))
+		return ch, 0
+	}
+	if n.surelyAbsent(hname) {
+		return nil, syscall.ENOENT // a listing has just completed without it
+	}
+	start := time.Now()
 	a, _, err := n.fsys.c.Getattr(ctx, n.child(name))
+	n.fsys.timedLookup(time.Since(start))
+	if !known {
+		n.hostFound(err == nil)
+	}
 	if err != nil {
 		return nil, n.errno(err)
 	}
@@ -691,15 +764,64 @@ func Readahead(opts Options, fopts *fs.Options) int {
 // SetReadahead sets the kernel readahead of the mount at mountpoint to kb
 // KiB (the read_ahead_kb of its backing device in sysfs, as gcsfuse's
 // --max-read-ahead-kb does). It needs root; kb 0 leaves the kernel's
-// default.
+// default. The device number comes from /proc/self/mountinfo: a stat of
+// the mount point would cost the new mount a GETATTR round trip.
 func SetReadahead(mountpoint string, kb int) error {
 	if kb <= 0 {
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); err != nil {
-		return err
+	dev, err := mountDevice(mountpoint)
+	if err != nil {
+		var st unix.Stat_t
+		if err := unix.Stat(mountpoint, &st); err != nil {
+			return err
+		}
+		dev = fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
-	return os.WriteFile(p, []byte(strconv.Itoa(kb)), 0)
+	return os.WriteFile("/sys/class/bdi/"+dev+"/read_ahead_kb", []byte(strconv.Itoa(kb)), 0)
+}
+
+// mountDevice returns "MAJOR:MINOR" of the last mount at mountpoint, from
+// /proc/self/mountinfo.
+func mountDevice(mountpoint string) (string, error) {
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	dev := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...; spaces and the like
+		// in paths are octal escapes.
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == abs {
+			dev = f[2]
+		}
+	}
+	if dev == "" {
+		return "", fmt.Errorf("%s is not in /proc/self/mountinfo", abs)
+	}
+	return dev, nil
+}
+
+// unescapeMountinfo undoes the \ooo escapes of a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

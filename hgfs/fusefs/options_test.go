@@ -125,3 +125,16 @@ func TestNameSet(t *testing.T) {
 		t.Fatal("a stale name set answered")
 	}
 }
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"/mnt/hgfs":             "/mnt/hgfs",
+		`/mnt/a\040b`:           "/mnt/a b",
+		`/mnt/tab\011and\134bs`: "/mnt/tab\tand\\bs",
+		`/mnt/short\04`:         `/mnt/short\04`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

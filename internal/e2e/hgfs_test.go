@@ -589,6 +589,100 @@ func TestHGFSRoundTrips(t *testing.T) {
 	})
 }
 
+// TestHGFSLookupStorm: lookups by name that storm one directory (stat of
+// every file of a listing the kernel never read, in an order unrelated to
+// the host's) are answered from one pipelined listing: about one round
+// trip per entry, as the lookups alone would cost, with the host's
+// attributes; once the listing is complete, names it lacks cost nothing
+// within the negative timeout, and a name the host adds shows when that
+// has passed. The listing closes its search.
+func TestHGFSLookupStorm(t *testing.T) {
+	for _, c := range []*hgfsClient{ours, oursBackdoor} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newHGFSEnv(t, c)
+			dir := filepath.Join(e.share, "d")
+			const n = 300
+			var names []string
+			for i := range n {
+				name := fmt.Sprintf("f%03d", i)
+				names = append(names, name)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte("x"), i), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.Mkdir(filepath.Join(dir, "sub"), 0o750)
+			os.Symlink("f001", filepath.Join(dir, "link"))
+			names = append(names, "sub", "link")
+			slices.Reverse(names)
+			ctl := vmxsim.NewCtl(e.dir)
+			state := func() vmxsim.HGFSState {
+				st, err := ctl.State(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.HGFS
+			}
+			for _, timeouts := range [][]string{{"entry_timeout=30", "attr_timeout=30"}, nil} {
+				mnt := e.mount(t, ".host:/s", timeouts...)
+				before := state().Requests
+				for _, name := range names {
+					got, err := os.Lstat(filepath.Join(mnt, "d", name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := must(os.Lstat(filepath.Join(dir, name)))
+					// HGFS times have 100 ns steps.
+					if got.Size() != want.Size() || got.Mode() != want.Mode() || !got.ModTime().Equal(want.ModTime().Truncate(100)) {
+						t.Errorf("%s: size %d mode %v mtime %v, host has %d %v %v", name, got.Size(), got.Mode(), got.ModTime(), want.Size(), want.Mode(), want.ModTime())
+					}
+				}
+				if len(timeouts) == 0 {
+					continue // 1 s timeouts: answers checked, not costs
+				}
+				after := state()
+				d := map[string]uint64{}
+				total := uint64(0)
+				for k, v := range after.Requests {
+					if v > before[k] {
+						d[k] = v - before[k]
+						total += v - before[k]
+					}
+				}
+				// Lookups before the storm (and of "d"), the listing with
+				// ".", ".." and the reads past its end, open and close.
+				if d["GETATTR_V3"] > 5 || total > uint64(len(names))+12 {
+					t.Errorf("stat of %d names cost %d round trips: %v", len(names), total, d)
+				}
+				before = after.Requests
+				if _, err := os.Lstat(filepath.Join(mnt, "d", "absent")); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("absent name: %v", err)
+				}
+				if got := state().Requests["GETATTR_V3"]; got != before["GETATTR_V3"] {
+					t.Errorf("a name the complete listing lacks was asked for")
+				}
+				testutil.WaitFor(t, 5*time.Second, "the listing's search to be closed", func() bool {
+					return state().OpenSearches == 0
+				})
+			}
+			// 1 s timeouts: a name the host adds after the listing shows
+			// once the negative timeout has passed.
+			mnt := e.mount(t, ".host:/s")
+			for _, name := range names {
+				must(os.Lstat(filepath.Join(mnt, "d", name)))
+			}
+			os.Lstat(filepath.Join(mnt, "d", "late"))
+			os.WriteFile(filepath.Join(dir, "late"), []byte("late"), 0o644)
+			testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+				fi, err := os.Lstat(filepath.Join(mnt, "d", "late"))
+				return err == nil && fi.Size() == 4
+			})
+		})
+	}
+}
+
 // TestVmxsimCPUProfile: vmxsim --cpuprofile writes a Go CPU profile
 // (gzip-compressed protobuf) when it stops, for profiling the HGFS server.
 func TestVmxsimCPUProfile(t *testing.T) {
