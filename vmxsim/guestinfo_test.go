@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
+	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -103,27 +104,12 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 // SetGuestDiskInfo document.
 func peerVectors(t testing.TB) (nic, osDetailed, disk []byte) {
 	t.Helper()
-	readHex := func(name string) []byte {
-		raw, err := os.ReadFile("../testdata/peer/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sb strings.Builder
-		for _, line := range strings.Split(string(raw), "\n") {
-			line, _, _ = strings.Cut(line, "#")
-			sb.WriteString(strings.TrimSpace(line))
-		}
-		b, err := hex.DecodeString(sb.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	disk, err := os.ReadFile("../testdata/peer/guestinfo-diskinfo-v1.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readHex("guestinfo-nicinfo-v3.hex"), readHex("guestinfo-osdetailed.hex"), disk
+	peer := "../../testdata/peer/" // relative to testdata/
+	return testutil.ReadHex(t, peer+"guestinfo-nicinfo-v3.hex"), testutil.ReadHex(t, peer+"guestinfo-osdetailed.hex"), disk
 }
 
 // TestPeerGuestInfoDecoded: what Debian's vmtoolsd sent in the namespace

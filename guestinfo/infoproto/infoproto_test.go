@@ -3,35 +3,15 @@ package infoproto
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for _, line := range strings.Split(string(raw), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+	"github.com/govmtools/govmtools/internal/testutil"
+)
 
 func str(s string) *string { return &s }
 
@@ -73,7 +53,7 @@ func TestNicInfoGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			wire := readHex(t, tt.file)
+			wire := testutil.ReadHex(t, tt.file)
 			got, err := EncodeNicInfo(tt.info)
 			if err != nil {
 				t.Fatal(err)
@@ -127,7 +107,7 @@ func TestLinkLocalScopeCleared(t *testing.T) {
 }
 
 func TestDecodeNicInfoRejects(t *testing.T) {
-	good := readHex(t, "nicinfo-v3-basic.hex")
+	good := testutil.ReadHex(t, "nicinfo-v3-basic.hex")
 	cases := map[string][]byte{
 		"empty":       nil,
 		"version 2":   append([]byte{0, 0, 0, 2}, good[4:]...),
@@ -373,7 +353,7 @@ func TestDiskInfoV1Golden(t *testing.T) {
 }
 
 func TestDiskInfoV0Golden(t *testing.T) {
-	wire := readHex(t, "diskinfo-v0.hex")
+	wire := testutil.ReadHex(t, "diskinfo-v0.hex")
 	got := EncodeDiskInfoV0([]Disk{{Name: "/", Free: 1000, Size: 4096, FSType: "ext4"}})
 	if !bytes.Equal(got, wire) {
 		t.Fatalf("got %x\nwant %x", got, wire)
@@ -409,7 +389,7 @@ func TestFitDisks(t *testing.T) {
 
 func FuzzDecodeNicInfo(f *testing.F) {
 	for _, name := range []string{"nicinfo-v3-basic.hex", "nicinfo-v3-empty.hex", "nicinfo-v3-wins-dhcp.hex", peerNicInfo} {
-		f.Add(readHex(f, name))
+		f.Add(testutil.ReadHex(f, name))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, err := DecodeNicInfo(b)
@@ -439,7 +419,7 @@ func FuzzDecodeNicInfo(f *testing.F) {
 func FuzzDecodeOSDetailed(f *testing.F) {
 	f.Add(EncodeOSDetailed(OSDetailed{ShortName: "debian12-64", FullName: "Linux 6.1.0 Debian", Detailed: "architecture='X86'"}))
 	f.Add(make([]byte, 648))
-	f.Add(readHex(f, peerOSDetailed))
+	f.Add(testutil.ReadHex(f, peerOSDetailed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := DecodeOSDetailed(b)
 		if err != nil {
@@ -482,7 +462,7 @@ func FuzzDecodeDiskInfo(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(peer, false)
-	f.Add(readHex(f, "diskinfo-v0.hex"), true)
+	f.Add(testutil.ReadHex(f, "diskinfo-v0.hex"), true)
 	f.Fuzz(func(t *testing.T, b []byte, v0 bool) {
 		if v0 {
 			disks, err := DecodeDiskInfoV0(b)

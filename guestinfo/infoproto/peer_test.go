@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/govmtools/govmtools/internal/testutil"
 )
 
 // Golden vectors captured from Debian's vmtoolsd 12.2.0 under the ptrace
@@ -20,7 +22,7 @@ const (
 // TestPeerNicInfo decodes the NicInfo V3 open-vm-tools sent from the
 // comparison scene and re-encodes it to the same bytes.
 func TestPeerNicInfo(t *testing.T) {
-	raw := readHex(t, peerNicInfo)
+	raw := testutil.ReadHex(t, peerNicInfo)
 	n, err := DecodeNicInfo(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestPeerNicInfo(t *testing.T) {
 // TestPeerOSDetailed decodes open-vm-tools' OS detailed payload (header,
 // string, NUL) and re-encodes it to the same bytes.
 func TestPeerOSDetailed(t *testing.T) {
-	raw := readHex(t, peerOSDetailed)
+	raw := testutil.ReadHex(t, peerOSDetailed)
 	d, err := DecodeOSDetailed(raw)
 	if err != nil {
 		t.Fatal(err)

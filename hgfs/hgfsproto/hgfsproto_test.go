@@ -5,33 +5,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// readHex loads a golden vector: hex digits, whitespace, # comments.
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+	"github.com/govmtools/govmtools/internal/testutil"
+)
 
 func goldenFiles(t testing.TB) []string {
 	m, err := filepath.Glob("testdata/*.hex")
@@ -47,7 +27,7 @@ func goldenFiles(t testing.TB) []string {
 const session = 0x0102030405060708
 
 func TestGoldenGetattrRequest(t *testing.T) {
-	wire := readHex(t, "getattr-v3-request.hex")
+	wire := testutil.ReadHex(t, "getattr-v3-request.hex")
 	if len(wire) != 100 {
 		t.Fatalf("worked example is 100 bytes, vector has %d", len(wire))
 	}
@@ -70,7 +50,7 @@ func TestGoldenGetattrRequest(t *testing.T) {
 }
 
 func TestGoldenLegacyRequest(t *testing.T) {
-	wire := readHex(t, "legacy-getattr-v3-request.hex")
+	wire := testutil.ReadHex(t, "legacy-getattr-v3-request.hex")
 	got := AppendHintsRequest(AppendLegacyHeader(nil, 7, uint32(OpGetattrV3)), 0, PathName(CPName("share")))
 	if !bytes.Equal(got, wire) {
 		t.Fatalf("encoder:\n got %x\nwant %x", got, wire)
@@ -89,7 +69,7 @@ func TestGoldenLegacyRequest(t *testing.T) {
 }
 
 func TestGoldenSession(t *testing.T) {
-	wire := readHex(t, "create-session-request.hex")
+	wire := testutil.ReadHex(t, "create-session-request.hex")
 	if got := AppendRequestV4(nil, 1, OpCreateSessionV4, 0, CreateSessionRequest{MaxPacketSize: LargePacketMax}.Append(nil)); !bytes.Equal(got, wire) {
 		t.Fatalf("request encoder:\n got %x\nwant %x", got, wire)
 	}
@@ -102,7 +82,7 @@ func TestGoldenSession(t *testing.T) {
 		t.Fatalf("%+v %v", cs, err)
 	}
 
-	wire = readHex(t, "create-session-reply.hex")
+	wire = testutil.ReadHex(t, "create-session-reply.hex")
 	caps := []Capability{{OpGetattrV3, CapIsSupported}, {OpSearchCloseV3, CapIsSupported}}
 	rep := CreateSessionReply{SessionID: session, MaxPacketSize: LargePacketMax, Flags: SessionMaxPacketSizeValid, Capabilities: caps}
 	if got := AppendReply(nil, req, session, StatusSuccess, rep.Append(nil)); !bytes.Equal(got, wire) {
@@ -119,7 +99,7 @@ func TestGoldenSession(t *testing.T) {
 }
 
 func TestGoldenGetattrReply(t *testing.T) {
-	wire := readHex(t, "getattr-v3-reply.hex")
+	wire := testutil.ReadHex(t, "getattr-v3-reply.hex")
 	if len(wire) != 181 {
 		t.Fatalf("a regular file's reply is 181 bytes, vector has %d", len(wire))
 	}
@@ -144,7 +124,7 @@ func TestGoldenGetattrReply(t *testing.T) {
 }
 
 func TestGoldenStaleSession(t *testing.T) {
-	wire := readHex(t, "stale-session-reply.hex")
+	wire := testutil.ReadHex(t, "stale-session-reply.hex")
 	r, err := ParseReply(wire)
 	if err != nil || r.Status != StatusStaleSession || r.Session != InvalidSessionID || len(r.Payload) != 0 {
 		t.Fatalf("%+v %v", r, err)
@@ -156,7 +136,7 @@ func TestGoldenStaleSession(t *testing.T) {
 }
 
 func TestGoldenSearchEnd(t *testing.T) {
-	wire := readHex(t, "search-read-v3-end.hex")
+	wire := testutil.ReadHex(t, "search-read-v3-end.hex")
 	r, err := ParseReply(wire)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +152,7 @@ func TestGoldenSearchEnd(t *testing.T) {
 }
 
 func TestGoldenV1SearchRead(t *testing.T) {
-	wire := readHex(t, "v1-search-read-reply.hex")
+	wire := testutil.ReadHex(t, "v1-search-read-reply.hex")
 	a, name, err := DecodeV1SearchReadReply(wire)
 	if err != nil || string(name) != "shared" || a.Type != FileTypeDirectory || a.Size != 4192 || a.Permissions != 5 {
 		t.Fatalf("%+v %q %v", a, name, err)
@@ -183,7 +163,7 @@ func TestGoldenV1SearchRead(t *testing.T) {
 }
 
 func TestGoldenWriteAndRename(t *testing.T) {
-	wire := readHex(t, "write-v3-request.hex")
+	wire := testutil.ReadHex(t, "write-v3-request.hex")
 	if got := AppendRequestV4(nil, 11, OpWriteV3, session, WriteRequest{Handle: 3, Offset: 4096, Data: []byte("hello")}.Append(nil)); !bytes.Equal(got, wire) {
 		t.Fatalf("write encoder:\n got %x\nwant %x", got, wire)
 	}
@@ -192,7 +172,7 @@ func TestGoldenWriteAndRename(t *testing.T) {
 	if err != nil || w.Handle != 3 || w.Offset != 4096 || string(w.Data) != "hello" {
 		t.Fatalf("%+v %v", w, err)
 	}
-	wire = readHex(t, "rename-v3-request.hex")
+	wire = testutil.ReadHex(t, "rename-v3-request.hex")
 	rr := RenameRequest{OldName: PathName(CPName("share/old")), NewName: PathName(CPName("share/new"))}
 	if got := AppendRequestV4(nil, 12, OpRenameV3, session, rr.Append(nil)); !bytes.Equal(got, wire) {
 		t.Fatalf("rename encoder:\n got %x\nwant %x", got, wire)
@@ -386,7 +366,7 @@ func decodeRequestPayload(op Op, p []byte) {
 // every payload returned must lie inside the packet.
 func FuzzParseRequest(f *testing.F) {
 	for _, name := range goldenFiles(f) {
-		f.Add(readHex(f, name))
+		f.Add(testutil.ReadHex(f, name))
 	}
 	for _, g := range goldenPairs(f) {
 		f.Add(g.req)
@@ -407,7 +387,7 @@ func FuzzParseRequest(f *testing.F) {
 // FuzzParseReply feeds arbitrary replies through every client decoder.
 func FuzzParseReply(f *testing.F) {
 	for _, name := range goldenFiles(f) {
-		f.Add(readHex(f, name), uint32(100))
+		f.Add(testutil.ReadHex(f, name), uint32(100))
 	}
 	for _, g := range goldenPairs(f) {
 		f.Add(g.reply, uint32(4096))

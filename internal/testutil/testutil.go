@@ -8,6 +8,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -256,4 +257,26 @@ func RequireFUSE(t testing.TB) {
 	RequireRoot(t)
 	_, err := os.Stat("/dev/fuse")
 	Require(t, err == nil, "/dev/fuse", "load the fuse module (modprobe fuse) or run in a container with --device /dev/fuse")
+}
+
+// ReadHex loads a golden vector from the package's testdata directory:
+// hex digits with any whitespace, and '#' comments to the end of a line.
+func ReadHex(t testing.TB, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		sb.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	b, err := hex.DecodeString(sb.String())
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return b
 }

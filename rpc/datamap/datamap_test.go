@@ -6,34 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"testing/iotest"
-)
 
-// readHex loads a golden vector: hex digits with optional whitespace and
-// '#' comment lines. The first word is the length prefix.
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+	"github.com/govmtools/govmtools/internal/testutil"
+)
 
 func TestGoldenPackets(t *testing.T) {
 	tests := []struct {
@@ -47,7 +24,7 @@ func TestGoldenPackets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			wire := readHex(t, tt.file)
+			wire := testutil.ReadHex(t, tt.file)
 			got := AppendFrame(nil, EncodePacket(tt.want))
 			if !bytes.Equal(got, wire) {
 				t.Errorf("encode:\n got %x\nwant %x", got, wire)
@@ -68,7 +45,7 @@ func TestGoldenPackets(t *testing.T) {
 }
 
 func TestInt64WordOrder(t *testing.T) {
-	wire := readHex(t, "int64-words.hex")
+	wire := testutil.ReadHex(t, "int64-words.hex")
 	m, err := Decode(wire[4:])
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +153,7 @@ func TestReadFrame(t *testing.T) {
 // panic, and whatever it accepts must survive an encode/decode round trip.
 func FuzzDecodePacket(f *testing.F) {
 	for _, name := range []string{"rpci-log-hi.hex", "tclo-ping.hex", "rpci-oneshot.hex", "tclo-empty-reply.hex", "int64-words.hex"} {
-		f.Add(readHex(f, name)[4:])
+		f.Add(testutil.ReadHex(f, name)[4:])
 	}
 	f.Fuzz(func(t *testing.T, content []byte) {
 		m, err := Decode(content)
