@@ -115,6 +115,40 @@ func collect(t *testing.T, ctl *vmxsim.Ctl, props ...string) []string {
 	return strings.Fields(govc(t, ctl, append([]string{"object.collect", "-s", "vm/govmtools-vm"}, props...)...))
 }
 
+// waitVSphereRunning waits for vSphere to show tools running, green, with
+// govmtools' version and install type.
+func waitVSphereRunning(t *testing.T, ctl *vmxsim.Ctl) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "vSphere to show tools running and a green heartbeat", func() bool {
+		got := collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus", "guest.toolsVersion", "guest.toolsInstallType")
+		return slices.Equal(got, []string{"guestToolsRunning", "green", "12352", "guestToolsTypeOpenVMTools"})
+	})
+}
+
+// waitStoppedGray checks what an orderly stop of vmtoolsd leaves: the HGFS
+// capability withdrawn, the heartbeat red then gray, and vSphere gray.
+func waitStoppedGray(t *testing.T, ctl *vmxsim.Ctl) {
+	t.Helper()
+	// The orderly stop withdrew the HGFS capability.
+	if s := state(t, ctl); !slices.Contains(s.Capabilities, "tools.capability.hgfs_server toolbox 0") {
+		t.Errorf("capabilities after stop: %q", s.Capabilities)
+	}
+	var seen []string
+	testutil.WaitFor(t, 15*time.Second, "heartbeat red, then gray", func() bool {
+		hb := state(t, ctl).Tools.Heartbeat
+		if len(seen) == 0 || seen[len(seen)-1] != hb {
+			seen = append(seen, hb)
+		}
+		return hb == "gray"
+	})
+	if i := slices.Index(seen, "red"); i < 0 || seen[len(seen)-1] != "gray" {
+		t.Fatalf("heartbeat went %v, want red before gray", seen)
+	}
+	testutil.WaitFor(t, 10*time.Second, "vSphere to show gray", func() bool {
+		return slices.Equal(collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus"), []string{"guestToolsNotRunning", "gray"})
+	})
+}
+
 // TestVmtoolsdToolsRunning is the first "Done when": within 1 s of start
 // the host sees tools running with version, type and capabilities; a
 // vSphere client sees guestToolsRunning and a green heartbeat; stopping
@@ -155,30 +189,10 @@ func TestVmtoolsdToolsRunning(t *testing.T) {
 		}
 	}
 
-	testutil.WaitFor(t, 10*time.Second, "vSphere to show tools running and a green heartbeat", func() bool {
-		got := collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus", "guest.toolsVersion", "guest.toolsInstallType")
-		return slices.Equal(got, []string{"guestToolsRunning", "green", "12352", "guestToolsTypeOpenVMTools"})
-	})
+	waitVSphereRunning(t, ctl)
 
 	v.stop(t)
-	// The orderly stop withdrew the HGFS capability.
-	if s := state(t, ctl); !slices.Contains(s.Capabilities, "tools.capability.hgfs_server toolbox 0") {
-		t.Errorf("capabilities after stop: %q", s.Capabilities)
-	}
-	var seen []string
-	testutil.WaitFor(t, 15*time.Second, "heartbeat red, then gray", func() bool {
-		hb := state(t, ctl).Tools.Heartbeat
-		if len(seen) == 0 || seen[len(seen)-1] != hb {
-			seen = append(seen, hb)
-		}
-		return hb == "gray"
-	})
-	if i := slices.Index(seen, "red"); i < 0 || seen[len(seen)-1] != "gray" {
-		t.Fatalf("heartbeat went %v, want red before gray", seen)
-	}
-	testutil.WaitFor(t, 10*time.Second, "vSphere to show gray", func() bool {
-		return slices.Equal(collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus"), []string{"guestToolsNotRunning", "gray"})
-	})
+	waitStoppedGray(t, ctl)
 	// Without tools, Shut Down Guest is refused as vCenter refuses it.
 	if out, err := govcErr(t, ctl, "vm.power", "-s", "govmtools-vm"); err == nil || !strings.Contains(out, "ToolsUnavailable") {
 		t.Fatalf("ShutdownGuest without tools: %v\n%s", err, out)

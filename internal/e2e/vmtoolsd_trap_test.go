@@ -159,29 +159,10 @@ func TestTrapVmtoolsdToolsRunning(t *testing.T) {
 		t.Errorf("vmtoolsd did not take the backdoor:\n%s", out)
 	}
 
-	testutil.WaitFor(t, 10*time.Second, "vSphere to show tools running and a green heartbeat", func() bool {
-		got := collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus", "guest.toolsVersion", "guest.toolsInstallType")
-		return slices.Equal(got, []string{"guestToolsRunning", "green", "12352", "guestToolsTypeOpenVMTools"})
-	})
+	waitVSphereRunning(t, ctl)
 
 	v.stop(t)
-	if s := state(t, ctl); !slices.Contains(s.Capabilities, "tools.capability.hgfs_server toolbox 0") {
-		t.Errorf("capabilities after stop: %q", s.Capabilities)
-	}
-	var seen []string
-	testutil.WaitFor(t, 15*time.Second, "heartbeat red, then gray", func() bool {
-		hb := state(t, ctl).Tools.Heartbeat
-		if len(seen) == 0 || seen[len(seen)-1] != hb {
-			seen = append(seen, hb)
-		}
-		return hb == "gray"
-	})
-	if i := slices.Index(seen, "red"); i < 0 || seen[len(seen)-1] != "gray" {
-		t.Fatalf("heartbeat went %v, want red before gray", seen)
-	}
-	testutil.WaitFor(t, 10*time.Second, "vSphere to show gray", func() bool {
-		return slices.Equal(collect(t, ctl, "guest.toolsRunningStatus", "guestHeartbeatStatus"), []string{"guestToolsNotRunning", "gray"})
-	})
+	waitStoppedGray(t, ctl)
 }
 
 // TestTrapVmtoolsdPowerOps is TestVmtoolsdPowerOps over the backdoor, with
