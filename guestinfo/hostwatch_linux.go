@@ -123,21 +123,29 @@ func (w *HostWatch) watchFiles(ctx context.Context, changed func()) error {
 			return fmt.Errorf("guestinfo: inotify read: %w", err)
 		}
 		hit := false
-		for b := buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
-			// struct inotify_event: wd, mask, cookie, len, name[len].
-			wd := int32(binary.NativeEndian.Uint32(b[0:4]))
-			evMask := binary.NativeEndian.Uint32(b[4:8])
-			end := unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(b[12:16]))
-			if end > len(b) {
-				break
-			}
-			if names[wd][cString(b[unix.SizeofInotifyEvent:end])] || evMask&unix.IN_Q_OVERFLOW != 0 {
+		inotifyEvents(buf[:n], func(wd int32, evMask uint32, name string) {
+			if names[wd][name] || evMask&unix.IN_Q_OVERFLOW != 0 {
 				hit = true
 			}
-			b = b[end:]
-		}
+		})
 		if hit {
 			changed()
 		}
+	}
+}
+
+// inotifyEvents calls fn for each whole event in buf, what a read of an
+// inotify descriptor returned: struct inotify_event (wd, mask, cookie,
+// len) followed by len bytes of NUL-padded name. A length that runs past
+// the buffer ends the walk.
+func inotifyEvents(buf []byte, fn func(wd int32, mask uint32, name string)) {
+	for b := buf; len(b) >= unix.SizeofInotifyEvent; {
+		nameLen := uint64(binary.NativeEndian.Uint32(b[12:16]))
+		if nameLen > uint64(len(b)-unix.SizeofInotifyEvent) {
+			return
+		}
+		end := unix.SizeofInotifyEvent + int(nameLen)
+		fn(int32(binary.NativeEndian.Uint32(b[0:4])), binary.NativeEndian.Uint32(b[4:8]), cString(b[unix.SizeofInotifyEvent:end]))
+		b = b[end:]
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // startHostWatch runs w until the test ends and returns its events.
@@ -114,4 +116,65 @@ func TestHostWatchHostname(t *testing.T) {
 	if h, _ := os.Hostname(); h == fmt.Sprintf("gi-test-%d", os.Getpid()) {
 		t.Fatal("the machine's host name changed")
 	}
+}
+
+// inotifyRead returns what one read of an inotify descriptor gives after
+// two files are made in a watched directory: the kernel's own bytes.
+func inotifyRead(t testing.TB) []byte {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	dir := t.TempDir()
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hostname", "a-longer-name-than-sixteen-bytes"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func TestInotifyEvents(t *testing.T) {
+	raw := inotifyRead(t)
+	var got []string
+	inotifyEvents(raw, func(wd int32, mask uint32, name string) {
+		if wd != 1 || mask&unix.IN_CREATE == 0 {
+			t.Errorf("event wd %d mask %#x", wd, mask)
+		}
+		got = append(got, name)
+	})
+	if want := []string{"hostname", "a-longer-name-than-sixteen-bytes"}; !slices.Equal(got, want) {
+		t.Fatalf("names %q, want %q", got, want)
+	}
+	// A read cut anywhere yields only the whole events before the cut.
+	for cut := range len(raw) {
+		var names []string
+		inotifyEvents(raw[:cut], func(_ int32, _ uint32, name string) { names = append(names, name) })
+		if len(names) > 1 || len(names) == 1 && names[0] != "hostname" {
+			t.Fatalf("cut at %d: %q", cut, names)
+		}
+	}
+}
+
+func FuzzInotifyEvents(f *testing.F) {
+	f.Add(inotifyRead(f))
+	f.Add(make([]byte, unix.SizeofInotifyEvent))
+	f.Add([]byte("\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xff\xff\xff\xffname"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		total := 0
+		inotifyEvents(b, func(_ int32, _ uint32, name string) { total += unix.SizeofInotifyEvent + len(name) })
+		if total > len(b) {
+			t.Fatalf("events of %d bytes from a read of %d", total, len(b))
+		}
+	})
 }
