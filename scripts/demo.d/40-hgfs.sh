@@ -31,7 +31,7 @@ run vmxsim ctl --dir "$HGFS_SIM" share disable demo
 run ls "$HGFS_MNT"
 run vmxsim ctl --dir "$HGFS_SIM" share enable demo
 run ls "$HGFS_MNT/demo/docs"
-run grep vmhgfs-fuse /proc/mounts
+run findmnt --mountpoint "$HGFS_MNT"
 run umount "$HGFS_MNT"
 hgfs_cleanup
 echo "unmounted; the share's directory keeps what the guest wrote."
