@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
 	"math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,6 +157,61 @@ func TestTrapExitStatus(t *testing.T) {
 	}
 	if _, errOut, code, _ := testutil.RunTrap(t, nil, "/no/such/program"); code == 0 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing program: %d %q", code, errOut)
+	}
+}
+
+// TestTrapSIGTERM: `vmxsim run` stopped with SIGTERM (by systemd, a
+// harness, kill(1)) passes it to its program and exits with the program's
+// status; a program that ignores it is killed 5 s later, with everything
+// it started.
+func TestTrapSIGTERM(t *testing.T) {
+	testutil.RequireTrap(t)
+	bin := testutil.Binaries(t)
+	cases := []struct {
+		name, script string
+		code         int
+		within       time.Duration
+	}{
+		{"handled", `trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done`, 7, 3 * time.Second},
+		{"ignored", `trap '' TERM; sleep 1000 & echo ready; while :; do sleep 0.05; done`, 128 + int(syscall.SIGKILL), 10 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(bin, "vmxsim"), "run", "--dir", t.TempDir(), "--", "/bin/sh", "-c", c.script)
+			errOut := &testutil.SyncBuffer{}
+			cmd.Stderr = errOut
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(out)
+			line, err := r.ReadString('\n')
+			done := make(chan error, 1)
+			go func() {
+				io.Copy(io.Discard, r) // until the program ends
+				done <- cmd.Wait()
+			}()
+			if line != "ready\n" {
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("program did not start: %q %v\n%s", line, err, errOut)
+			}
+			start := time.Now()
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(c.within):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("vmxsim run still running %v after SIGTERM\n%s", c.within, errOut)
+			}
+			if got := cmd.ProcessState.ExitCode(); got != c.code {
+				t.Errorf("exit %d after %v, want %d\n%s", got, time.Since(start), c.code, errOut)
+			}
+		})
 	}
 }
 
