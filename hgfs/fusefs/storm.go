@@ -15,10 +15,10 @@ import (
 // one at a time, since the kernel sends one process's lookups one after
 // the other. When stormFound lookups in a row of names in one directory
 // have asked the host and found them, within the entry timeout, the next
-// one has the FS list the directory in
-// the background, with SEARCH_READs kept in flight (each
-// entry carries the attributes a GETATTR would return), and answers the
-// next lookups from the listing: a name already listed at once, a name
+// one has the FS list the directory in the background, with SEARCH_READs
+// kept in flight (each entry carries the attributes a GETATTR would
+// return), and answers the next lookups from the listing: a name already
+// listed at once, a name
 // not listed yet when the listing reaches it, and, once the listing is
 // complete, a name it lacks with ENOENT for the negative timeout, as for a
 // directory listed by readdir. A storm over the whole directory thus
