@@ -170,7 +170,7 @@ func (t *tracer) run(started chan<- int) (int, error) {
 	}
 	t.mainPid = p.Pid
 	t.tgids = map[int]bool{p.Pid: true}
-	p.Release() // this tracer waits for it, not os.Process
+	p.Release()          // this tracer waits for it, not os.Process
 	started <- t.mainPid // p.Pid is -1 after Release
 	first := true
 
