@@ -170,8 +170,9 @@ func (t *tracer) run(started chan<- int) (int, error) {
 	}
 	t.mainPid = p.Pid
 	t.tgids = map[int]bool{p.Pid: true}
-	p.Release()          // this tracer waits for it, not os.Process
-	started <- t.mainPid // p.Pid is -1 after Release
+	// This tracer waits for it, not os.Process; Release makes p.Pid -1.
+	p.Release()
+	started <- t.mainPid
 	first := true
 
 	for {
