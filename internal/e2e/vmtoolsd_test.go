@@ -149,6 +149,31 @@ func waitStoppedGray(t *testing.T, ctl *vmxsim.Ctl) {
 	})
 }
 
+// haltThenShutdownGuest sends `ctl power halt`, then Shut Down Guest from
+// vSphere (govc vm.power -s), and checks that each is recorded as a
+// poweroff and reported as a successful state change.
+func haltThenShutdownGuest(t *testing.T, ctl *vmxsim.Ctl, recorded func() []string) {
+	t.Helper()
+	lastState := func() *vmxsim.StateChange { return state(t, ctl).Power.LastStateChange }
+	if reply, err := ctl.Power(t.Context(), "halt"); err != nil || reply != "OK " {
+		t.Fatalf("ctl power halt: %q %v", reply, err)
+	}
+	if got := recorded(); !slices.Equal(got, []string{"poweroff"}) {
+		t.Fatalf("recorded %q", got)
+	}
+	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
+		t.Fatalf("lastStateChange %+v", sc)
+	}
+
+	if out := govc(t, ctl, "vm.power", "-s", "govmtools-vm"); !strings.Contains(out, "OK") {
+		t.Fatalf("govc: %s", out)
+	}
+	testutil.WaitFor(t, 10*time.Second, "second poweroff recorded", func() bool { return len(recorded()) == 2 })
+	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
+		t.Fatalf("lastStateChange %+v", sc)
+	}
+}
+
 // TestVmtoolsdToolsRunning is the first "Done when": within 1 s of start
 // the host sees tools running with version, type and capabilities; a
 // vSphere client sees guestToolsRunning and a green heartbeat; stopping
@@ -212,23 +237,7 @@ func TestVmtoolsdPowerOps(t *testing.T) {
 	})
 	lastState := func() *vmxsim.StateChange { return state(t, ctl).Power.LastStateChange }
 
-	if reply, err := ctl.Power(t.Context(), "halt"); err != nil || reply != "OK " {
-		t.Fatalf("ctl power halt: %q %v", reply, err)
-	}
-	if got := v.recorded(); !slices.Equal(got, []string{"poweroff"}) {
-		t.Fatalf("recorded %q", got)
-	}
-	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
-		t.Fatalf("lastStateChange %+v", sc)
-	}
-
-	if out := govc(t, ctl, "vm.power", "-s", "govmtools-vm"); !strings.Contains(out, "OK") {
-		t.Fatalf("govc: %s", out)
-	}
-	testutil.WaitFor(t, 10*time.Second, "second poweroff recorded", func() bool { return len(v.recorded()) == 2 })
-	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
-		t.Fatalf("lastStateChange %+v", sc)
-	}
+	haltThenShutdownGuest(t, ctl, v.recorded)
 	// The VM stays on until the guest actually halts.
 	testutil.WaitFor(t, 10*time.Second, "the VM on with tools running after ShutdownGuest", func() bool {
 		return slices.Equal(collect(t, ctl, "runtime.powerState", "guest.toolsRunningStatus"), []string{"poweredOn", "guestToolsRunning"})

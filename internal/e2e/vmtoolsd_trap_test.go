@@ -181,22 +181,7 @@ func TestTrapVmtoolsdPowerOps(t *testing.T) {
 	v.checkIsolatedAndTraced(t)
 	lastState := func() *vmxsim.StateChange { return state(t, ctl).Power.LastStateChange }
 
-	if reply, err := ctl.Power(t.Context(), "halt"); err != nil || reply != "OK " {
-		t.Fatalf("ctl power halt: %q %v", reply, err)
-	}
-	if got := v.recorded(); !slices.Equal(got, []string{"poweroff"}) {
-		t.Fatalf("recorded %q", got)
-	}
-	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
-		t.Fatalf("lastStateChange %+v", sc)
-	}
-	if out := govc(t, ctl, "vm.power", "-s", "govmtools-vm"); !strings.Contains(out, "OK") {
-		t.Fatalf("govc: %s", out)
-	}
-	testutil.WaitFor(t, 10*time.Second, "second poweroff recorded", func() bool { return len(v.recorded()) == 2 })
-	if sc := lastState(); sc == nil || *sc != (vmxsim.StateChange{State: 1, Success: true}) {
-		t.Fatalf("lastStateChange %+v", sc)
-	}
+	haltThenShutdownGuest(t, ctl, v.recorded)
 
 	// A failing poweroff script, configured while running: tools.conf
 	// is reloaded on change (SIGHUP forces it, sent to vmtoolsd itself:
