@@ -115,6 +115,27 @@ func collect(t *testing.T, ctl *vmxsim.Ctl, props ...string) []string {
 	return strings.Fields(govc(t, ctl, append([]string{"object.collect", "-s", "vm/govmtools-vm"}, props...)...))
 }
 
+// waitToolsRunning waits for the host to see tools running with govmtools'
+// version, version type 4 and every capability in caps, and returns that
+// state.
+func waitToolsRunning(t *testing.T, ctl *vmxsim.Ctl, timeout time.Duration, caps ...string) vmxsim.State {
+	t.Helper()
+	var s vmxsim.State
+	testutil.WaitFor(t, timeout, "tools running with version and capabilities", func() bool {
+		s = state(t, ctl)
+		if !s.Tools.Running || s.Tools.VersionType != "4" || s.Tools.Version != "12352" {
+			return false
+		}
+		for _, c := range caps {
+			if !slices.Contains(s.Capabilities, c) {
+				return false
+			}
+		}
+		return true
+	})
+	return s
+}
+
 // waitVSphereRunning waits for vSphere to show tools running, green, with
 // govmtools' version and install type.
 func waitVSphereRunning(t *testing.T, ctl *vmxsim.Ctl) {
@@ -187,20 +208,7 @@ func TestVmtoolsdToolsRunning(t *testing.T) {
 	os.WriteFile(filepath.Join(conf, "tools.conf"), []byte("[timeSync]\ndisable-all=perhaps\nno-such-key=1\n[powerops\n"), 0o644)
 	v := startVmtoolsd(t, sim, conf, nil)
 
-	var s vmxsim.State
-	wantCaps := []string{"tools.capability.statechange ", "tools.capability.softpowerop_retry ", "tools.capability.hgfs_server toolbox 1"}
-	testutil.WaitFor(t, 5*time.Second, "tools running with version and capabilities", func() bool {
-		s = state(t, ctl)
-		if !s.Tools.Running || s.Tools.VersionType != "4" || s.Tools.Version != "12352" {
-			return false
-		}
-		for _, c := range wantCaps {
-			if !slices.Contains(s.Capabilities, c) {
-				return false
-			}
-		}
-		return true
-	})
+	s := waitToolsRunning(t, ctl, 5*time.Second, "tools.capability.statechange ", "tools.capability.softpowerop_retry ", "tools.capability.hgfs_server toolbox 1")
 	if d := time.Since(v.start); d > time.Second {
 		t.Errorf("tools running after %v, want within 1 s", d)
 	}

@@ -130,20 +130,7 @@ func TestTrapVmtoolsdToolsRunning(t *testing.T) {
 	testutil.Govc(t)
 	v := startTrapVmtoolsd(t, tr, "")
 
-	var s vmxsim.State
-	wantCaps := []string{"tools.capability.statechange ", "tools.capability.softpowerop_retry ", "tools.capability.hgfs_server toolbox 1", "tools.capability.features 36=0"}
-	testutil.WaitFor(t, 10*time.Second, "tools running with version and capabilities", func() bool {
-		s = state(t, ctl)
-		if !s.Tools.Running || s.Tools.VersionType != "4" || s.Tools.Version != "12352" {
-			return false
-		}
-		for _, c := range wantCaps {
-			if !slices.Contains(s.Capabilities, c) {
-				return false
-			}
-		}
-		return true
-	})
+	s := waitToolsRunning(t, ctl, 10*time.Second, "tools.capability.statechange ", "tools.capability.softpowerop_retry ", "tools.capability.hgfs_server toolbox 1", "tools.capability.features 36=0")
 	if d := time.Since(v.start); d > time.Second {
 		t.Errorf("tools running after %v under the trap, want within 1 s", d)
 	}
