@@ -17,13 +17,13 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
-	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 )
 
 // simTransport calls the simulator's HGFS server in process, recording
 // the largest request it carried.
 type simTransport struct {
-	h        *vmxsim.HGFS
+	h        *hgfsd.Server
 	conc     int
 	mu       sync.Mutex
 	maxSent  int
@@ -41,7 +41,7 @@ func (s *simTransport) RoundTrip(ctx context.Context, p []byte) ([]byte, error) 
 	if len(p)+2 > hgfsproto.MaxGuestMessage {
 		return nil, fmt.Errorf("message of %d bytes over the VMX cap", len(p)+2)
 	}
-	out := s.h.RPCI(ctx, vmxsim.Caller{}, p)
+	out := s.h.RPCI(p)
 	if bytes.HasPrefix(out, []byte("0 ")) {
 		return nil, fmt.Errorf("%w (%s)", ErrDisabled, out[2:])
 	}
@@ -63,7 +63,7 @@ func (l *logBuf) Write(p []byte) (int, error) {
 }
 func (l *logBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func newClient(t *testing.T, h *vmxsim.HGFS) (*Client, *simTransport, *logBuf) {
+func newClient(t *testing.T, h *hgfsd.Server) (*Client, *simTransport, *logBuf) {
 	t.Helper()
 	tr := &simTransport{h: h, conc: 4}
 	lb := &logBuf{}
@@ -76,7 +76,7 @@ func newClient(t *testing.T, h *vmxsim.HGFS) (*Client, *simTransport, *logBuf) {
 
 func TestClientReadWriteLarge(t *testing.T) {
 	dir := t.TempDir()
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
 	c, tr, _ := newClient(t, h)
 	ctx := t.Context()
 	sz := c.Sizes()
@@ -123,7 +123,7 @@ func TestClientReadDirBatches(t *testing.T) {
 	for i := range 2000 {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("file-%05d", i)), []byte("x"), 0o644)
 	}
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
 	c, tr, _ := newClient(t, h)
 	before := h.State().RoundTrips
 	entries, err := c.ReadDir(t.Context(), "s")
@@ -159,7 +159,7 @@ func TestClientReadDirBatches(t *testing.T) {
 func TestClientRecovery(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "f"), []byte("content"), 0o644)
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
 	c, _, lb := newClient(t, h)
 	ctx := t.Context()
 	f, err := c.Open(ctx, "s/f", OpenFlags{Mode: hgfsproto.OpenModeReadOnly})
@@ -208,7 +208,7 @@ func TestClientRecovery(t *testing.T) {
 
 func TestClientMalformedReplies(t *testing.T) {
 	dir := t.TempDir()
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
 	c, _, lb := newClient(t, h)
 	ctx := t.Context()
 	for _, mode := range []string{"truncate", "short"} {
@@ -228,7 +228,7 @@ func TestClientMalformedReplies(t *testing.T) {
 
 func TestClientLegacyHost(t *testing.T) {
 	dir := t.TempDir()
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{Shares: []vmxsim.ShareSpec{{Name: "s", Dir: dir}}})
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
 	h.SetNoSessions(true)
 	c, tr, _ := newClient(t, h)
 	ctx := t.Context()
@@ -318,7 +318,7 @@ func (f *fuzzTransport) Close() error     { return nil }
 // FuzzClientReplies drives every client operation against arbitrary
 // host replies: errors are fine, panics and hangs are not.
 func FuzzClientReplies(f *testing.F) {
-	h := vmxsim.NewHGFS(vmxsim.HGFSOptions{})
+	h := hgfsd.New(hgfsd.Options{})
 	session := h.Dispatch(hgfsproto.AppendRequestV4(nil, 1, hgfsproto.OpCreateSessionV4, 0, hgfsproto.CreateSessionRequest{}.Append(nil)))
 	f.Add(session, h.Dispatch(hgfsproto.AppendRequestV4(nil, 2, hgfsproto.OpGetattrV3, 0, hgfsproto.AppendHintsRequest(nil, 0, cpName("")))))
 	f.Add(session, hgfsproto.AppendReply(nil, hgfsproto.Request{Kind: hgfsproto.KindV4, ID: 3, Op: hgfsproto.OpSearchReadV3}, 0, 0, hgfsproto.AppendSearchReadReply(nil, []hgfsproto.DirEntry{{Name: []byte("a")}})))

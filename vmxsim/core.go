@@ -8,6 +8,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/tclo"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 // Options configure a Core.
@@ -26,7 +30,7 @@ type Options struct {
 	// channel. 0 means 10 s.
 	ExchangeTimeout time.Duration
 	// SetOptions is the Set_Option batch sent after each reset, as
-	// "name value" strings; nil means DefaultSetOptions.
+	// "name value" strings; nil means tclo.DefaultSetOptions().
 	SetOptions []string
 	// Logger receives the simulator's own diagnostics; nil discards them.
 	Logger *slog.Logger
@@ -34,41 +38,17 @@ type Options struct {
 	// one JSON object a line (see Tracer).
 	Trace io.Writer
 	// Shares are the shared folders the HGFS server starts with.
-	Shares []ShareSpec
+	Shares []hgfsd.ShareSpec
 	// HGFSMaxPacket is the HGFS packet size the host offers in session
 	// negotiation; 0 means 522240 (HGFS_LARGE_PACKET_MAX).
 	HGFSMaxPacket uint32
 }
 
-// DefaultSetOptions is the Set_Option batch the simulator sends after each
-// reset: the options a vSphere host sends for a VM with default tools
-// settings. Startup time sync is off so that no guest under test ever
-// tries to step the clock of a development machine.
-var DefaultSetOptions = []string{
-	"broadcastIP 1",
-	"synctime 0",
-	"synctime.period 0",
-	"time.synchronize.tools.startup 0",
-	"time.synchronize.tools.enable 0",
-	"time.synchronize.continue 1",
-	"time.synchronize.restore 1",
-	"time.synchronize.resume.disk 1",
-	"time.synchronize.shrink 1",
-	"toolScripts.afterPowerOn 1",
-	"toolScripts.afterResume 1",
-	"toolScripts.beforeSuspend 1",
-	"toolScripts.beforePowerOff 1",
-	"enableMessageBusTunnel 0",
-}
-
 // Caller describes who sent an RPCI, as the VMX sees it.
-type Caller struct {
-	// Transport is "vsock", "backdoor" or "unix".
-	Transport string
-	// Privileged is true for a vsock connection from a port below 1024,
-	// or (on vmxsim's unix sockets) a peer with uid 0.
-	Privileged bool
-}
+type Caller = vmx.Caller
+
+// TCLOPeer is one guest TCLO channel as the VMX sees it.
+type TCLOPeer = vmx.TCLOPeer
 
 // RPCIHandler answers one RPCI command. args are the bytes after the
 // command name and one separator, exactly as received (text commands may
@@ -97,11 +77,11 @@ type Core struct {
 	haltPending  bool   // the guest reported a successful halt
 	pendingPower string // OS_PowerOn / OS_Resume to send once tools connect
 
-	tclo tcloState
+	tclo *tclo.Driver
 
-	backdoor *Backdoor // attached by NewBackdoor, for State
+	backdoor func() vmx.BackdoorStats // set by ReportBackdoor, for State
 	trace    *Tracer
-	hgfs     *HGFS
+	hgfs     *hgfsd.Server
 	faults   faults // fault injection (fault.go)
 }
 
@@ -120,18 +100,6 @@ type StateChange struct {
 
 // New returns a core. It opens vmware.log at opts.LogPath.
 func New(opts Options) (*Core, error) {
-	if opts.PingInterval <= 0 {
-		opts.PingInterval = time.Second
-	}
-	if opts.ToolsTimeout <= 0 {
-		opts.ToolsTimeout = 10 * opts.PingInterval
-	}
-	if opts.ExchangeTimeout <= 0 {
-		opts.ExchangeTimeout = 10 * time.Second
-	}
-	if opts.SetOptions == nil {
-		opts.SetOptions = DefaultSetOptions
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -150,9 +118,15 @@ func New(opts Options) (*Core, error) {
 	if opts.Trace != nil {
 		c.trace = NewTracer(opts.Trace)
 	}
+	c.tclo = tclo.New(tcloHost{c}, tclo.Options{
+		PingInterval:    opts.PingInterval,
+		ToolsTimeout:    opts.ToolsTimeout,
+		ExchangeTimeout: opts.ExchangeTimeout,
+		SetOptions:      opts.SetOptions,
+	})
 	registerCoreRPCI(c)
-	c.hgfs = NewHGFS(HGFSOptions{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
-	c.HandleRPCI("f", c.hgfs.RPCI)
+	c.hgfs = hgfsd.New(hgfsd.Options{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
+	c.HandleRPCI("f", func(_ context.Context, _ Caller, args []byte) []byte { return c.hgfs.RPCI(args) })
 	return c, nil
 }
 
@@ -160,7 +134,7 @@ func New(opts Options) (*Core, error) {
 func (c *Core) Close() error { return c.log.Close() }
 
 // HGFS returns the core's shared-folders server.
-func (c *Core) HGFS() *HGFS { return c.hgfs }
+func (c *Core) HGFS() *hgfsd.Server { return c.hgfs }
 
 // Log returns the core's vmware.log.
 func (c *Core) Log() *VMXLog { return c.log }
@@ -183,14 +157,14 @@ const (
 // garbage requests get "0 Unknown command", messages over 64 KiB are
 // refused.
 func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
-	reply, _ := c.rpciDropped(ctx, caller, req)
+	reply, _ := c.Answer(ctx, caller, req)
 	return reply
 }
 
-// rpciDropped is RPCI that also reports a request dropped by fault
-// injection (answered "0 Dropped" without being handled): the backdoor
-// then leaves no reply at all, as for a message that never arrived whole.
-func (c *Core) rpciDropped(ctx context.Context, caller Caller, req []byte) (reply []byte, dropped bool) {
+// Answer is RPCI that also reports a request dropped by fault injection
+// (answered "0 Dropped" without being handled): the backdoor then leaves
+// no reply at all, as for a message that never arrived whole.
+func (c *Core) Answer(ctx context.Context, caller Caller, req []byte) (reply []byte, dropped bool) {
 	c.trace.Record("rpci", "guest", caller.Transport, req)
 	reply, dropped = c.rpci(ctx, caller, req)
 	c.trace.Record("rpci", "host", caller.Transport, reply)
@@ -221,14 +195,14 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) ([]byte, boo
 		h = c.capability(name)
 	}
 	if h == nil {
-		c.lg.Debug("unknown rpci", "command", printable(name))
+		c.lg.Debug("unknown rpci", "command", vmx.Printable(name))
 		return []byte(ReplyUnknownCommand), false
 	}
 	return h(ctx, caller, args), false
 }
 
-// MaxGuestMessage is GUESTMSG_MAX_IN_SIZE.
-const MaxGuestMessage = 64 << 10
+// MaxGuestMessage is the largest message a guest may send (64 KiB).
+const MaxGuestMessage = vmx.MaxGuestMessage
 
 // splitRPCI splits a request at the first space or NUL: the command name,
 // and the bytes after that one separator.
@@ -246,12 +220,19 @@ func text(args []byte) string {
 	return string(bytes.TrimSuffix(args, []byte{0}))
 }
 
-// printable quotes s for logs when it is not plain text.
-func printable(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e {
-			return strconvQuote(s)
-		}
-	}
-	return s
+// Remark writes a remark of the VMX itself to vmware.log.
+func (c *Core) Remark(format string, args ...any) { c.log.Host(format, args...) }
+
+// Logger returns the simulator's diagnostics logger.
+func (c *Core) Logger() *slog.Logger { return c.lg }
+
+// ReportBackdoor makes the backdoor's counters part of State. The
+// backdoor's lock is taken before the core's on the call path (backdoor
+// call -> RPCI), so State calls stats without holding the core's lock.
+func (c *Core) ReportBackdoor(stats func() vmx.BackdoorStats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.backdoor = stats
 }
+
+var _ vmx.Core = (*Core)(nil)

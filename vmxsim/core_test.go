@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/rpc/datamap"
+	"github.com/govmtools/govmtools/vmxsim/tclo"
 )
 
 func newCore(t *testing.T, opts Options) *Core {
@@ -136,7 +137,10 @@ func TestTCLODriver(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- c.ServeTCLOConn(ctx, host) }()
 		synctest.Wait()
-		want := append([]string{"reset", "ping"}, prefixAll("Set_Option ", DefaultSetOptions)...)
+		want := []string{"reset", "ping"}
+		for _, o := range tclo.DefaultSetOptions() {
+			want = append(want, "Set_Option "+o)
+		}
 		want = append(want, "Capabilities_Register")
 		if strings.Join(cmds(), "|") != strings.Join(want, "|") {
 			t.Fatalf("startup:\n got %q\nwant %q", cmds(), want)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Ctl is a client of a running simulator's control API (DIR/ctl.sock).
@@ -53,7 +56,7 @@ func (c *Ctl) Do(ctx context.Context, method, path string, body string) ([]byte,
 // State fetches the simulator's view of the VM.
 func (c *Ctl) State(ctx context.Context) (State, error) {
 	var s State
-	b, err := c.Do(ctx, http.MethodGet, "/state", "")
+	b, err := c.StateJSON(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -61,6 +64,17 @@ func (c *Ctl) State(ctx context.Context) (State, error) {
 		return s, fmt.Errorf("vmxsim ctl state: %w", err)
 	}
 	return s, nil
+}
+
+// StateJSON fetches the simulator's view of the VM as the JSON document
+// `vmxsim ctl state` prints.
+func (c *Ctl) StateJSON(ctx context.Context) (json.RawMessage, error) {
+	return c.Do(ctx, http.MethodGet, "/state", "")
+}
+
+// Log fetches vmware.log.
+func (c *Ctl) Log(ctx context.Context) ([]byte, error) {
+	return c.Do(ctx, http.MethodGet, "/log", "")
 }
 
 // TCLO sends one TCLO command to the tools service and returns its reply.
@@ -72,7 +86,7 @@ func (c *Ctl) TCLO(ctx context.Context, cmd string) (string, error) {
 // Power queues a power operation (halt, reboot, poweron, resume, suspend)
 // to the tools service and returns its reply.
 func (c *Ctl) Power(ctx context.Context, op string) (string, error) {
-	b, err := c.Do(ctx, http.MethodPost, "/power/"+op, "")
+	b, err := c.Do(ctx, http.MethodPost, "/power/"+url.PathEscape(op), "")
 	return string(b), err
 }
 
@@ -83,4 +97,83 @@ func (c *Ctl) VSphereURL(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// BackdoorCheckpoint makes the next mid-transfer call on every open
+// backdoor channel fail with CPT (vmxsim run); it returns the backdoor's
+// counters as JSON.
+func (c *Ctl) BackdoorCheckpoint(ctx context.Context) (json.RawMessage, error) {
+	return c.Do(ctx, http.MethodPost, "/backdoor/checkpoint", "")
+}
+
+// BackdoorReset closes every backdoor channel (vmxsim run); it returns the
+// backdoor's counters as JSON.
+func (c *Ctl) BackdoorReset(ctx context.Context) (json.RawMessage, error) {
+	return c.Do(ctx, http.MethodPost, "/backdoor/reset", "")
+}
+
+// BackdoorKill arms a kill fault (vmxsim run): the guest process whose
+// RPCI message reaches moment at (sendsize, sent, recvstatus), after that
+// many more, is SIGKILLed there. It returns the backdoor's counters as
+// JSON.
+func (c *Ctl) BackdoorKill(ctx context.Context, at string, after int) (json.RawMessage, error) {
+	q := url.Values{"at": {at}}
+	if after != 0 {
+		q.Set("after", strconv.Itoa(after))
+	}
+	return c.Do(ctx, http.MethodPost, "/backdoor/kill?"+q.Encode(), "")
+}
+
+// BackdoorClock runs the host clock of the backdoor time commands d ahead
+// of the real time (vmxsim run); it returns the backdoor's counters as
+// JSON.
+func (c *Ctl) BackdoorClock(ctx context.Context, d time.Duration) (json.RawMessage, error) {
+	return c.Do(ctx, http.MethodPost, "/backdoor/clock", d.String())
+}
+
+// Share enables or disables one shared folder of a running simulator.
+func (c *Ctl) Share(ctx context.Context, name string, enable bool) error {
+	action := "disable"
+	if enable {
+		action = "enable"
+	}
+	_, err := c.Do(ctx, http.MethodPost, "/hgfs/share/"+url.PathEscape(name)+"/"+action, "")
+	return err
+}
+
+// HGFS sends enable, disable, restart, or "fault SPEC" to the HGFS server.
+func (c *Ctl) HGFS(ctx context.Context, action string) error {
+	body := ""
+	if spec, ok := strings.CutPrefix(action, "fault "); ok {
+		action, body = "fault", spec
+	}
+	_, err := c.Do(ctx, http.MethodPost, "/hgfs/"+url.PathEscape(action), body)
+	return err
+}
+
+// HoldRPCI holds requests of the RPCI command name unhandled, after
+// letting after more pass, until ReleaseRPCI.
+func (c *Ctl) HoldRPCI(ctx context.Context, name string, after int) error {
+	q := url.Values{"rpci": {name}}
+	if after != 0 {
+		q.Set("after", strconv.Itoa(after))
+	}
+	_, err := c.Do(ctx, http.MethodPost, "/fault/hold?"+q.Encode(), "")
+	return err
+}
+
+// ReleaseRPCI releases the held requests: handled as usual, or with drop
+// never handled.
+func (c *Ctl) ReleaseRPCI(ctx context.Context, drop bool) error {
+	path := "/fault/release"
+	if drop {
+		path += "?drop=1"
+	}
+	_, err := c.Do(ctx, http.MethodPost, path, "")
+	return err
+}
+
+// FaultStatus returns {"held": N}, the number of requests held now.
+func (c *Ctl) FaultStatus(ctx context.Context) (json.RawMessage, error) {
+	return c.Do(ctx, http.MethodGet, "/fault", "")
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
 	"github.com/govmtools/govmtools/internal/testutil"
-	"github.com/vmware/govmomi/vim25/types"
 )
 
 // goldenNicInfo reads the hand-built vector shared with the codec tests.
@@ -113,8 +112,8 @@ func peerVectors(t testing.TB) (nic, osDetailed, disk []byte) {
 }
 
 // TestPeerGuestInfoDecoded: what Debian's vmtoolsd sent in the namespace
-// scene is accepted and decoded into ctl state, and mirrored to vSphere
-// as vCenter shows it.
+// scene is accepted and decoded into ctl state (vsphere's
+// TestPeerGuestInfoMirrored checks the same state as vCenter shows it).
 func TestPeerGuestInfoDecoded(t *testing.T) {
 	c := newCore(t, Options{})
 	nic, osd, disk := peerVectors(t)
@@ -148,18 +147,6 @@ func TestPeerGuestInfoDecoded(t *testing.T) {
 	}
 	if len(g.Disks) == 0 || g.Disks[0].Name != "/" || g.Disks[0].Size == 0 {
 		t.Errorf("disks %+v", g.Disks)
-	}
-
-	props := map[string]any{}
-	for _, pc := range (&VSphere{}).guestMirror(c.State()) {
-		props[pc.Name] = pc.Val
-	}
-	if props["guest.guestId"] != "debian12_64Guest" || props["guest.guestFullName"] != "Debian GNU/Linux 12 (64-bit)" || props["guest.ipAddress"] != "198.51.100.10" {
-		t.Errorf("mirrored %v %v %v", props["guest.guestId"], props["guest.guestFullName"], props["guest.ipAddress"])
-	}
-	net := props["guest.net"].([]types.GuestNicInfo)
-	if len(net) != 3 || net[0].DeviceConfigId != -1 || len(net[0].IpConfig.IpAddress) != 4 || net[0].IpConfig.IpAddress[3].State != "unknown" {
-		t.Errorf("guest.net %+v", net)
 	}
 }
 

@@ -63,13 +63,6 @@ func (c *Core) SetPowerState(state string) {
 	}
 }
 
-// HasToolsChannel reports whether a tools service is bound right now.
-func (c *Core) HasToolsChannel() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tclo.current != nil
-}
-
 // PowerOp sends the TCLO command of a power operation (halt, reboot,
 // poweron, resume, suspend) and returns the guest's reply.
 func (c *Core) PowerOp(ctx context.Context, op string) ([]byte, error) {

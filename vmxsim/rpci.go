@@ -8,13 +8,6 @@ import (
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
 )
 
-func strconvQuote(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strconv.Quote(s)
-}
-
 // registerCoreRPCI registers the commands every VMX answers.
 func registerCoreRPCI(c *Core) {
 	c.HandleRPCI("log", c.rpciLog)

@@ -2,7 +2,6 @@ package vmxsim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +39,7 @@ type Server struct {
 func NewServer(core *Core, dir string) *Server {
 	s := &Server{Core: core, Dir: dir, ctl: http.NewServeMux()}
 	s.registerCtl()
-	s.registerHGFSCtl()
+	core.HGFS().HandleCtl(s)
 	s.registerFaultCtl()
 	return s
 }
@@ -208,54 +206,4 @@ func (s *Server) registerCtl() {
 	})
 }
 
-// HandleBackdoor adds the backdoor's fault injection to the control API:
-// POST /backdoor/checkpoint (InjectCheckpoint), POST /backdoor/reset
-// (ResetChannels), POST /backdoor/kill?at=MOMENT[&after=N] (KillAt) and
-// POST /backdoor/clock with a Go duration as the body (SetClockOffset).
-func (s *Server) HandleBackdoor(b *Backdoor) {
-	s.HandleCtl("POST /backdoor/kill", func(w http.ResponseWriter, r *http.Request) {
-		after := 0
-		if a := r.URL.Query().Get("after"); a != "" {
-			n, err := strconv.Atoi(a)
-			if err != nil || n < 0 {
-				http.Error(w, "after wants a count", http.StatusBadRequest)
-				return
-			}
-			after = n
-		}
-		if err := b.KillAt(r.URL.Query().Get("at"), after); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		writeJSON(w, b.Stats())
-	})
-	s.HandleCtl("POST /backdoor/clock", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		d, err := time.ParseDuration(strings.TrimSpace(string(body)))
-		if err != nil {
-			http.Error(w, "clock offset: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		b.SetClockOffset(d)
-		writeJSON(w, b.Stats())
-	})
-	s.HandleCtl("POST /backdoor/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		b.InjectCheckpoint()
-		writeJSON(w, b.Stats())
-	})
-	s.HandleCtl("POST /backdoor/reset", func(w http.ResponseWriter, r *http.Request) {
-		b.ResetChannels()
-		writeJSON(w, b.Stats())
-	})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, v any) { vmx.WriteJSON(w, v) }

@@ -5,6 +5,9 @@ import (
 	"maps"
 	"strconv"
 	"time"
+
+	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 // State is what the VMX knows about its guest, as `vmxsim ctl state`
@@ -22,10 +25,10 @@ type State struct {
 	Log string `json:"log"`
 	// Backdoor counts the backdoor calls served by the ptrace trap
 	// (vmxsim run); absent under vmxsim serve.
-	Backdoor *BackdoorStats `json:"backdoor,omitempty"`
+	Backdoor *vmx.BackdoorStats `json:"backdoor,omitempty"`
 	// HGFS is the shared-folders server: shares, sessions, open handles
 	// and round trips.
-	HGFS HGFSState `json:"hgfs"`
+	HGFS hgfsd.State `json:"hgfs"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -78,18 +81,19 @@ const (
 // State returns a snapshot of the VM as the host sees it.
 func (c *Core) State() State {
 	// The backdoor's lock is taken before the core's on the call path
-	// (backdoor call -> RPCI), so its stats are read first.
+	// (backdoor call -> RPCI), so its stats are read first, as is the
+	// TCLO driver's heartbeat.
 	c.mu.Lock()
 	bd := c.backdoor
 	c.mu.Unlock()
-	var bs *BackdoorStats
+	var bs *vmx.BackdoorStats
 	if bd != nil {
-		st := bd.Stats()
+		st := bd()
 		bs = &st
 	}
+	running, hb := c.tclo.Heartbeat(time.Now())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	running, hb := c.heartbeat(time.Now())
 	s := State{
 		Guestinfo:    maps.Clone(c.guestinfo),
 		Capabilities: append([]string{}, c.caps...),

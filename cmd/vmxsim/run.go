@@ -2,43 +2,75 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
+	"time"
 
-	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/backdoor"
+	"github.com/govmtools/govmtools/vmxsim/sim"
 	"github.com/govmtools/govmtools/vmxsim/trap"
 )
+
+// runFlags are `vmxsim run`'s flags and command.
+type runFlags struct {
+	sim         *simFlags
+	lb, keep    bool
+	clockOffset time.Duration
+	cmd         []string
+}
+
+func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	rf := &runFlags{sim: addSimFlags(fs, "warn")}
+	fs.BoolVar(&rf.lb, "lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
+	fs.BoolVar(&rf.keep, "keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
+	fs.DurationVar(&rf.clockOffset, "clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
+	if err := parseFlags(fs, args, stdout, "vmxsim run [flags] -- CMD ARGS..."); err != nil {
+		return nil, err
+	}
+	if rf.cmd = fs.Args(); len(rf.cmd) == 0 {
+		return nil, usageError{cmd: "run", msg: "run needs a command: vmxsim run [flags] -- CMD ARGS..."}
+	}
+	return rf, nil
+}
+
+// backdoor returns the backdoor the flags ask for. The trap's owners are
+// process ids: kill faults SIGKILL them.
+func (rf *runFlags) backdoor() *backdoor.Options {
+	return &backdoor.Options{
+		NoHB:             rf.lb,
+		KeepDeadChannels: rf.keep,
+		Kill: func(pid int) {
+			if pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		},
+	}
+}
 
 // runCmd is `vmxsim run`: it serves the simulator on DIR (a temporary
 // directory unless --dir or $VMXSIM_DIR says otherwise), runs CMD under
 // the backdoor trap against the same core, and returns CMD's exit code
 // (128+n when signal n killed it).
-func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf := addSimFlags(fs, "warn")
-	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
-	keep := fs.Bool("keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
-	clockOffset := fs.Duration("clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
-	if err := fs.Parse(args); err != nil {
-		return 0, usageError(err.Error())
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	rf, err := parseRun(args, stdout)
+	if err != nil {
+		return 0, err
 	}
-	cmd := fs.Args()
-	if len(cmd) == 0 {
-		return 0, usageError("run needs a command: vmxsim run [flags] -- CMD ARGS...")
+	logger, err := rf.sim.logger(stderr, "run")
+	if err != nil {
+		return 0, err
 	}
 	if !trap.Supported {
 		_, err := trap.Run(ctx, trap.Config{})
 		return 0, err
 	}
-	path, err := exec.LookPath(cmd[0])
+	path, err := exec.LookPath(rf.cmd[0])
 	if err != nil {
 		return 0, err
 	}
@@ -46,73 +78,37 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot find the vmxsim binary to start the trap: %w", err)
 	}
-	if sf.dir == "" {
+	if rf.sim.dir == "" {
 		d, err := os.MkdirTemp("", "vmxsim-run-")
 		if err != nil {
 			return 0, err
 		}
 		defer os.RemoveAll(d)
-		sf.dir = d
+		rf.sim.dir = d
 	}
-	s, err := sf.setup(stderr)
+	// The simulator outlives a signal to vmxsim: it serves until the
+	// traced program has gone.
+	s, stop, err := rf.sim.startSim(context.Background(), logger, func(o *sim.Options) { o.Backdoor = rf.backdoor() })
 	if err != nil {
 		return 0, err
 	}
-	defer s.Close()
-	bd := vmxsim.NewBackdoor(s.core, vmxsim.BackdoorOptions{
-		NoHB:             *lb,
-		KeepDeadChannels: *keep,
-		// The trap's owners are process ids: kill faults SIGKILL them.
-		Kill: func(pid int) {
-			if pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		},
-	})
-	if *clockOffset != 0 {
-		bd.SetClockOffset(*clockOffset)
+	defer stop()
+	if rf.clockOffset != 0 {
+		s.Backdoor.SetClockOffset(rf.clockOffset)
 	}
-	s.srv.HandleBackdoor(bd)
+	logger.Info("running under the trap", "dir", rf.sim.dir, "cmd", rf.cmd, "lb", rf.lb)
+	return trap.Run(ctx, trap.Config{Backdoor: s.Backdoor, Path: path, Args: rf.cmd[1:], Env: trapEnv(rf.sim.dir), Helper: self, Logger: logger})
+}
 
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ready := make(chan struct{})
-	var srvErr error
-	srvDone := make(chan struct{})
-	wg.Go(func() {
-		srvErr = s.srv.Serve(srvCtx, func() { close(ready) })
-		close(srvDone)
-	})
-	wg.Go(func() { bd.Run(srvCtx) })
-	defer func() {
-		stopSrv()
-		wg.Wait()
-	}()
-	if err := s.startVSphere(srvCtx, sf, &wg); err != nil {
-		return 0, err
-	}
-	select {
-	case <-ready:
-	case <-srvDone:
-		return 0, errors.Join(errors.New("simulator did not start"), srvErr)
-	}
-	s.logger.Info("running under the trap", "dir", sf.dir, "cmd", cmd, "lb", *lb)
-	// GOVMTOOLS_RPC is dropped: under the trap our tools take their
-	// default (auto), which finds the backdoor; a --rpc flag still wins.
+// trapEnv is the traced program's environment: GOVMTOOLS_RPC is dropped
+// (under the trap our tools take their default, auto, which finds the
+// backdoor; a --rpc flag still wins) and VMXSIM_DIR names the simulator.
+func trapEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") && !strings.HasPrefix(kv, "VMXSIM_DIR=") {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "VMXSIM_DIR="+sf.dir)
-	code, err := trap.Run(ctx, trap.Config{
-		Backdoor: bd,
-		Path:     path,
-		Args:     cmd[1:],
-		Env:      env,
-		Helper:   self,
-		Logger:   s.logger,
-	})
-	return code, err
+	return append(env, "VMXSIM_DIR="+dir)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/govmtools/govmtools/internal/netnstest"
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/vsphere"
 )
 
 func requireNetns(t *testing.T) {
@@ -207,7 +208,7 @@ func TestGuestInfoNetns(t *testing.T) {
 		t.Fatalf("govc vm.info -json: %v", err)
 	}
 	g := info.VirtualMachines[0].Guest
-	if g.IPAddress != "198.51.100.10" || g.HostName != st.Guest.HostName || g.GuestID != vmxsim.GuestID(st.Guest.OSShortName) || g.GuestFullName == "" {
+	if g.IPAddress != "198.51.100.10" || g.HostName != st.Guest.HostName || g.GuestID != vsphere.GuestID(st.Guest.OSShortName) || g.GuestFullName == "" {
 		t.Errorf("vm.info guest: ip %q host %q id %q full %q", g.IPAddress, g.HostName, g.GuestID, g.GuestFullName)
 	}
 	if len(g.Net) != 1 || g.Net[0].MacAddress != netnstest.SceneMAC || g.Net[0].DeviceConfigID < 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/govmtools/govmtools/internal/hgfswork"
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/hanwen/go-fuse/v2/posixtest"
 )
 
@@ -618,7 +619,7 @@ func TestHGFSLookupStorm(t *testing.T) {
 			names = append(names, "sub", "link")
 			slices.Reverse(names)
 			ctl := vmxsim.NewCtl(e.dir)
-			state := func() vmxsim.HGFSState {
+			state := func() hgfsd.State {
 				st, err := ctl.State(t.Context())
 				if err != nil {
 					t.Fatal(err)

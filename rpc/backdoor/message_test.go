@@ -19,13 +19,14 @@ import (
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/backdoor"
 	"github.com/govmtools/govmtools/vmxsim"
+	simbd "github.com/govmtools/govmtools/vmxsim/backdoor"
 )
 
-// simPort adapts a vmxsim.Backdoor to backdoor.Hypercall: the registers go
+// simPort adapts a simbd.Server to backdoor.Hypercall: the registers go
 // across as a real trap would carry them, and the HB buffer is "guest
 // memory" at a fake address.
 type simPort struct {
-	b *vmxsim.Backdoor
+	b *simbd.Server
 	// before, if set, runs before each call with the call's number.
 	before func(n int, r *backdoor.Regs)
 	// after, if set, may rewrite the registers the guest sees.
@@ -54,13 +55,13 @@ func (m sliceMem) WriteAt(p []byte, addr uint64) error {
 	return nil
 }
 
-func (p *simPort) do(r *backdoor.Regs, f func(*vmxsim.Regs)) {
+func (p *simPort) do(r *backdoor.Regs, f func(*simbd.Regs)) {
 	p.calls++
 	if p.before != nil {
 		p.before(p.calls, r)
 	}
 	p.log = append(p.log, *r)
-	vr := vmxsim.Regs(*r)
+	vr := simbd.Regs(*r)
 	f(&vr)
 	*r = backdoor.Regs(vr)
 	if p.after != nil {
@@ -71,29 +72,29 @@ func (p *simPort) do(r *backdoor.Regs, f func(*vmxsim.Regs)) {
 func (p *simPort) LB(r *backdoor.Regs) {
 	r.AX = backdoor.Magic
 	r.DX = r.DX&^0xffff | backdoor.Port
-	p.do(r, func(vr *vmxsim.Regs) { p.b.LB(vr, 1) })
+	p.do(r, func(vr *simbd.Regs) { p.b.LB(vr, 1) })
 }
 
 func (p *simPort) HBOut(r *backdoor.Regs, src []byte) {
 	r.AX, r.CX, r.SI = backdoor.Magic, uint64(len(src)), bufAddr
 	r.DX = r.DX&^0xffff | backdoor.HBPort
-	p.do(r, func(vr *vmxsim.Regs) { p.b.HBOut(vr, 1, sliceMem{src}) })
+	p.do(r, func(vr *simbd.Regs) { p.b.HBOut(vr, 1, sliceMem{src}) })
 }
 
 func (p *simPort) HBIn(r *backdoor.Regs, dst []byte) {
 	r.AX, r.CX, r.DI = backdoor.Magic, uint64(len(dst)), bufAddr
 	r.DX = r.DX&^0xffff | backdoor.HBPort
-	p.do(r, func(vr *vmxsim.Regs) { p.b.HBIn(vr, 1, sliceMem{dst}) })
+	p.do(r, func(vr *simbd.Regs) { p.b.HBIn(vr, 1, sliceMem{dst}) })
 }
 
-func newSim(t *testing.T, opts vmxsim.BackdoorOptions) (*vmxsim.Core, *vmxsim.Backdoor, *simPort) {
+func newSim(t *testing.T, opts simbd.Options) (*vmxsim.Core, *simbd.Server, *simPort) {
 	t.Helper()
 	c, err := vmxsim.New(vmxsim.Options{PingInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	b := vmxsim.NewBackdoor(c, opts)
+	b := simbd.New(c, opts)
 	return c, b, &simPort{b: b}
 }
 
@@ -111,7 +112,7 @@ func TestMessageEveryLength(t *testing.T) {
 	lengths := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 60 << 10, 60<<10 + 1, 60<<10 + 2, 60<<10 + 3}
 	for _, noHB := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
-			c, b, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+			c, b, port := newSim(t, simbd.Options{NoHB: noHB})
 			ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
 			if err != nil {
 				t.Fatal(err)
@@ -144,7 +145,7 @@ func TestMessageEveryLength(t *testing.T) {
 func TestCallInto(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
-			_, _, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+			_, _, port := newSim(t, simbd.Options{NoHB: noHB})
 			ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
 			if err != nil {
 				t.Fatal(err)
@@ -175,7 +176,7 @@ func TestCallInto(t *testing.T) {
 // TestTailPacking pins the LB word layout of 1-3 byte tails: little-endian
 // low bytes, upper bytes zero (the bug vmw-guestinfo has for 3 bytes).
 func TestTailPacking(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{NoHB: true})
+	_, _, port := newSim(t, simbd.Options{NoHB: true})
 	ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestTailPacking(t *testing.T) {
 }
 
 func TestOpenRetriesWithoutCookie(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	var opens []uint32
 	port.after = func(n int, r *backdoor.Regs) {
 		sent := port.log[n-1]
@@ -234,7 +235,7 @@ func TestOpenRetriesWithoutCookie(t *testing.T) {
 // request is answered exactly once.
 func TestCheckpointRestart(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
-		c, b, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+		c, b, port := newSim(t, simbd.Options{NoHB: noHB})
 		var runs int
 		c.HandleRPCI("echo", func(ctx context.Context, caller vmxsim.Caller, args []byte) []byte {
 			runs++
@@ -273,7 +274,7 @@ func TestCheckpointRestart(t *testing.T) {
 // TestLocalFailureSendsStatusZero: a size the guest will not take is
 // refused locally and reported to the VMX with RECVSTATUS, status 0.
 func TestLocalFailureSendsStatusZero(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func TestLocalFailureSendsStatusZero(t *testing.T) {
 }
 
 func TestCloseAndReset(t *testing.T) {
-	_, b, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, b, port := newSim(t, simbd.Options{})
 	ch, err := backdoor.Open(port, backdoor.ProtoRPCI)
 	if err != nil {
 		t.Fatal(err)
@@ -345,9 +346,9 @@ func TestCloseAndReset(t *testing.T) {
 }
 
 func TestGetVersion(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	v, typ, err := backdoor.GetVersion(port)
-	if err != nil || v != backdoor.Version || typ != vmxsim.VMXTypeScalableServer {
+	if err != nil || v != backdoor.Version || typ != simbd.VMXTypeScalableServer {
 		t.Fatalf("GetVersion = %d %d %v", v, typ, err)
 	}
 }
@@ -357,7 +358,7 @@ func TestGetVersion(t *testing.T) {
 // host command, on both paths.
 func TestTCLOLoop(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
-		c, b, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+		c, b, port := newSim(t, simbd.Options{NoHB: noHB})
 		var mu sync.Mutex
 		var seen []string
 		mux := &rpc.Mux{}
@@ -477,7 +478,7 @@ func (d *deadPort) HBIn(r *backdoor.Regs, dst []byte) {
 func TestResume(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
-			c, b, port := newSim(t, vmxsim.BackdoorOptions{NoHB: noHB})
+			c, b, port := newSim(t, simbd.Options{NoHB: noHB})
 			var mu sync.Mutex
 			n := 0
 			c.HandleRPCI("log", func(context.Context, vmxsim.Caller, []byte) []byte {
@@ -560,7 +561,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	for _, bad := range []string{"", "bd1-", "bd2-49435052-0001-00000001-00000002", "bd1-49435052-0001-00000000-00000000",
 		"bd1-49435052-001-00000001-00000002", "bd1-49435052-0001-0000001-00000002", "bd1-4943505z-0001-00000001-00000002",
 		"bd1-49435052-0001-00000001-00000002-", "bd1-+9435052-0001-00000001-00000002"} {

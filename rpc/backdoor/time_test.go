@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/rpc/backdoor"
-	"github.com/govmtools/govmtools/vmxsim"
+	simbd "github.com/govmtools/govmtools/vmxsim/backdoor"
 )
 
 var hostNow = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
@@ -23,7 +23,7 @@ func TestReadHostTimeFallback(t *testing.T) {
 		{[]uint16{55, 46}, backdoor.CmdGetTime},
 		{[]uint16{55, 46, 23}, 0},
 	} {
-		_, _, port := newSim(t, vmxsim.BackdoorOptions{
+		_, _, port := newSim(t, simbd.Options{
 			Now:         func() time.Time { return hostNow },
 			MaxTimeLag:  250000,
 			Unsupported: tt.unsupported,
@@ -48,7 +48,7 @@ func TestReadHostTimeFallback(t *testing.T) {
 // TestReadHostTimeBadAnswer: microseconds out of range are a protocol
 // error, not a time.
 func TestReadHostTimeBadAnswer(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	port.after = func(n int, r *backdoor.Regs) { r.BX = 1_000_000 }
 	if _, err := backdoor.ReadHostTime(port); !errors.Is(err, backdoor.ErrProtocol) {
 		t.Fatalf("usec 1000000: %v", err)
@@ -59,7 +59,7 @@ func TestReadHostTimeBadAnswer(t *testing.T) {
 // runs two hours ahead), the max lag, STOPCATCHUP reaching the VMX, and the
 // memory of which command the VMX answers.
 func TestHostClock(t *testing.T) {
-	_, b, port := newSim(t, vmxsim.BackdoorOptions{Unsupported: []uint16{backdoor.CmdGetTimeFullWithLag}})
+	_, b, port := newSim(t, simbd.Options{Unsupported: []uint16{backdoor.CmdGetTimeFullWithLag}})
 	b.SetClockOffset(2 * time.Hour)
 	c := &backdoor.HostClock{H: port}
 	for i := range 3 {
@@ -91,7 +91,7 @@ func TestHostClock(t *testing.T) {
 // TestHostClockNotReady: without VMware detection nothing reaches the
 // backdoor.
 func TestHostClockNotReady(t *testing.T) {
-	_, _, port := newSim(t, vmxsim.BackdoorOptions{})
+	_, _, port := newSim(t, simbd.Options{})
 	c := &backdoor.HostClock{H: port, Ready: func() error { return backdoor.ErrNotVMware }}
 	if _, _, err := c.HostTime(t.Context()); !errors.Is(err, backdoor.ErrNotVMware) {
 		t.Fatalf("HostTime: %v", err)

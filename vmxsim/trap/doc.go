@@ -1,9 +1,9 @@
 // Package trap is `vmxsim run`: a ptrace supervisor that runs an unchanged
 // guest program (ours, or Debian's open-vm-tools) on a machine that is not
-// a VMware VM and answers its backdoor instructions from a vmxsim.Backdoor,
+// a VMware VM and answers its backdoor instructions from a backdoor.Server,
 // so the program's real backdoor code path meets the simulated VMX.
 //
-// How it works (linux/amd64; see architecture.md section 4):
+// How it works (linux/amd64; docs/architecture.md, the ptrace trap, has the facts):
 //   - The program is started through a helper (this binary re-executed with
 //     HelperArg) that installs a seccomp filter and then execs it, so the
 //     filter is inherited by everything the program starts: iopl and ioperm
@@ -43,7 +43,7 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/backdoor"
 )
 
 // HelperArg is the first argument with which the trap re-executes
@@ -53,7 +53,7 @@ const HelperArg = "__vmxsim-trap-exec"
 // Config is one program to run under the trap.
 type Config struct {
 	// Backdoor serves the program's backdoor calls.
-	Backdoor *vmxsim.Backdoor
+	Backdoor *backdoor.Server
 	// Path is the program (an absolute path or one relative to Dir) and
 	// Args its arguments after argv[0]; argv[0] is Path.
 	Path string

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 	"golang.org/x/sys/unix"
 
-	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/backdoor"
 )
 
 // Supported reports whether this build can run the trap.
@@ -479,18 +479,18 @@ func (t *tracer) backdoor(th *thread) bool {
 	var code [16]byte
 	n, _ := th.proc.mem.ReadAt(code[:], int64(regs.Rip))
 	inst, err := x86asm.Decode(code[:n], 64)
-	if err != nil || uint32(regs.Rax) != vmxsim.BdoorMagic {
+	if err != nil || uint32(regs.Rax) != backdoor.Magic {
 		return false
 	}
 	port := uint16(regs.Rdx)
-	r := vmxsim.Regs{AX: regs.Rax, BX: regs.Rbx, CX: regs.Rcx, DX: regs.Rdx, SI: regs.Rsi, DI: regs.Rdi, BP: regs.Rbp}
+	r := backdoor.Regs{AX: regs.Rax, BX: regs.Rbx, CX: regs.Rcx, DX: regs.Rdx, SI: regs.Rsi, DI: regs.Rdi, BP: regs.Rbp}
 	mem := procMem{th.proc.mem}
 	switch {
-	case inst.Op == x86asm.IN && inst.Args[0] == x86asm.EAX && inst.Args[1] == x86asm.DX && port == vmxsim.BdoorPort:
+	case inst.Op == x86asm.IN && inst.Args[0] == x86asm.EAX && inst.Args[1] == x86asm.DX && port == backdoor.LBPort:
 		t.cfg.Backdoor.LB(&r, th.proc.tgid)
-	case inst.Op == x86asm.INSB && hasREP(inst) && port == vmxsim.BdoorHBPort:
+	case inst.Op == x86asm.INSB && hasREP(inst) && port == backdoor.HBPort:
 		t.cfg.Backdoor.HBIn(&r, th.proc.tgid, mem)
-	case inst.Op == x86asm.OUTSB && hasREP(inst) && port == vmxsim.BdoorHBPort:
+	case inst.Op == x86asm.OUTSB && hasREP(inst) && port == backdoor.HBPort:
 		t.cfg.Backdoor.HBOut(&r, th.proc.tgid, mem)
 	default:
 		return false

@@ -1,42 +1,55 @@
-package vmxsim
+// Package backdoor is the host side of the VMware backdoor as the ptrace
+// trap (vmxsim/trap) presents it to a guest program: the low-bandwidth
+// port's commands (GETVERSION, the time commands), the GuestRPC message
+// channels on the low- and high-bandwidth ports, and the fault injection
+// of a real VMX's channel (checkpoints, channel resets, guests killed at
+// a chosen moment). RPCI messages go to the VMX core and TCLO channels to
+// its driver, through the small vmx.Core interface; the register file
+// (Regs) is what the trap reads from and writes to the traced process.
+//
+// The protocol facts it follows are summarised in docs/architecture.md,
+// backdoor.
+package backdoor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 // Backdoor constants (backdoor_def.h, guest_msg_def.h in open-vm-tools).
 const (
-	BdoorMagic   = 0x564D5868 // "VMXh", in EAX on every call
-	BdoorPort    = 0x5658     // low-bandwidth port: IN EAX, DX
-	BdoorHBPort  = 0x5659     // high-bandwidth port: REP OUTSB / REP INSB
-	BdoorVersion = 6          // VERSION_MAGIC, returned by GETVERSION
+	Magic   = 0x564D5868 // "VMXh", in EAX on every call
+	LBPort  = 0x5658     // low-bandwidth port: IN EAX, DX
+	HBPort  = 0x5659     // high-bandwidth port: REP OUTSB / REP INSB
+	Version = 6          // VERSION_MAGIC, returned by GETVERSION
 
-	BdoorCmdGetVersion                = 10
-	BdoorCmdGetTime                   = 23
-	BdoorCmdStopCatchup               = 24
-	BdoorCmdMessage                   = 30
-	BdoorCmdGetHz                     = 45
-	BdoorCmdGetTimeFull               = 46
-	BdoorCmdGetTimeFullWithLag        = 55
-	BdoorHBCmdMessage                 = 0
-	BdoorMaxChannels                  = 128 // GUESTMSG_MAX_CHANNEL
-	BdoorProtoRPCI             uint32 = 0x49435052
-	BdoorProtoTCLO             uint32 = 0x4f4c4354
-	BdoorFlagCookie            uint32 = 0x80000000
+	CmdGetVersion                = 10
+	CmdGetTime                   = 23
+	CmdStopCatchup               = 24
+	CmdMessage                   = 30
+	CmdGetHz                     = 45
+	CmdGetTimeFull               = 46
+	CmdGetTimeFullWithLag        = 55
+	HBCmdMessage                 = 0
+	MaxChannels                  = 128 // GUESTMSG_MAX_CHANNEL
+	ProtoRPCI             uint32 = 0x49435052
+	ProtoTCLO             uint32 = 0x4f4c4354
+	FlagCookie            uint32 = 0x80000000
 
 	// VMXTypeScalableServer is what GETVERSION reports in ECX: ESX.
 	VMXTypeScalableServer = 2
 )
 
-// Message sub-types (ECX high 16 on a BdoorCmdMessage call).
+// Message sub-types (ECX high 16 on a CmdMessage call).
 const (
 	MsgOpen = iota
 	MsgSendSize
@@ -75,8 +88,8 @@ type GuestMemory interface {
 	WriteAt(p []byte, addr uint64) error
 }
 
-// BackdoorOptions configure a Backdoor.
-type BackdoorOptions struct {
+// Options configure a Backdoor.
+type Options struct {
 	// NoHB withholds the HB status bit, so guests use the low-bandwidth
 	// path (vmxsim run --lb); HB calls are then refused.
 	NoHB bool
@@ -116,54 +129,29 @@ const (
 	KillAtRecvStatus = "recvstatus"
 )
 
-// BackdoorStats counts the calls a Backdoor has served.
-type BackdoorStats struct {
-	LB       uint64 `json:"lb"`       // IN on the LB port
-	HBOut    uint64 `json:"hbOut"`    // REP OUTSB on the HB port
-	HBIn     uint64 `json:"hbIn"`     // REP INSB on the HB port
-	Opens    uint64 `json:"opens"`    // channels opened
-	CPTs     uint64 `json:"cpts"`     // calls failed with the CPT status
-	Kills    uint64 `json:"kills"`    // guests killed by a kill fault
-	Channels int    `json:"channels"` // channels open now
-	NoHB     bool   `json:"noHB"`
-	// RPCIRoundTrips counts RPCI exchanges completed (request received,
-	// reply delivered); RPCIRoundTripMedianUs is the median time of the
-	// last 4096 as the VMX sees them, from the request's SENDSIZE to the
-	// reply's RECVSTATUS.
-	RPCIRoundTrips        uint64  `json:"rpciRoundTrips"`
-	RPCIRoundTripMedianUs float64 `json:"rpciRoundTripMedianUs"`
-	// TimeReads counts the time commands answered (GETTIME,
-	// GETTIMEFULL, GETTIMEFULL_WITH_LAG), StopCatchups the STOPCATCHUP
-	// calls (a guest sends one after stepping its clock).
-	TimeReads    uint64 `json:"timeReads"`
-	StopCatchups uint64 `json:"stopCatchups"`
-	// ClockOffset is how far the host clock of the time commands is
-	// ahead of the real time (SetClockOffset), as a Go duration.
-	ClockOffset string `json:"clockOffset"`
-}
-
 // rttRing holds the last RPCI round-trip times.
 const rttRing = 4096
 
-// Backdoor is the host side of the I/O-port backdoor of one VM, as the ptrace
-// trap (vmxsim run) presents it to the guest: GETVERSION, the time
-// commands and the GuestRPC message channels. RPCI channels are answered by
-// Core.RPCI; TCLO channels are driven by Core.ServeTCLO, which Run starts
-// for each TCLO channel the guest opens.
+// Server is the host side of the I/O-port backdoor of one VM, as the
+// ptrace trap (vmxsim run) presents it to the guest: GETVERSION, the time
+// commands and the GuestRPC message channels. RPCI channels are answered
+// by the core's Answer; TCLO channels are driven by the core's ServeTCLO,
+// which Run starts for each TCLO channel the guest opens.
 //
 // The call methods (LB, HBOut, HBIn) never block on the guest and never
 // panic on what the guest puts in its registers: a bad call gets a failure
 // status, as from the VMX.
-type Backdoor struct {
-	core *Core
-	opts BackdoorOptions
+type Server struct {
+	core vmx.Core
+	lg   *slog.Logger
+	opts Options
 
 	lb, hbOut, hbIn, opens, cpts, kills atomic.Uint64
 	timeReads, stopCatchups             atomic.Uint64
 	clockOffset                         atomic.Int64 // ns added to opts.Now
 
 	mu       sync.Mutex
-	chans    [BdoorMaxChannels]*bdChannel
+	chans    [MaxChannels]*bdChannel
 	rtts     []time.Duration // ring of the last rttRing RPCI round trips
 	rttCount uint64
 	ctx      context.Context // Run's, or Background before Run
@@ -174,7 +162,7 @@ type Backdoor struct {
 	killPass int    // and how many such moments to let pass first
 }
 
-// bdChannel is one open message channel. Guarded by Backdoor.mu.
+// bdChannel is one open message channel. Guarded by Server.mu.
 type bdChannel struct {
 	id                 uint16
 	proto              uint32
@@ -198,9 +186,9 @@ type bdChannel struct {
 	rtStart time.Time // SENDSIZE of the RPCI request being answered
 }
 
-// NewBackdoor returns the backdoor of core. TCLO channels opened by the
-// guest are served once Run runs.
-func NewBackdoor(core *Core, opts BackdoorOptions) *Backdoor {
+// New returns the backdoor of core and reports its counters in the core's
+// state. TCLO channels opened by the guest are served once Run runs.
+func New(core vmx.Core, opts Options) *Server {
 	if opts.VMXType == 0 {
 		opts.VMXType = VMXTypeScalableServer
 	}
@@ -210,17 +198,15 @@ func NewBackdoor(core *Core, opts BackdoorOptions) *Backdoor {
 	if opts.MaxTimeLag == 0 {
 		opts.MaxTimeLag = 500000
 	}
-	b := &Backdoor{core: core, opts: opts, ctx: context.Background(), wake: make(chan struct{}, 1)}
-	core.mu.Lock()
-	core.backdoor = b
-	core.mu.Unlock()
+	b := &Server{core: core, lg: core.Logger(), opts: opts, ctx: context.Background(), wake: make(chan struct{}, 1)}
+	core.ReportBackdoor(b.Stats)
 	return b
 }
 
-// Run serves the TCLO channels the guest opens (one Core.ServeTCLO each)
+// Run serves the TCLO channels the guest opens (one core ServeTCLO each)
 // until ctx ends; then it closes every channel and returns after every
 // session has ended.
-func (b *Backdoor) Run(ctx context.Context) error {
+func (b *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	b.mu.Lock()
 	b.ctx = ctx
@@ -247,7 +233,7 @@ func (b *Backdoor) Run(ctx context.Context) error {
 		for _, p := range start {
 			wg.Go(func() {
 				if err := b.core.ServeTCLO(ctx, p); err != nil && ctx.Err() == nil {
-					b.core.lg.Info("backdoor tclo session ended", "channel", p.ch.id, "err", err)
+					b.lg.Info("backdoor tclo session ended", "channel", p.ch.id, "err", err)
 				}
 			})
 		}
@@ -260,7 +246,7 @@ func (b *Backdoor) Run(ctx context.Context) error {
 }
 
 // now is the host clock of the time commands.
-func (b *Backdoor) now() time.Time {
+func (b *Server) now() time.Time {
 	return b.opts.Now().Add(time.Duration(b.clockOffset.Load()))
 }
 
@@ -268,14 +254,14 @@ func (b *Backdoor) now() time.Time {
 // real time (behind when negative), as after a resume or a vMotion to a
 // host whose clock differs: the guest then sees a clock to correct
 // without anything touching the real clock.
-func (b *Backdoor) SetClockOffset(d time.Duration) {
+func (b *Server) SetClockOffset(d time.Duration) {
 	b.clockOffset.Store(int64(d))
-	b.core.log.Host("Backdoor: host clock offset set to %v", d)
+	b.core.Remark("Backdoor: host clock offset set to %v", d)
 }
 
 // Stats returns the call counters.
-func (b *Backdoor) Stats() BackdoorStats {
-	s := BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), Kills: b.kills.Load(), NoHB: b.opts.NoHB,
+func (b *Server) Stats() vmx.BackdoorStats {
+	s := vmx.BackdoorStats{LB: b.lb.Load(), HBOut: b.hbOut.Load(), HBIn: b.hbIn.Load(), Opens: b.opens.Load(), CPTs: b.cpts.Load(), Kills: b.kills.Load(), NoHB: b.opts.NoHB,
 		TimeReads: b.timeReads.Load(), StopCatchups: b.stopCatchups.Load(), ClockOffset: time.Duration(b.clockOffset.Load()).String()}
 	b.mu.Lock()
 	for _, ch := range b.chans {
@@ -298,7 +284,7 @@ func (b *Backdoor) Stats() BackdoorStats {
 // transfer fails with the CPT status and the transfer starts over; a
 // message being sent is dropped, a message being received is kept for the
 // retry.
-func (b *Backdoor) InjectCheckpoint() {
+func (b *Server) InjectCheckpoint() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range b.chans {
@@ -310,7 +296,7 @@ func (b *Backdoor) InjectCheckpoint() {
 
 // ResetChannels closes every channel, as a VMX restart does: the guest's
 // next call on an old channel fails and it must reopen.
-func (b *Backdoor) ResetChannels() {
+func (b *Server) ResetChannels() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range b.chans {
@@ -318,13 +304,13 @@ func (b *Backdoor) ResetChannels() {
 			b.closeLocked(ch)
 		}
 	}
-	b.core.log.Host("GuestRPC: all backdoor channels reset")
+	b.core.Remark("GuestRPC: all backdoor channels reset")
 }
 
 // CloseOwner closes the channels opened by owner (the trap passes the
 // guest's process id), when that process has gone; with KeepDeadChannels
 // it does nothing.
-func (b *Backdoor) CloseOwner(owner int) {
+func (b *Server) CloseOwner(owner int) {
 	if b.opts.KeepDeadChannels {
 		return
 	}
@@ -340,15 +326,15 @@ func (b *Backdoor) CloseOwner(owner int) {
 // KillAt arms a kill fault: the guest process whose RPCI message reaches
 // moment at (KillAtSendSize, KillAtSent or KillAtRecvStatus) after that
 // many moments have passed is killed there, as a guest SIGKILLed at that
-// instant. One kill per arming. It needs BackdoorOptions.Kill.
-func (b *Backdoor) KillAt(at string, after int) error {
+// instant. One kill per arming. It needs Options.Kill.
+func (b *Server) KillAt(at string, after int) error {
 	switch at {
 	case KillAtSendSize, KillAtSent, KillAtRecvStatus:
 	default:
-		return fmt.Errorf("vmxsim: unknown kill moment %q (want %s, %s or %s)", at, KillAtSendSize, KillAtSent, KillAtRecvStatus)
+		return fmt.Errorf("backdoor: unknown kill moment %q (want %s, %s or %s)", at, KillAtSendSize, KillAtSent, KillAtRecvStatus)
 	}
 	if b.opts.Kill == nil {
-		return errors.New("vmxsim: kill faults need a guest to kill (vmxsim run)")
+		return errors.New("backdoor: kill faults need a guest to kill (vmxsim run)")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -358,8 +344,8 @@ func (b *Backdoor) KillAt(at string, after int) error {
 
 // killHere reports whether the armed kill fault fires at this moment of an
 // RPCI message, and if so kills owner. Preconditions: b.mu is held.
-func (b *Backdoor) killHere(ch *bdChannel, at string, owner int) bool {
-	if b.killAt != at || ch.proto != BdoorProtoRPCI {
+func (b *Server) killHere(ch *bdChannel, at string, owner int) bool {
+	if b.killAt != at || ch.proto != ProtoRPCI {
 		return false
 	}
 	if b.killPass > 0 {
@@ -368,15 +354,15 @@ func (b *Backdoor) killHere(ch *bdChannel, at string, owner int) bool {
 	}
 	b.killAt = ""
 	b.kills.Add(1)
-	b.core.log.Host("Fault injection: guest process killed at %s on channel %d", at, ch.id)
+	b.core.Remark("Fault injection: guest process killed at %s on channel %d", at, ch.id)
 	b.opts.Kill(owner)
 	return true
 }
 
 // LB serves an IN EAX, DX on the low-bandwidth port for owner.
-func (b *Backdoor) LB(r *Regs, owner int) {
+func (b *Server) LB(r *Regs, owner int) {
 	b.lb.Add(1)
-	if uint32(r.AX) != BdoorMagic {
+	if uint32(r.AX) != Magic {
 		set32(&r.AX, 0xFFFFFFFF)
 		return
 	}
@@ -386,17 +372,17 @@ func (b *Backdoor) LB(r *Regs, owner int) {
 		return
 	}
 	switch cmd {
-	case BdoorCmdGetVersion:
-		set32(&r.AX, BdoorVersion)
-		set32(&r.BX, BdoorMagic)
+	case CmdGetVersion:
+		set32(&r.AX, Version)
+		set32(&r.BX, Magic)
 		set32(&r.CX, b.opts.VMXType)
-	case BdoorCmdGetTime:
+	case CmdGetTime:
 		b.timeReads.Add(1)
 		now := b.now()
 		set32(&r.AX, uint32(now.Unix()))
 		set32(&r.BX, uint32(now.Nanosecond()/1000))
 		set32(&r.CX, b.opts.MaxTimeLag)
-	case BdoorCmdGetTimeFull, BdoorCmdGetTimeFullWithLag:
+	case CmdGetTimeFull, CmdGetTimeFullWithLag:
 		// EAX is left holding the magic: that is how the guest knows the
 		// command is supported.
 		b.timeReads.Add(1)
@@ -406,15 +392,15 @@ func (b *Backdoor) LB(r *Regs, owner int) {
 		set32(&r.DX, uint32(sec))
 		set32(&r.BX, uint32(now.Nanosecond()/1000))
 		set32(&r.CX, b.opts.MaxTimeLag)
-		if cmd == BdoorCmdGetTimeFullWithLag {
+		if cmd == CmdGetTimeFullWithLag {
 			set32(&r.DI, 0) // no interrupt lag here
 		}
-	case BdoorCmdStopCatchup:
+	case CmdStopCatchup:
 		// Nothing to catch up on; counted, so tests see the guest ask.
 		b.stopCatchups.Add(1)
-	case BdoorCmdGetHz:
+	case CmdGetHz:
 		set32(&r.BX, 0xFFFFFFFF) // unsupported, as the kernel expects to read it
-	case BdoorCmdMessage:
+	case CmdMessage:
 		b.message(r, owner)
 	default:
 		set32(&r.AX, 0xFFFFFFFF)
@@ -423,7 +409,7 @@ func (b *Backdoor) LB(r *Regs, owner int) {
 
 // HBOut serves a REP OUTSB on the high-bandwidth port: the guest sends the
 // ECX bytes at ESI/RSI as its whole message.
-func (b *Backdoor) HBOut(r *Regs, owner int, mem GuestMemory) {
+func (b *Server) HBOut(r *Regs, owner int, mem GuestMemory) {
 	b.hbOut.Add(1)
 	status := b.hbOutStatus(r, owner, mem)
 	setHBStatus(r, status)
@@ -431,7 +417,7 @@ func (b *Backdoor) HBOut(r *Regs, owner int, mem GuestMemory) {
 
 // HBIn serves a REP INSB on the high-bandwidth port: the host writes the
 // waiting message to the ECX bytes at EDI/RDI.
-func (b *Backdoor) HBIn(r *Regs, owner int, mem GuestMemory) {
+func (b *Server) HBIn(r *Regs, owner int, mem GuestMemory) {
 	b.hbIn.Add(1)
 	status := b.hbInStatus(r, owner, mem)
 	setHBStatus(r, status)
@@ -441,8 +427,8 @@ func setHBStatus(r *Regs, status uint16) {
 	set32(&r.BX, uint32(status)<<16|uint32(uint16(r.BX)))
 }
 
-func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
-	if uint32(r.AX) != BdoorMagic || uint16(r.BX) != BdoorHBCmdMessage || b.opts.NoHB {
+func (b *Server) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
+	if uint32(r.AX) != Magic || uint16(r.BX) != HBCmdMessage || b.opts.NoHB {
 		return 0
 	}
 	b.mu.Lock()
@@ -461,13 +447,13 @@ func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 	}
 	n := int(uint32(r.CX))
 	if n != ch.sendLen-len(ch.sendBuf) {
-		b.core.lg.Warn("backdoor: HB send of wrong length", "channel", ch.id, "count", n, "announced", ch.sendLen)
+		b.lg.Warn("backdoor: HB send of wrong length", "channel", ch.id, "count", n, "announced", ch.sendLen)
 		ch.sending = false
 		return 0
 	}
 	buf := make([]byte, n)
 	if err := mem.ReadAt(buf, r.SI); err != nil {
-		b.core.lg.Warn("backdoor: HB send: guest memory unreadable", "channel", ch.id, "err", err)
+		b.lg.Warn("backdoor: HB send: guest memory unreadable", "channel", ch.id, "err", err)
 		ch.sending = false
 		return 0
 	}
@@ -478,8 +464,8 @@ func (b *Backdoor) hbOutStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 	return StatusSuccess
 }
 
-func (b *Backdoor) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
-	if uint32(r.AX) != BdoorMagic || uint16(r.BX) != BdoorHBCmdMessage || b.opts.NoHB {
+func (b *Server) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
+	if uint32(r.AX) != Magic || uint16(r.BX) != HBCmdMessage || b.opts.NoHB {
 		return 0
 	}
 	b.mu.Lock()
@@ -497,11 +483,11 @@ func (b *Backdoor) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 	}
 	n := int(uint32(r.CX))
 	if n != len(ch.out)-ch.outPos {
-		b.core.lg.Warn("backdoor: HB receive of wrong length", "channel", ch.id, "count", n, "message", len(ch.out))
+		b.lg.Warn("backdoor: HB receive of wrong length", "channel", ch.id, "count", n, "message", len(ch.out))
 		return 0
 	}
 	if err := mem.WriteAt(ch.out[ch.outPos:], r.DI); err != nil {
-		b.core.lg.Warn("backdoor: HB receive: guest memory unwritable", "channel", ch.id, "err", err)
+		b.lg.Warn("backdoor: HB receive: guest memory unwritable", "channel", ch.id, "err", err)
 		return 0
 	}
 	ch.outPos = len(ch.out)
@@ -509,145 +495,8 @@ func (b *Backdoor) hbInStatus(r *Regs, owner int, mem GuestMemory) uint16 {
 	return StatusSuccess
 }
 
-// message serves BdoorCmdMessage: the sub-type is in ECX high 16, the
-// status goes back there.
-func (b *Backdoor) message(r *Regs, owner int) {
-	sub := uint16(r.CX >> 16)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if sub == MsgOpen {
-		b.open(r, owner)
-		return
-	}
-	ch := b.lookup(uint16(r.DX>>16), uint32(r.SI), uint32(r.DI))
-	if ch == nil {
-		setStatus(r, 0)
-		return
-	}
-	hb := uint16(0)
-	if !b.opts.NoHB {
-		hb = StatusHB
-	}
-	switch sub {
-	case MsgSendSize:
-		if b.killHere(ch, KillAtSendSize, owner) {
-			setStatus(r, 0)
-			return
-		}
-		ch.cpt = false
-		n := int(uint32(r.BX))
-		if n > MaxGuestMessage {
-			b.core.lg.Warn("backdoor: guest message over 64 KiB refused", "channel", ch.id, "len", n)
-			ch.sending = false
-			setStatus(r, 0)
-			return
-		}
-		ch.sending, ch.sendLen, ch.sendBuf = true, n, make([]byte, 0, n)
-		if ch.proto == BdoorProtoRPCI {
-			ch.rtStart = time.Now()
-		}
-		setStatus(r, StatusSuccess|hb)
-		if n == 0 && b.received(ch, owner) {
-			setStatus(r, 0)
-		}
-	case MsgSendPayload:
-		if !ch.sending {
-			setStatus(r, 0)
-			return
-		}
-		if ch.cpt {
-			ch.cpt, ch.sending, ch.sendBuf = false, false, nil
-			b.cpts.Add(1)
-			setStatus(r, StatusCPT)
-			return
-		}
-		var w [4]byte
-		binary.LittleEndian.PutUint32(w[:], uint32(r.BX))
-		k := min(4, ch.sendLen-len(ch.sendBuf))
-		ch.sendBuf = append(ch.sendBuf, w[:k]...)
-		setStatus(r, StatusSuccess)
-		if len(ch.sendBuf) == ch.sendLen && b.received(ch, owner) {
-			setStatus(r, 0)
-		}
-	case MsgRecvSize:
-		ch.cpt = false
-		if !ch.hasOut && ch.tclo != nil {
-			ch.tclo.deliverLocked(ch)
-		}
-		if !ch.hasOut {
-			setStatus(r, StatusSuccess)
-			return
-		}
-		ch.outPos, ch.outSent = 0, false
-		set32(&r.BX, uint32(len(ch.out)))
-		r.DX = uint64(uint32(MsgSendSize)<<16 | uint32(uint16(r.DX)))
-		setStatus(r, StatusSuccess|StatusDoRecv|hb)
-	case MsgRecvPayload:
-		if !ch.hasOut || ch.outSent {
-			setStatus(r, 0)
-			return
-		}
-		if ch.cpt {
-			ch.cpt = false
-			ch.outPos = 0
-			b.cpts.Add(1)
-			setStatus(r, StatusCPT)
-			return
-		}
-		if uint32(r.BX)&StatusSuccess == 0 {
-			b.deliveryFailed(ch)
-			setStatus(r, StatusSuccess)
-			return
-		}
-		var w [4]byte
-		k := copy(w[:], ch.out[ch.outPos:])
-		ch.outPos += k
-		if ch.outPos == len(ch.out) {
-			ch.outSent = true
-		}
-		set32(&r.BX, binary.LittleEndian.Uint32(w[:]))
-		r.DX = uint64(uint32(MsgSendPayload)<<16 | uint32(uint16(r.DX)))
-		setStatus(r, StatusSuccess)
-	case MsgRecvStatus:
-		if !ch.hasOut {
-			setStatus(r, 0)
-			return
-		}
-		if b.killHere(ch, KillAtRecvStatus, owner) {
-			setStatus(r, 0)
-			return
-		}
-		if ch.cpt {
-			ch.cpt = false
-			ch.outPos, ch.outSent = 0, false
-			b.cpts.Add(1)
-			setStatus(r, StatusCPT)
-			return
-		}
-		if uint32(r.BX)&StatusSuccess == 0 || !ch.outSent {
-			b.deliveryFailed(ch)
-			setStatus(r, StatusSuccess)
-			return
-		}
-		ch.out, ch.hasOut, ch.outPos, ch.outSent = nil, false, 0, false
-		if ch.tclo != nil {
-			ch.tclo.delivered = true
-		}
-		if !ch.rtStart.IsZero() {
-			b.recordRTT(time.Since(ch.rtStart))
-			ch.rtStart = time.Time{}
-		}
-		setStatus(r, StatusSuccess)
-	case MsgClose:
-		b.closeLocked(ch)
-		setStatus(r, StatusSuccess)
-	default:
-		setStatus(r, 0)
-	}
-}
-
 // recordRTT keeps one RPCI round-trip time. Preconditions: b.mu is held.
-func (b *Backdoor) recordRTT(d time.Duration) {
+func (b *Server) recordRTT(d time.Duration) {
 	if len(b.rtts) < rttRing {
 		b.rtts = append(b.rtts, d)
 	} else {
@@ -657,20 +506,20 @@ func (b *Backdoor) recordRTT(d time.Duration) {
 }
 
 // open serves MESSAGE_TYPE_OPEN. Preconditions: b.mu is held.
-func (b *Backdoor) open(r *Regs, owner int) {
+func (b *Server) open(r *Regs, owner int) {
 	arg := uint32(r.BX)
-	proto := arg &^ BdoorFlagCookie
+	proto := arg &^ FlagCookie
 	slot := slices.Index(b.chans[:], nil)
 	if slot < 0 {
-		b.core.lg.Warn("backdoor: all 128 channels in use; open refused", "owner", owner)
+		b.lg.Warn("backdoor: all 128 channels in use; open refused", "owner", owner)
 		setStatus(r, 0)
 		return
 	}
 	ch := &bdChannel{id: uint16(slot), proto: proto, owner: owner}
-	if arg&BdoorFlagCookie != 0 {
+	if arg&FlagCookie != 0 {
 		ch.cookieHi, ch.cookieLo = rand.Uint32(), rand.Uint32()
 	}
-	if proto == BdoorProtoTCLO {
+	if proto == ProtoTCLO {
 		ch.tclo = &bdTCLO{b: b, ch: ch, replies: make(chan []byte, 1), done: make(chan struct{})}
 		b.starting = append(b.starting, ch.tclo)
 		select {
@@ -688,7 +537,7 @@ func (b *Backdoor) open(r *Regs, owner int) {
 
 // lookup returns the open channel id if the cookie matches (channels opened
 // without the cookie flag have cookie 0). Preconditions: b.mu is held.
-func (b *Backdoor) lookup(id uint16, hi, lo uint32) *bdChannel {
+func (b *Server) lookup(id uint16, hi, lo uint32) *bdChannel {
 	if int(id) >= len(b.chans) {
 		return nil
 	}
@@ -701,18 +550,18 @@ func (b *Backdoor) lookup(id uint16, hi, lo uint32) *bdChannel {
 
 // received handles a complete guest message from owner; it reports
 // whether a kill fault then killed owner. Preconditions: b.mu is held.
-func (b *Backdoor) received(ch *bdChannel, owner int) (killed bool) {
+func (b *Server) received(ch *bdChannel, owner int) (killed bool) {
 	msg := ch.sendBuf
 	ch.sending, ch.sendBuf = false, nil
 	switch {
 	case ch.tclo != nil:
 		ch.tclo.replyLocked(msg)
-	case ch.proto == BdoorProtoRPCI:
+	case ch.proto == ProtoRPCI:
 		// A new request discards a reply the guest never collected. The
 		// core's handlers never call back into the backdoor, so answering
 		// under b.mu is safe; it serializes guest calls as vCPUs are.
 		ctx := b.ctx
-		reply, dropped := b.core.rpciDropped(ctx, Caller{Transport: "backdoor"}, msg)
+		reply, dropped := b.core.Answer(ctx, vmx.Caller{Transport: "backdoor"}, msg)
 		if dropped {
 			// Fault injection dropped it as a message cut short: no
 			// reply, as if it had never arrived whole.
@@ -722,7 +571,7 @@ func (b *Backdoor) received(ch *bdChannel, owner int) (killed bool) {
 		ch.out, ch.hasOut, ch.outPos, ch.outSent = reply, true, 0, false
 		return b.killHere(ch, KillAtSent, owner)
 	default:
-		b.core.lg.Debug("backdoor: message on a channel of unknown protocol dropped", "proto", fmt.Sprintf("%#x", ch.proto))
+		b.lg.Debug("backdoor: message on a channel of unknown protocol dropped", "proto", fmt.Sprintf("%#x", ch.proto))
 	}
 	return false
 }
@@ -731,8 +580,8 @@ func (b *Backdoor) received(ch *bdChannel, owner int) (killed bool) {
 // message (RECVPAYLOAD or RECVSTATUS with status 0): the message is
 // dropped, and a TCLO exchange waiting for it fails. Preconditions: b.mu
 // is held.
-func (b *Backdoor) deliveryFailed(ch *bdChannel) {
-	b.core.lg.Info("backdoor: guest failed to receive a message", "channel", ch.id, "len", len(ch.out))
+func (b *Server) deliveryFailed(ch *bdChannel) {
+	b.lg.Info("backdoor: guest failed to receive a message", "channel", ch.id, "len", len(ch.out))
 	ch.out, ch.hasOut, ch.outPos, ch.outSent = nil, false, 0, false
 	if ch.tclo != nil {
 		ch.tclo.fail(errors.New("guest could not receive the command"))
@@ -740,7 +589,7 @@ func (b *Backdoor) deliveryFailed(ch *bdChannel) {
 }
 
 // closeLocked frees a channel. Preconditions: b.mu is held.
-func (b *Backdoor) closeLocked(ch *bdChannel) {
+func (b *Server) closeLocked(ch *bdChannel) {
 	if ch.closed {
 		return
 	}
@@ -759,104 +608,3 @@ func setStatus(r *Regs, status uint16) {
 }
 
 func set32(reg *uint64, v uint32) { *reg = uint64(v) }
-
-// bdTCLO is a TCLOPeer over a backdoor TCLO channel. Exchange hands the
-// command to the guest's next receive and takes its next send as the
-// reply: the guest polls by sending its previous reply (possibly empty),
-// then receiving.
-type bdTCLO struct {
-	b  *Backdoor
-	ch *bdChannel
-
-	// Guarded by b.mu.
-	cmd       []byte // handed over by Exchange, not yet given to the guest
-	hasCmd    bool
-	delivered bool // the guest has the command; its next send is the reply
-	closed    bool
-	failure   error
-
-	replies chan []byte // buffered 1
-	done    chan struct{}
-}
-
-var _ TCLOPeer = (*bdTCLO)(nil)
-
-func (p *bdTCLO) Exchange(ctx context.Context, cmd []byte) ([]byte, error) {
-	p.b.mu.Lock()
-	if p.closed {
-		p.b.mu.Unlock()
-		return nil, errors.New("backdoor channel closed")
-	}
-	p.cmd, p.hasCmd, p.delivered, p.failure = cmd, true, false, nil
-	select { // drop a stale reply
-	case <-p.replies:
-	default:
-	}
-	p.b.mu.Unlock()
-	select {
-	case r := <-p.replies:
-		return r, nil
-	case <-p.done:
-		p.b.mu.Lock()
-		err := p.failure
-		p.b.mu.Unlock()
-		if err == nil {
-			err = errors.New("backdoor channel closed")
-		}
-		return nil, err
-	case <-ctx.Done():
-		p.b.mu.Lock()
-		p.hasCmd, p.cmd = false, nil
-		p.b.mu.Unlock()
-		return nil, ctx.Err()
-	}
-}
-
-func (p *bdTCLO) Done() <-chan struct{} { return p.done }
-
-// Close closes the backdoor channel: the guest's next call on it fails, and
-// it reopens, as after a VMX-side channel reset.
-func (p *bdTCLO) Close() error {
-	p.b.mu.Lock()
-	defer p.b.mu.Unlock()
-	if !p.ch.closed {
-		p.b.closeLocked(p.ch)
-	}
-	return nil
-}
-
-// deliverLocked moves a waiting command to the channel's outbox.
-// Preconditions: b.mu is held.
-func (p *bdTCLO) deliverLocked(ch *bdChannel) {
-	if !p.hasCmd {
-		return
-	}
-	ch.out, ch.hasOut, ch.outPos, ch.outSent = p.cmd, true, 0, false
-	p.cmd, p.hasCmd = nil, false
-}
-
-// replyLocked takes a guest send. Preconditions: b.mu is held.
-func (p *bdTCLO) replyLocked(msg []byte) {
-	if !p.delivered {
-		return // a poll, or a reply to a command the VMX gave up on
-	}
-	p.delivered = false
-	select {
-	case p.replies <- msg:
-	default:
-	}
-}
-
-// fail ends the session with err. Preconditions: b.mu is held.
-func (p *bdTCLO) fail(err error) {
-	p.failure = err
-	p.b.closeLocked(p.ch)
-}
-
-// closeLocked marks the peer closed. Preconditions: b.mu is held.
-func (p *bdTCLO) closeLocked() {
-	if !p.closed {
-		p.closed = true
-		close(p.done)
-	}
-}

@@ -1,11 +1,15 @@
-package vmxsim
+package vsphere
 
 import (
+	"encoding/hex"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
+	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -54,9 +58,9 @@ func TestGuestID(t *testing.T) {
 // host name, guest ID, full name and detailed data, the disks, and the
 // summary.guest copies.
 func TestVSphereGuestMirror(t *testing.T) {
-	c := newCore(t, Options{})
+	c := newCore(t)
 	ctx := t.Context()
-	v, err := NewVSphere(ctx, c, VSphereOptions{Addr: "127.0.0.1:0", NICs: []string{"00:50:56:AA:BB:01"}})
+	v, err := New(ctx, c, Options{Addr: "127.0.0.1:0", NICs: []string{"00:50:56:AA:BB:01"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +75,7 @@ func TestVSphereGuestMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile("../guestinfo/infoproto/testdata/diskinfo-v1.json")
+	doc, err := os.ReadFile("../../guestinfo/infoproto/testdata/diskinfo-v1.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +87,7 @@ func TestVSphereGuestMirror(t *testing.T) {
 		})),
 		infoproto.DiskInfoMessage(doc),
 	} {
-		if r := string(c.RPCI(ctx, Caller{}, req)); r != "1 " {
+		if r := string(c.RPCI(ctx, vmxsim.Caller{}, req)); r != "1 " {
 			t.Fatalf("%.30q: %q", req, r)
 		}
 	}
@@ -156,7 +160,7 @@ func TestVSphereGuestMirror(t *testing.T) {
 	}
 
 	// Power off: the core forgets the guest, and so does vSphere.
-	c.SetPowerState(PoweredOff)
+	c.SetPowerState(vmxsim.PoweredOff)
 	v.mirror()
 	vm = mo.VirtualMachine{}
 	if err := property.DefaultCollector(client.Client).RetrieveOne(ctx, v.VM(), []string{"guest"}, &vm); err != nil {
@@ -168,3 +172,66 @@ func TestVSphereGuestMirror(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// newCore returns a VMX core for the front end to mirror.
+func newCore(t *testing.T) *vmxsim.Core {
+	t.Helper()
+	c, err := vmxsim.New(vmxsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// goldenNicInfo reads the hand-built vector shared with the codec tests.
+func goldenNicInfo(t testing.TB) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../../guestinfo/infoproto/testdata/nicinfo-v3-basic.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, line := range strings.Split(string(raw), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		sb.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	b, err := hex.DecodeString(sb.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPeerGuestInfoMirrored: what Debian's vmtoolsd sent in the namespace
+// scene (golden vectors of testdata/peer) is mirrored to vSphere as
+// vCenter shows it.
+func TestPeerGuestInfoMirrored(t *testing.T) {
+	c := newCore(t)
+	disk, err := os.ReadFile("../../testdata/peer/guestinfo-diskinfo-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := "../../../testdata/peer/" // relative to testdata/
+	nic, osd := testutil.ReadHex(t, peer+"guestinfo-nicinfo-v3.hex"), testutil.ReadHex(t, peer+"guestinfo-osdetailed.hex")
+	for _, req := range [][]byte{
+		infoproto.BinaryMessage(infoproto.InfoIPAddressV3, nic),
+		infoproto.BinaryMessage(infoproto.InfoOSDetailed, osd),
+		infoproto.DiskInfoMessage(disk),
+	} {
+		if r := string(c.RPCI(t.Context(), vmxsim.Caller{Transport: "backdoor"}, req)); r != "1 " {
+			t.Fatalf("%.30q: %q", req, r)
+		}
+	}
+	props := map[string]any{}
+	for _, pc := range (&FrontEnd{}).guestMirror(c.State()) {
+		props[pc.Name] = pc.Val
+	}
+	if props["guest.guestId"] != "debian12_64Guest" || props["guest.guestFullName"] != "Debian GNU/Linux 12 (64-bit)" || props["guest.ipAddress"] != "198.51.100.10" {
+		t.Errorf("mirrored %v %v %v", props["guest.guestId"], props["guest.guestFullName"], props["guest.ipAddress"])
+	}
+	net := props["guest.net"].([]types.GuestNicInfo)
+	if len(net) != 3 || net[0].DeviceConfigId != -1 || len(net[0].IpConfig.IpAddress) != 4 || net[0].IpConfig.IpAddress[3].State != "unknown" {
+		t.Errorf("guest.net %+v", net)
+	}
+}

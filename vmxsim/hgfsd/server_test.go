@@ -1,8 +1,7 @@
-package vmxsim
+package hgfsd
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,13 +14,13 @@ import (
 
 type hgfsTester struct {
 	t   testing.TB
-	h   *HGFS
+	h   *Server
 	sid uint64
 	id  uint32
 }
 
 func newHGFSTester(t testing.TB, shares ...ShareSpec) *hgfsTester {
-	ht := &hgfsTester{t: t, h: NewHGFS(HGFSOptions{Shares: shares})}
+	ht := &hgfsTester{t: t, h: New(Options{Shares: shares})}
 	r := ht.call(hgfsproto.OpCreateSessionV4, hgfsproto.CreateSessionRequest{MaxPacketSize: 100000}.Append(nil))
 	if r.Status != hgfsproto.StatusSuccess {
 		t.Fatalf("create session: %v", r.Status)
@@ -39,7 +38,7 @@ func (ht *hgfsTester) call(op hgfsproto.Op, payload []byte) hgfsproto.Reply {
 	ht.t.Helper()
 	ht.id++
 	pkt := hgfsproto.AppendRequestV4(nil, ht.id, op, ht.sid, payload)
-	out := ht.h.RPCI(context.Background(), Caller{}, pkt)
+	out := ht.h.RPCI(pkt)
 	if !bytes.HasPrefix(out, []byte("1 ")) {
 		ht.t.Fatalf("%v: rpc reply %q", op, out)
 	}
@@ -266,11 +265,11 @@ func TestHGFSRootReadOnlyAndSessions(t *testing.T) {
 	}
 	// Disabled: the RPC itself fails.
 	ht.h.SetEnabled(false)
-	if out := ht.h.RPCI(context.Background(), Caller{}, nil); string(out) != ReplyDisabled {
+	if out := ht.h.RPCI(nil); string(out) != ReplyDisabled {
 		t.Fatalf("disabled ping %q", out)
 	}
 	ht.h.SetEnabled(true)
-	if out := ht.h.RPCI(context.Background(), Caller{}, nil); !bytes.HasPrefix(out, []byte("1 ")) {
+	if out := ht.h.RPCI(nil); !bytes.HasPrefix(out, []byte("1 ")) {
 		t.Fatalf("ping %q", out)
 	}
 }
@@ -349,12 +348,12 @@ func TestHGFSFaults(t *testing.T) {
 	ht := newHGFSTester(t, ShareSpec{Name: "s", Dir: t.TempDir()})
 	ht.h.InjectFault("truncate", 1, "")
 	pkt := hgfsproto.AppendRequestV4(nil, 1, hgfsproto.OpGetattrV3, ht.sid, hgfsproto.AppendHintsRequest(nil, 0, name("s")))
-	out := ht.h.RPCI(context.Background(), Caller{}, pkt)
+	out := ht.h.RPCI(pkt)
 	if _, err := hgfsproto.ParseReply(out[2:]); err == nil {
 		t.Fatal("truncated reply parsed")
 	}
 	ht.h.InjectFault("short", 1, "GETATTR_V3")
-	out = ht.h.RPCI(context.Background(), Caller{}, pkt)
+	out = ht.h.RPCI(pkt)
 	r, err := hgfsproto.ParseReply(out[2:])
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +404,7 @@ func FuzzHGFSDispatch(f *testing.F) {
 	outer := f.TempDir()
 	dir := filepath.Join(outer, "share")
 	os.Mkdir(dir, 0o755)
-	h := NewHGFS(HGFSOptions{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
+	h := New(Options{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		h.Dispatch(p)
 		ents, _ := os.ReadDir(outer)

@@ -1,4 +1,10 @@
-package vmxsim
+// Package vsphere is the simulator's vSphere front end: govmomi's vcsim
+// with one virtual machine that mirrors what the VMX core knows (tools
+// status and version, heartbeat, power state, guest IP addresses, NICs,
+// routes, DNS, OS and disks), so govc and other vSphere clients see what
+// a real vCenter would show, and their guest power operations reach the
+// guest as TCLO commands.
+package vsphere
 
 import (
 	"context"
@@ -11,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -21,7 +29,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// VSphere is the vSphere front end of a Core: govmomi's vcsim with one
+// FrontEnd is the vSphere front end of a Core: govmomi's vcsim with one
 // virtual machine that mirrors what the core knows, so govc and other
 // vSphere clients see the tools status, the heartbeat and the power state
 // a real vCenter would show, and their guest power operations
@@ -32,8 +40,8 @@ import (
 // info mirror maps guest.ipAddress, guest.net, guest.hostName, ...).
 // Only properties whose value changed are pushed, each as its own
 // property path, so clients waiting in WaitForUpdates are woken.
-type VSphere struct {
-	core    *Core
+type FrontEnd struct {
+	core    *vmxsim.Core
 	model   *simulator.Model
 	server  *simulator.Server
 	vm      types.ManagedObjectReference
@@ -53,10 +61,10 @@ type VSphere struct {
 
 // Mirror maps the core's state to VM properties (path -> value). It must
 // be cheap; it runs every mirror interval.
-type Mirror func(s State) []types.PropertyChange
+type Mirror func(s vmxsim.State) []types.PropertyChange
 
-// VSphereOptions configure the front end.
-type VSphereOptions struct {
+// Options configure the front end.
+type Options struct {
 	// Addr is HOST:PORT to listen on; port 0 picks a free one.
 	Addr string
 	// VMName is the VM's inventory name; "" means "govmtools-vm".
@@ -69,12 +77,12 @@ type VSphereOptions struct {
 	Logger *slog.Logger
 }
 
-// NewVSphere starts vcsim (simulator.VPX with an empty inventory: one
+// New starts vcsim (simulator.VPX with an empty inventory: one
 // datacenter, one standalone host, no cluster and no VMs), creates one
 // powered-on VM through an in-process vim25 client, hooks the guest power
 // operations, and starts serving HTTPS on opts.Addr. Run the mirror with
 // Run; Close stops the server.
-func NewVSphere(ctx context.Context, core *Core, opts VSphereOptions) (*VSphere, error) {
+func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error) {
 	if opts.VMName == "" {
 		opts.VMName = "govmtools-vm"
 	}
@@ -88,25 +96,25 @@ func NewVSphere(ctx context.Context, core *Core, opts VSphereOptions) (*VSphere,
 	m.Datacenter, m.Cluster, m.ClusterHost, m.Host, m.Machine, m.Portgroup = 1, 0, 0, 1, 0, 0
 	m.Autostart = false
 	if err := m.Create(); err != nil {
-		return nil, fmt.Errorf("vmxsim: vsphere: %w", err)
+		return nil, fmt.Errorf("vsphere: %w", err)
 	}
-	v := &VSphere{core: core, model: m, lg: opts.Logger, every: opts.Interval, pushed: map[string]any{}}
+	v := &FrontEnd{core: core, model: m, lg: opts.Logger, every: opts.Interval, pushed: map[string]any{}}
 	v.mirrors = []Mirror{toolsMirror}
 
 	c, err := vim25.NewClient(ctx, m.Service)
 	if err != nil {
 		m.Remove()
-		return nil, fmt.Errorf("vmxsim: vsphere client: %w", err)
+		return nil, fmt.Errorf("vsphere client: %w", err)
 	}
 	ref, err := createVM(ctx, c, opts.VMName)
 	if err != nil {
 		m.Remove()
-		return nil, fmt.Errorf("vmxsim: vsphere: create vm: %w", err)
+		return nil, fmt.Errorf("vsphere: create vm: %w", err)
 	}
 	v.vm = ref
 	if v.nics, err = addNICs(ctx, c, ref, opts.NICs); err != nil {
 		m.Remove()
-		return nil, fmt.Errorf("vmxsim: vsphere: NICs: %w", err)
+		return nil, fmt.Errorf("vsphere: NICs: %w", err)
 	}
 	v.AddMirror(v.guestMirror)
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
@@ -162,21 +170,21 @@ func createVM(ctx context.Context, c *vim25.Client, name string) (types.ManagedO
 }
 
 // URL returns the SDK URL with the simulator's credentials.
-func (v *VSphere) URL() *url.URL {
+func (v *FrontEnd) URL() *url.URL {
 	u := *v.server.URL
 	return &u
 }
 
 // VM returns the mirrored VM's reference.
-func (v *VSphere) VM() types.ManagedObjectReference { return v.vm }
+func (v *FrontEnd) VM() types.ManagedObjectReference { return v.vm }
 
 // AddMirror adds a state-to-properties mapping. Call it before Run.
-func (v *VSphere) AddMirror(m Mirror) { v.mirrors = append(v.mirrors, m) }
+func (v *FrontEnd) AddMirror(m Mirror) { v.mirrors = append(v.mirrors, m) }
 
 // Run mirrors the core into the VM until ctx ends, then waits for guest
 // power operations in flight. It keeps the core's power state following
 // the VM's (powered off: tools state cleared, guest channels refused).
-func (v *VSphere) Run(ctx context.Context) error {
+func (v *FrontEnd) Run(ctx context.Context) error {
 	defer v.ops.Wait()
 	t := time.NewTicker(v.every)
 	defer t.Stop()
@@ -192,24 +200,24 @@ func (v *VSphere) Run(ctx context.Context) error {
 }
 
 // Close stops the HTTPS server and removes the model.
-func (v *VSphere) Close() {
+func (v *FrontEnd) Close() {
 	v.server.Close()
 	v.model.Remove()
 }
 
 // context returns a fresh simulator context: vcsim's object locks are
 // re-entrant per context, so concurrent updates must not share one.
-func (v *VSphere) context() *simulator.Context {
+func (v *FrontEnd) context() *simulator.Context {
 	c := *v.model.Service.Context
 	return &c
 }
 
-func (v *VSphere) vmObject() *simulator.VirtualMachine {
+func (v *FrontEnd) vmObject() *simulator.VirtualMachine {
 	return v.model.Map().Get(v.vm).(*simulator.VirtualMachine)
 }
 
 // powerState reads the VM's power state under its lock.
-func (v *VSphere) powerState() types.VirtualMachinePowerState {
+func (v *FrontEnd) powerState() types.VirtualMachinePowerState {
 	vm := v.vmObject()
 	var ps types.VirtualMachinePowerState
 	v.model.Map().WithLock(v.context(), vm, func() { ps = vm.Runtime.PowerState })
@@ -220,7 +228,7 @@ func (v *VSphere) powerState() types.VirtualMachinePowerState {
 // vSphere client's power off, on, suspend or reset is applied to the core;
 // a change of the core (the guest halted after Shut Down Guest) is shown
 // on the VM.
-func (v *VSphere) syncPower() {
+func (v *FrontEnd) syncPower() {
 	vc := powerStateName(v.powerState())
 	core := v.core.PowerState()
 	switch {
@@ -233,9 +241,9 @@ func (v *VSphere) syncPower() {
 		v.lg.Info("vsphere: power state set by the guest", "state", core)
 		ps := types.VirtualMachinePowerStatePoweredOn
 		switch core {
-		case PoweredOff:
+		case vmxsim.PoweredOff:
 			ps = types.VirtualMachinePowerStatePoweredOff
-		case Suspended:
+		case vmxsim.Suspended:
 			ps = types.VirtualMachinePowerStateSuspended
 		}
 		v.model.Map().AtomicUpdate(v.context(), v.vmObject(), []types.PropertyChange{
@@ -250,15 +258,15 @@ func (v *VSphere) syncPower() {
 func powerStateName(ps types.VirtualMachinePowerState) string {
 	switch ps {
 	case types.VirtualMachinePowerStatePoweredOff:
-		return PoweredOff
+		return vmxsim.PoweredOff
 	case types.VirtualMachinePowerStateSuspended:
-		return Suspended
+		return vmxsim.Suspended
 	}
-	return PoweredOn
+	return vmxsim.PoweredOn
 }
 
 // mirror pushes the properties whose value changed.
-func (v *VSphere) mirror() {
+func (v *FrontEnd) mirror() {
 	s := v.core.State()
 	var changes []types.PropertyChange
 	v.mu.Lock()
@@ -280,7 +288,7 @@ func (v *VSphere) mirror() {
 }
 
 // toolsMirror maps tools status, version and heartbeat.
-func toolsMirror(s State) []types.PropertyChange {
+func toolsMirror(s vmxsim.State) []types.PropertyChange {
 	running := string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning)
 	status := types.VirtualMachineToolsStatusToolsNotRunning
 	guestState := "notRunning"
@@ -334,7 +342,7 @@ func toolsMirror(s State) []types.PropertyChange {
 // intercept is the registry's method hook: guest power operations on the
 // mirrored VM go to the guest as TCLO commands, without blocking the
 // caller and without vcsim's own handlers powering the VM off at once.
-func (v *VSphere) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+func (v *FrontEnd) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
 	if m.This != v.vm {
 		return nil, nil
 	}
@@ -347,7 +355,7 @@ func (v *VSphere) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Ref
 	default:
 		return nil, nil
 	}
-	if v.core.PowerState() != PoweredOn {
+	if v.core.PowerState() != vmxsim.PoweredOn {
 		return nil, nil // vcsim answers InvalidPowerState
 	}
 	if !v.core.State().Tools.Running || !v.core.HasToolsChannel() {
@@ -381,10 +389,10 @@ func (g *guestPower) RebootGuest(ctx *simulator.Context, req *types.RebootGuest)
 	return &methods.RebootGuestBody{Res: new(types.RebootGuestResponse)}
 }
 
-// AttachVSphere adds the front end to the control API: GET /vsphere
-// answers the SDK URL with credentials (for govc's GOVC_URL).
-func (s *Server) AttachVSphere(v *VSphere) {
-	s.HandleCtl("GET /vsphere", func(w http.ResponseWriter, r *http.Request) {
+// HandleCtl adds the front end to the control API: GET /vsphere answers
+// the SDK URL with credentials (for govc's GOVC_URL).
+func (v *FrontEnd) HandleCtl(m vmx.CtlMux) {
+	m.HandleCtl("GET /vsphere", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, v.URL().String())
 	})

@@ -1,4 +1,4 @@
-package vmxsim
+package hgfsd
 
 import (
 	"encoding/binary"
@@ -19,8 +19,26 @@ type hstatus = hgfsproto.Status
 
 const sOK = hgfsproto.StatusSuccess
 
+// capabilities is the host's default table: ops 0-64, V1-V3 supported
+// except the lock-change ops and the Windows stream op, sessions
+// supported, the other V4 ops not.
+func capabilities() []hgfsproto.Capability {
+	caps := make([]hgfsproto.Capability, 0, int(hgfsproto.OpMax))
+	for op := range hgfsproto.OpMax {
+		flags := uint32(hgfsproto.CapIsSupported)
+		switch {
+		case op == hgfsproto.OpServerLockChange || op == hgfsproto.OpServerLockChangeV3 || op == hgfsproto.OpWriteWin32StreamV3:
+			flags = hgfsproto.CapNotSupported
+		case op > hgfsproto.OpDestroySessionV4:
+			flags = hgfsproto.CapNotSupported
+		}
+		caps = append(caps, hgfsproto.Capability{Op: op, Flags: flags})
+	}
+	return caps
+}
+
 // serve runs one op in session s and returns the reply payload.
-func (h *HGFS) serve(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
+func (h *Server) serve(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
 	p := req.Payload
 	if req.Kind == hgfsproto.KindV1 {
 		return h.serveV1(s, req)
@@ -184,7 +202,7 @@ func effectivePerms(mode, uid, gid uint32, dir bool) uint32 {
 	return mode & 7
 }
 
-func (h *HGFS) getattr(p []byte) ([]byte, hstatus) {
+func (h *Server) getattr(p []byte) ([]byte, hstatus) {
 	_, fn, err := hgfsproto.DecodeHintsRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -265,7 +283,7 @@ func createPerm(mask uint64, special, owner, group, other uint8, sv, ov, gv, tv 
 	return uint32(special&7)<<9 | uint32(owner&7)<<6 | uint32(group&7)<<3 | uint32(other&7)
 }
 
-func (h *HGFS) open(s *hgfsSession, p []byte) ([]byte, hstatus) {
+func (h *Server) open(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeOpenRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -330,7 +348,7 @@ func modeSpecial(perm uint32) fs.FileMode {
 	return m
 }
 
-func (h *HGFS) fileNode(s *hgfsSession, id uint32) *hgfsNode {
+func (h *Server) fileNode(s *hgfsSession, id uint32) *hgfsNode {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return s.files[id]
@@ -339,7 +357,7 @@ func (h *HGFS) fileNode(s *hgfsSession, id uint32) *hgfsNode {
 // readReply answers READ_V3 with the whole reply packet, appended to
 // dst, in one buffer: the file is read straight into its place after the
 // headers, so a half-megabyte reply is neither allocated nor copied twice.
-func (h *HGFS) readReply(dst []byte, s *hgfsSession, req hgfsproto.Request) []byte {
+func (h *Server) readReply(dst []byte, s *hgfsSession, req hgfsproto.Request) []byte {
 	fail := func(st hstatus) []byte { return hgfsproto.AppendReply(dst, req, s.id, st, nil) }
 	r, err := hgfsproto.DecodeReadRequest(req.Payload)
 	if err != nil {
@@ -384,7 +402,7 @@ func (h *HGFS) readReply(dst []byte, s *hgfsSession, req hgfsproto.Request) []by
 	return out[:head+len(payload)]
 }
 
-func (h *HGFS) write(s *hgfsSession, p []byte) ([]byte, hstatus) {
+func (h *Server) write(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeWriteRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -414,7 +432,7 @@ func (h *HGFS) write(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	return hgfsproto.AppendWriteReply(nil, uint32(written)), sOK
 }
 
-func (h *HGFS) closeFile(s *hgfsSession, p []byte) ([]byte, hstatus) {
+func (h *Server) closeFile(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	id, err := hgfsproto.DecodeHandleRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -438,7 +456,7 @@ func (h *HGFS) closeFile(s *hgfsSession, p []byte) ([]byte, hstatus) {
 // it (entryAttr), so what a client lists is as fresh as a GETATTR
 // answered then. The virtual root lists the shares with their
 // attributes at once.
-func (h *HGFS) listing(sh *hgfsShare, rel string) ([]hgfsproto.DirEntry, hstatus) {
+func (h *Server) listing(sh *hgfsShare, rel string) ([]hgfsproto.DirEntry, hstatus) {
 	if sh == nil {
 		entries := []hgfsproto.DirEntry{{Name: []byte("."), Attr: rootAttr()}, {Name: []byte(".."), Attr: rootAttr()}}
 		h.mu.Lock()
@@ -494,7 +512,7 @@ func (h *HGFS) listing(sh *hgfsShare, rel string) ([]hgfsproto.DirEntry, hstatus
 // the attributes its file has now, or its type only when they cannot be
 // read (it was removed since the search began, say), as hosts do. "."
 // and ".." both get the directory's attributes.
-func (h *HGFS) entryAttr(se *hgfsSearch, i int) hgfsproto.DirEntry {
+func (h *Server) entryAttr(se *hgfsSearch, i int) hgfsproto.DirEntry {
 	e := se.entries[i]
 	if se.share == nil {
 		return e
@@ -513,7 +531,7 @@ func (h *HGFS) entryAttr(se *hgfsSearch, i int) hgfsproto.DirEntry {
 	return e
 }
 
-func (h *HGFS) searchOpen(s *hgfsSession, p []byte, reply func(uint32) []byte) ([]byte, hstatus) {
+func (h *Server) searchOpen(s *hgfsSession, p []byte, reply func(uint32) []byte) ([]byte, hstatus) {
 	fn, err := hgfsproto.DecodeNameRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -521,7 +539,7 @@ func (h *HGFS) searchOpen(s *hgfsSession, p []byte, reply func(uint32) []byte) (
 	return h.openSearch(s, fn, reply)
 }
 
-func (h *HGFS) openSearch(s *hgfsSession, fn hgfsproto.FileName, reply func(uint32) []byte) ([]byte, hstatus) {
+func (h *Server) openSearch(s *hgfsSession, fn hgfsproto.FileName, reply func(uint32) []byte) ([]byte, hstatus) {
 	sh, rel, st := h.resolve(fn)
 	if st != sOK {
 		return nil, st
@@ -540,7 +558,7 @@ func (h *HGFS) openSearch(s *hgfsSession, fn hgfsproto.FileName, reply func(uint
 	return reply(id), sOK
 }
 
-func (h *HGFS) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
+func (h *Server) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeSearchReadRequest(req.Payload)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -561,7 +579,7 @@ func (h *HGFS) searchRead(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatu
 	return hgfsproto.AppendSearchReadReply(nil, []hgfsproto.DirEntry{h.entryAttr(se, int(r.Offset))}), sOK
 }
 
-func (h *HGFS) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {
+func (h *Server) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {
 	id, err := hgfsproto.DecodeHandleRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -577,7 +595,7 @@ func (h *HGFS) searchClose(s *hgfsSession, p []byte) ([]byte, hstatus) {
 
 // writable resolves a name for a modifying op: the virtual root and
 // read-only shares refuse.
-func (h *HGFS) writable(fn hgfsproto.FileName) (*os.Root, string, hstatus) {
+func (h *Server) writable(fn hgfsproto.FileName) (*os.Root, string, hstatus) {
 	sh, rel, st := h.resolve(fn)
 	if st != sOK {
 		return nil, "", st
@@ -589,7 +607,7 @@ func (h *HGFS) writable(fn hgfsproto.FileName) (*os.Root, string, hstatus) {
 	return root, rel, st
 }
 
-func (h *HGFS) setattr(p []byte) ([]byte, hstatus) {
+func (h *Server) setattr(p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeSetattrRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -674,7 +692,7 @@ func (h *HGFS) setattr(p []byte) ([]byte, hstatus) {
 	return hgfsproto.AppendReserved(nil), sOK
 }
 
-func (h *HGFS) mkdir(p []byte) ([]byte, hstatus) {
+func (h *Server) mkdir(p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeCreateDirRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -694,7 +712,7 @@ func (h *HGFS) mkdir(p []byte) ([]byte, hstatus) {
 	return hgfsproto.AppendReserved(nil), sOK
 }
 
-func (h *HGFS) remove(p []byte, dir bool) ([]byte, hstatus) {
+func (h *Server) remove(p []byte, dir bool) ([]byte, hstatus) {
 	hints, fn, err := hgfsproto.DecodeHintsRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -725,7 +743,7 @@ func (h *HGFS) remove(p []byte, dir bool) ([]byte, hstatus) {
 	return hgfsproto.AppendReserved(nil), sOK
 }
 
-func (h *HGFS) rename(p []byte) ([]byte, hstatus) {
+func (h *Server) rename(p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeRenameRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -839,7 +857,7 @@ func statfs(root *os.Root) (free, total uint64, err error) {
 	return sf.Bavail * uint64(sf.Bsize), sf.Blocks * uint64(sf.Bsize), nil
 }
 
-func (h *HGFS) volume(p []byte) ([]byte, hstatus) {
+func (h *Server) volume(p []byte) ([]byte, hstatus) {
 	fn, err := hgfsproto.DecodeNameRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -879,7 +897,7 @@ func (h *HGFS) volume(p []byte) ([]byte, hstatus) {
 	return hgfsproto.AppendVolumeReply(nil, free, total), sOK
 }
 
-func (h *HGFS) symlink(p []byte) ([]byte, hstatus) {
+func (h *Server) symlink(p []byte) ([]byte, hstatus) {
 	r, err := hgfsproto.DecodeSymlinkRequest(p)
 	if err != nil {
 		return nil, hgfsproto.StatusProtocolError
@@ -900,7 +918,7 @@ func (h *HGFS) symlink(p []byte) ([]byte, hstatus) {
 
 // serveV1 answers the V1 search ops vmware-hgfsclient uses; other V1 and
 // V2 ops get PROTOCOL_ERROR, which sends clients to V3.
-func (h *HGFS) serveV1(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
+func (h *Server) serveV1(s *hgfsSession, req hgfsproto.Request) ([]byte, hstatus) {
 	p := req.Payload
 	switch req.Op {
 	case hgfsproto.OpSearchOpen:

@@ -1,14 +1,51 @@
-package vmxsim
+package hgfsd
 
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
 	"github.com/govmtools/govmtools/internal/hgfswork"
 )
+
+// traceRecord is one line of a vmxsim trace (vmxsim serve|run --trace):
+// one message as it crossed, as text (msg) or, when binary, as hex.
+type traceRecord struct {
+	From string `json:"from"`
+	Msg  string `json:"msg"`
+	Hex  string `json:"hex"`
+}
+
+// Bytes returns the message's bytes.
+func (r traceRecord) Bytes() ([]byte, error) {
+	if r.Hex != "" {
+		return hex.DecodeString(r.Hex)
+	}
+	return []byte(r.Msg), nil
+}
+
+// goldenMsgs reads a golden trace of the module's testdata/peer (captured
+// from Debian's open-vm-tools under the trap).
+func goldenMsgs(t testing.TB, name string) []traceRecord {
+	b, err := os.ReadFile("../../testdata/peer/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []traceRecord
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var r traceRecord
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 // TestGoldenPeerHGFS replays every HGFS request of the golden capture of
 // Debian's vmhgfs-fuse and vmware-hgfsclient (testdata/peer) against a
@@ -21,7 +58,7 @@ func TestGoldenPeerHGFS(t *testing.T) {
 	if err := hgfswork.GoldenShare(dir); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHGFS(HGFSOptions{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
+	h := New(Options{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
 	var goldenSession, session uint64
 	var req []byte
 	n := 0
@@ -49,7 +86,7 @@ func TestGoldenPeerHGFS(t *testing.T) {
 			binary.LittleEndian.Uint64(req[36:]) == goldenSession {
 			binary.LittleEndian.PutUint64(req[36:], session)
 		}
-		out := h.RPCI(t.Context(), Caller{Transport: "backdoor"}, req)
+		out := h.RPCI(req)
 		got, ok := bytes.CutPrefix(out, []byte("1 "))
 		if !ok {
 			t.Fatalf("reply %q", out)

@@ -1,16 +1,18 @@
-package vmxsim
+package backdoor
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 // fakeMem is guest memory: a flat buffer at address base.
@@ -40,7 +42,7 @@ func (m *fakeMem) WriteAt(p []byte, addr uint64) error {
 // rpc/backdoor, tested against this host in its own package).
 type rawGuest struct {
 	t     *testing.T
-	b     *Backdoor
+	b     *Server
 	owner int
 	mem   *fakeMem
 	calls int
@@ -50,8 +52,8 @@ type rawGuest struct {
 type gch struct{ id, hi, lo uint32 }
 
 func (g *rawGuest) lb(r Regs) Regs {
-	r.AX = BdoorMagic
-	r.DX = r.DX&^0xffff | BdoorPort
+	r.AX = Magic
+	r.DX = r.DX&^0xffff | LBPort
 	g.b.LB(&r, g.owner)
 	return r
 }
@@ -61,7 +63,7 @@ func (g *rawGuest) msg(c gch, sub uint16, bx uint32) Regs {
 	if g.hook != nil {
 		g.hook(g.calls)
 	}
-	return g.lb(Regs{BX: uint64(bx), CX: uint64(sub)<<16 | BdoorCmdMessage, DX: uint64(c.id) << 16, SI: uint64(c.hi), DI: uint64(c.lo)})
+	return g.lb(Regs{BX: uint64(bx), CX: uint64(sub)<<16 | CmdMessage, DX: uint64(c.id) << 16, SI: uint64(c.hi), DI: uint64(c.lo)})
 }
 
 func status(r Regs) uint16 { return uint16(r.CX >> 16) }
@@ -69,9 +71,9 @@ func status(r Regs) uint16 { return uint16(r.CX >> 16) }
 func (g *rawGuest) open(proto uint32, cookie bool) (gch, bool) {
 	bx := proto
 	if cookie {
-		bx |= BdoorFlagCookie
+		bx |= FlagCookie
 	}
-	r := g.lb(Regs{BX: uint64(bx), CX: MsgOpen<<16 | BdoorCmdMessage})
+	r := g.lb(Regs{BX: uint64(bx), CX: MsgOpen<<16 | CmdMessage})
 	if status(r)&StatusSuccess == 0 {
 		return gch{}, false
 	}
@@ -92,7 +94,7 @@ func (g *rawGuest) send(c gch, msg []byte) error {
 			g.hook(g.calls)
 		}
 		copy(g.mem.buf, msg)
-		hr := Regs{AX: BdoorMagic, BX: StatusSuccess << 16, CX: uint64(len(msg)), DX: uint64(c.id)<<16 | BdoorHBPort, SI: g.mem.base, DI: uint64(c.lo), BP: uint64(c.hi)}
+		hr := Regs{AX: Magic, BX: StatusSuccess << 16, CX: uint64(len(msg)), DX: uint64(c.id)<<16 | HBPort, SI: g.mem.base, DI: uint64(c.lo), BP: uint64(c.hi)}
 		g.b.HBOut(&hr, g.owner, g.mem)
 		if s := uint16(hr.BX >> 16); s&StatusSuccess == 0 {
 			return fmt.Errorf("hb out status %#x", s)
@@ -129,7 +131,7 @@ func (g *rawGuest) recv(c gch) ([]byte, error) {
 		if g.hook != nil {
 			g.hook(g.calls)
 		}
-		hr := Regs{AX: BdoorMagic, BX: StatusSuccess << 16, CX: uint64(n), DX: uint64(c.id)<<16 | BdoorHBPort, SI: uint64(c.hi), DI: g.mem.base, BP: uint64(c.lo)}
+		hr := Regs{AX: Magic, BX: StatusSuccess << 16, CX: uint64(n), DX: uint64(c.id)<<16 | HBPort, SI: uint64(c.hi), DI: g.mem.base, BP: uint64(c.lo)}
 		g.b.HBIn(&hr, g.owner, g.mem)
 		if s := uint16(hr.BX >> 16); s&StatusSuccess == 0 {
 			return nil, fmt.Errorf("hb in status %#x", s)
@@ -155,9 +157,20 @@ func (g *rawGuest) recv(c gch) ([]byte, error) {
 	return out, nil
 }
 
-func newBackdoor(t *testing.T, opts BackdoorOptions) (*Core, *Backdoor, *rawGuest) {
-	c := newCore(t, Options{})
-	b := NewBackdoor(c, opts)
+// newCore returns a VMX core for the backdoor to serve.
+func newCore(t *testing.T, opts vmxsim.Options) *vmxsim.Core {
+	t.Helper()
+	c, err := vmxsim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func newBackdoor(t *testing.T, opts Options) (*vmxsim.Core, *Server, *rawGuest) {
+	c := newCore(t, vmxsim.Options{})
+	b := New(c, opts)
 	return c, b, &rawGuest{t: t, b: b, owner: 100, mem: &fakeMem{base: 0x10000, buf: make([]byte, 70<<10)}}
 }
 
@@ -172,20 +185,20 @@ func testValue(n int) []byte {
 
 func TestBackdoorGetVersionAndTime(t *testing.T) {
 	now := time.Unix(0x1_2345_6789, 654321000)
-	_, b, g := newBackdoor(t, BackdoorOptions{Now: func() time.Time { return now }})
-	r := g.lb(Regs{BX: ^uint64(BdoorMagic), CX: 0xFFFF<<16 | BdoorCmdGetVersion})
-	if uint32(r.AX) != BdoorVersion || uint32(r.BX) != BdoorMagic || uint32(r.CX) != VMXTypeScalableServer {
+	_, b, g := newBackdoor(t, Options{Now: func() time.Time { return now }})
+	r := g.lb(Regs{BX: ^uint64(Magic), CX: 0xFFFF<<16 | CmdGetVersion})
+	if uint32(r.AX) != Version || uint32(r.BX) != Magic || uint32(r.CX) != VMXTypeScalableServer {
 		t.Fatalf("GETVERSION = %+v", r)
 	}
-	r = g.lb(Regs{CX: BdoorCmdGetTimeFullWithLag})
-	if uint32(r.AX) != BdoorMagic || uint32(r.SI) != 1 || uint32(r.DX) != 0x23456789 || uint32(r.BX) != 654321 || uint32(r.CX) != 500000 || uint32(r.DI) != 0 {
+	r = g.lb(Regs{CX: CmdGetTimeFullWithLag})
+	if uint32(r.AX) != Magic || uint32(r.SI) != 1 || uint32(r.DX) != 0x23456789 || uint32(r.BX) != 654321 || uint32(r.CX) != 500000 || uint32(r.DI) != 0 {
 		t.Fatalf("GETTIMEFULL_WITH_LAG = %+v", r)
 	}
-	r = g.lb(Regs{CX: BdoorCmdGetTimeFull, DI: 77})
-	if uint32(r.AX) != BdoorMagic || uint32(r.SI) != 1 || uint32(r.DX) != 0x23456789 || r.DI != 77 {
+	r = g.lb(Regs{CX: CmdGetTimeFull, DI: 77})
+	if uint32(r.AX) != Magic || uint32(r.SI) != 1 || uint32(r.DX) != 0x23456789 || r.DI != 77 {
 		t.Fatalf("GETTIMEFULL = %+v", r)
 	}
-	r = g.lb(Regs{CX: BdoorCmdGetTime})
+	r = g.lb(Regs{CX: CmdGetTime})
 	if uint32(r.AX) != 0x23456789 || uint32(r.BX) != 654321 {
 		t.Fatalf("GETTIME = %+v", r)
 	}
@@ -193,17 +206,17 @@ func TestBackdoorGetVersionAndTime(t *testing.T) {
 		t.Fatalf("unknown command left EAX %#x", r.AX)
 	}
 	// Without the magic the call is not the backdoor.
-	r = Regs{AX: 1, CX: BdoorCmdGetVersion, DX: BdoorPort}
+	r = Regs{AX: 1, CX: CmdGetVersion, DX: LBPort}
 	b.LB(&r, 1)
 	if uint32(r.AX) != 0xFFFFFFFF {
 		t.Fatalf("no magic: %+v", r)
 	}
 	// The real clock by default.
-	_, _, g2 := newBackdoor(t, BackdoorOptions{Unsupported: []uint16{BdoorCmdGetTimeFullWithLag}})
-	if r = g2.lb(Regs{CX: BdoorCmdGetTimeFullWithLag}); uint32(r.AX) == BdoorMagic {
+	_, _, g2 := newBackdoor(t, Options{Unsupported: []uint16{CmdGetTimeFullWithLag}})
+	if r = g2.lb(Regs{CX: CmdGetTimeFullWithLag}); uint32(r.AX) == Magic {
 		t.Fatal("unsupported WITH_LAG still answered")
 	}
-	r = g2.lb(Regs{CX: BdoorCmdGetTimeFull})
+	r = g2.lb(Regs{CX: CmdGetTimeFull})
 	got := time.Unix(int64(uint64(uint32(r.SI))<<32|uint64(uint32(r.DX))), int64(uint32(r.BX))*1000)
 	if d := time.Since(got); d < -time.Second || d > time.Minute {
 		t.Fatalf("GETTIMEFULL real clock off by %v", d)
@@ -213,8 +226,8 @@ func TestBackdoorGetVersionAndTime(t *testing.T) {
 func TestBackdoorRPCIEveryLength(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noHB=%v", noHB), func(t *testing.T) {
-			c, b, g := newBackdoor(t, BackdoorOptions{NoHB: noHB})
-			ch, ok := g.open(BdoorProtoRPCI, true)
+			c, b, g := newBackdoor(t, Options{NoHB: noHB})
+			ch, ok := g.open(ProtoRPCI, true)
 			if !ok || ch.hi == 0 && ch.lo == 0 {
 				t.Fatalf("open: %v %+v", ok, ch)
 			}
@@ -260,8 +273,8 @@ func TestBackdoorRPCIEveryLength(t *testing.T) {
 }
 
 func TestBackdoorRefusals(t *testing.T) {
-	_, b, g := newBackdoor(t, BackdoorOptions{})
-	ch, _ := g.open(BdoorProtoRPCI, true)
+	_, b, g := newBackdoor(t, Options{})
+	ch, _ := g.open(ProtoRPCI, true)
 	// A wrong cookie is another guest's channel.
 	bad := ch
 	bad.lo++
@@ -269,7 +282,7 @@ func TestBackdoorRefusals(t *testing.T) {
 		t.Fatal("wrong cookie accepted")
 	}
 	// Over 64 KiB is refused at SENDSIZE.
-	if s := status(g.msg(ch, MsgSendSize, MaxGuestMessage+1)); s&StatusSuccess != 0 {
+	if s := status(g.msg(ch, MsgSendSize, vmx.MaxGuestMessage+1)); s&StatusSuccess != 0 {
 		t.Fatal("oversized message accepted")
 	}
 	// Payload without a size, receive with nothing waiting.
@@ -284,13 +297,13 @@ func TestBackdoorRefusals(t *testing.T) {
 	}
 	// HB with the wrong length or unreadable memory fails cleanly.
 	g.msg(ch, MsgSendSize, 10)
-	hr := Regs{AX: BdoorMagic, BX: StatusSuccess << 16, CX: 9, DX: uint64(ch.id)<<16 | BdoorHBPort, SI: g.mem.base, DI: uint64(ch.lo), BP: uint64(ch.hi)}
+	hr := Regs{AX: Magic, BX: StatusSuccess << 16, CX: 9, DX: uint64(ch.id)<<16 | HBPort, SI: g.mem.base, DI: uint64(ch.lo), BP: uint64(ch.hi)}
 	b.HBOut(&hr, 1, g.mem)
 	if uint16(hr.BX>>16)&StatusSuccess != 0 {
 		t.Fatal("HB out of the wrong length accepted")
 	}
 	g.msg(ch, MsgSendSize, 10)
-	hr = Regs{AX: BdoorMagic, BX: StatusSuccess << 16, CX: 10, DX: uint64(ch.id)<<16 | BdoorHBPort, SI: 1, DI: uint64(ch.lo), BP: uint64(ch.hi)}
+	hr = Regs{AX: Magic, BX: StatusSuccess << 16, CX: 10, DX: uint64(ch.id)<<16 | HBPort, SI: 1, DI: uint64(ch.lo), BP: uint64(ch.hi)}
 	b.HBOut(&hr, 1, g.mem)
 	if uint16(hr.BX>>16)&StatusSuccess != 0 {
 		t.Fatal("HB out from unreadable memory accepted")
@@ -299,11 +312,11 @@ func TestBackdoorRefusals(t *testing.T) {
 	if err := g.send(ch, []byte("info-get guestinfo.none")); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := g.recv(ch); err != nil || string(r) != ReplyNoValue {
+	if r, err := g.recv(ch); err != nil || string(r) != vmxsim.ReplyNoValue {
 		t.Fatalf("%q %v", r, err)
 	}
 	// Without the cookie flag the cookie is 0 and still checked.
-	nc, ok := g.open(BdoorProtoRPCI, false)
+	nc, ok := g.open(ProtoRPCI, false)
 	if !ok || nc.hi != 0 || nc.lo != 0 {
 		t.Fatalf("cookieless open %+v", nc)
 	}
@@ -313,24 +326,24 @@ func TestBackdoorRefusals(t *testing.T) {
 }
 
 func TestBackdoorChannelLimitAndOwners(t *testing.T) {
-	_, b, g := newBackdoor(t, BackdoorOptions{})
+	_, b, g := newBackdoor(t, Options{})
 	var chans []gch
-	for i := range BdoorMaxChannels {
+	for i := range MaxChannels {
 		g.owner = 1 + i%2
-		ch, ok := g.open(BdoorProtoRPCI, true)
+		ch, ok := g.open(ProtoRPCI, true)
 		if !ok {
 			t.Fatalf("open %d failed", i)
 		}
 		chans = append(chans, ch)
 	}
-	if _, ok := g.open(BdoorProtoRPCI, true); ok {
+	if _, ok := g.open(ProtoRPCI, true); ok {
 		t.Fatal("129th channel opened")
 	}
-	if st := b.Stats(); st.Channels != BdoorMaxChannels {
+	if st := b.Stats(); st.Channels != MaxChannels {
 		t.Fatalf("stats %+v", st)
 	}
 	b.CloseOwner(2) // the process has gone
-	if st := b.Stats(); st.Channels != BdoorMaxChannels/2 {
+	if st := b.Stats(); st.Channels != MaxChannels/2 {
 		t.Fatalf("after CloseOwner: %+v", st)
 	}
 	if err := g.send(chans[1], []byte("log x")); err == nil {
@@ -343,7 +356,7 @@ func TestBackdoorChannelLimitAndOwners(t *testing.T) {
 	if err := g.send(chans[0], []byte("log x")); err == nil {
 		t.Fatal("channel survived a reset")
 	}
-	if _, ok := g.open(BdoorProtoRPCI, true); !ok {
+	if _, ok := g.open(ProtoRPCI, true); !ok {
 		t.Fatal("reopen after reset failed")
 	}
 }
@@ -353,13 +366,13 @@ func TestBackdoorChannelLimitAndOwners(t *testing.T) {
 // guest restarts the transfer, and the request is answered exactly once.
 func TestBackdoorCheckpoint(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
-		c, b, g := newBackdoor(t, BackdoorOptions{NoHB: noHB})
+		c, b, g := newBackdoor(t, Options{NoHB: noHB})
 		var logged int
-		c.HandleRPCI("count", func(ctx context.Context, caller Caller, args []byte) []byte {
+		c.HandleRPCI("count", func(ctx context.Context, caller vmx.Caller, args []byte) []byte {
 			logged++
 			return append([]byte("1 "), args...)
 		})
-		ch, _ := g.open(BdoorProtoRPCI, true)
+		ch, _ := g.open(ProtoRPCI, true)
 		req := append([]byte("count "), testValue(13)...)
 		cpts := 0
 		for k := 1; ; k++ {
@@ -418,14 +431,14 @@ func TestBackdoorCheckpoint(t *testing.T) {
 // command from SendTCLO.
 func TestBackdoorTCLO(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
-		c := newCore(t, Options{PingInterval: 50 * time.Millisecond, ExchangeTimeout: 5 * time.Second})
-		b := NewBackdoor(c, BackdoorOptions{NoHB: noHB})
+		c := newCore(t, vmxsim.Options{PingInterval: 50 * time.Millisecond, ExchangeTimeout: 5 * time.Second})
+		b := New(c, Options{NoHB: noHB})
 		g := &rawGuest{t: t, b: b, owner: 7, mem: &fakeMem{base: 0x1000, buf: make([]byte, 70<<10)}}
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
 		wg.Go(func() { b.Run(ctx) })
 
-		ch, ok := g.open(BdoorProtoTCLO, true)
+		ch, ok := g.open(ProtoTCLO, true)
 		if !ok {
 			t.Fatal("open tclo")
 		}
@@ -472,10 +485,10 @@ func TestBackdoorTCLO(t *testing.T) {
 		if len(got) < 3 || got[0] != "reset" || got[1] != "ping" || !strings.HasPrefix(got[2], "Set_Option ") || !echoed {
 			t.Fatalf("commands %q", got)
 		}
-		testutilWait(t, func() bool { s := c.State(); return s.Tools.Running && s.Tools.Heartbeat == HeartbeatGreen })
+		testutilWait(t, func() bool { s := c.State(); return s.Tools.Running && s.Tools.Heartbeat == vmxsim.HeartbeatGreen })
 		// Closing the channel ends the session.
 		g.msg(ch, MsgClose, 0)
-		testutilWait(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.tclo.current == nil })
+		testutilWait(t, func() bool { return !c.HasToolsChannel() })
 		cancel()
 		wg.Wait()
 	}
@@ -492,31 +505,12 @@ func testutilWait(t *testing.T, cond func() bool) {
 	}
 }
 
-func TestTrace(t *testing.T) {
-	var buf bytes.Buffer
-	c := newCore(t, Options{Trace: &buf})
-	c.RPCI(t.Context(), Caller{Transport: "backdoor"}, []byte("tools.capability.x \x00"))
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], `"msg":"tools.capability.x \u0000"`) || !strings.Contains(lines[0], `"via":"backdoor"`) || !strings.Contains(lines[1], `"from":"host"`) {
-		t.Fatalf("trace:\n%s", buf.String())
-	}
-	buf.Reset()
-	c.RPCI(t.Context(), Caller{Transport: "unix"}, []byte("SetGuestInfo  9 \xff\x00"))
-	var r TraceRecord
-	if err := json.Unmarshal([]byte(strings.Split(buf.String(), "\n")[0]), &r); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := r.Bytes(); err != nil || string(b) != "SetGuestInfo  9 \xff\x00" || r.Hex == "" {
-		t.Fatalf("binary record %+v: %q %v", r, b, err)
-	}
-}
-
 // TestBackdoorKeepDeadChannels: with KeepDeadChannels a process's channels
 // outlive it, with the reply waiting on them, as on the VMX: another
 // process holding the cookie takes the reply and closes the channel.
 func TestBackdoorKeepDeadChannels(t *testing.T) {
-	_, b, g := newBackdoor(t, BackdoorOptions{KeepDeadChannels: true})
-	ch, _ := g.open(BdoorProtoRPCI, true)
+	_, b, g := newBackdoor(t, Options{KeepDeadChannels: true})
+	ch, _ := g.open(ProtoRPCI, true)
 	if err := g.send(ch, []byte("log sent before dying")); err != nil {
 		t.Fatal(err)
 	}
@@ -541,11 +535,11 @@ func TestBackdoorKeepDeadChannels(t *testing.T) {
 // leaves the channel as that moment left it.
 func TestBackdoorKillFaults(t *testing.T) {
 	var killed []int
-	_, b, g := newBackdoor(t, BackdoorOptions{KeepDeadChannels: true, Kill: func(owner int) { killed = append(killed, owner) }})
+	_, b, g := newBackdoor(t, Options{KeepDeadChannels: true, Kill: func(owner int) { killed = append(killed, owner) }})
 	for _, noHB := range []bool{false, true} {
 		b.opts.NoHB = noHB
-		ch, _ := g.open(BdoorProtoRPCI, true)
-		tclo, _ := g.open(BdoorProtoTCLO, true)
+		ch, _ := g.open(ProtoRPCI, true)
+		tclo, _ := g.open(ProtoTCLO, true)
 		n := len(killed)
 
 		// sendsize: the message never arrives.
@@ -598,7 +592,7 @@ func TestBackdoorKillFaults(t *testing.T) {
 	if err := b.KillAt("later", 0); err == nil {
 		t.Fatal("unknown moment accepted")
 	}
-	_, nokill, _ := newBackdoor(t, BackdoorOptions{})
+	_, nokill, _ := newBackdoor(t, Options{})
 	if err := nokill.KillAt(KillAtSent, 0); err == nil {
 		t.Fatal("kill fault armed with no way to kill")
 	}
@@ -607,8 +601,8 @@ func TestBackdoorKillFaults(t *testing.T) {
 // TestBackdoorDroppedRequest: a request that fault injection drops leaves
 // no reply on the channel, as a message that never arrived whole.
 func TestBackdoorDroppedRequest(t *testing.T) {
-	c, _, g := newBackdoor(t, BackdoorOptions{})
-	ch, _ := g.open(BdoorProtoRPCI, true)
+	c, _, g := newBackdoor(t, Options{})
+	ch, _ := g.open(ProtoRPCI, true)
 	c.HoldRPCI("log", 0)
 	done := make(chan error, 1)
 	go func() { done <- g.send(ch, []byte("log held")) }()

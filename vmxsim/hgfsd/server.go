@@ -1,7 +1,13 @@
-package vmxsim
+// Package hgfsd is the simulated host's HGFS (shared folders) server: it
+// answers the HGFS packets a guest sends with the "f" RPCI over host
+// directories (one os.Root per share), with sessions, the legacy and V1
+// request forms, and fault injection. It needs nothing of the VMX core;
+// the core registers Server.RPCI as its "f" handler.
+//
+// Adding an HGFS op touches the server in one place: ops.go.
+package hgfsd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,19 +21,19 @@ import (
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
 )
 
-// HGFS is the simulated host's shared-folders server. The guest reaches
+// Server is the simulated host's shared-folders server. The guest reaches
 // it with the RPCI command "f " + packet; the reply is "1 " + packet, or
-// "0 " + text when shared folders are disabled. It follows the host
-// rules of hgfs-protocol.md: V4-header requests with sessions, legacy
-// V3 requests in a default session, V1 search ops (vmware-hgfsclient),
-// the virtual root listing the shares, and one os.Root per share so no
-// name or symlink leaves a share.
+// "0 " + text when shared folders are disabled. It follows the host's
+// rules (docs/architecture.md, HGFS): V4-header requests with sessions,
+// legacy V3 requests in a default session, V1 search ops
+// (vmware-hgfsclient), the virtual root listing the shares, and one
+// os.Root per share so no name or symlink leaves a share.
 //
 // Fault injection: Restart (the host server restarts: every session and
 // handle becomes stale), SetEnabled (shared folders off: the RPC fails),
 // SetShareEnabled, SetNoSessions (an old host without V4), and
 // InjectFault (malformed replies).
-type HGFS struct {
+type Server struct {
 	lg        *slog.Logger
 	maxPacket uint32
 
@@ -83,8 +89,8 @@ type faultRule struct {
 	Op    hgfsproto.Op // only replies to this op; OpMax means any
 }
 
-// HGFSOptions configure the server.
-type HGFSOptions struct {
+// Options configure the server.
+type Options struct {
 	Shares []ShareSpec
 	// MaxPacket is the channel's packet size limit offered in session
 	// negotiation; 0 means HGFS_LARGE_PACKET_MAX (522240).
@@ -95,15 +101,15 @@ type HGFSOptions struct {
 // maxSessions is MAX_SESSION_COUNT.
 const maxSessions = 1024
 
-// NewHGFS returns a server with shared folders enabled.
-func NewHGFS(opts HGFSOptions) *HGFS {
+// New returns a server with shared folders enabled.
+func New(opts Options) *Server {
 	if opts.MaxPacket == 0 {
 		opts.MaxPacket = hgfsproto.LargePacketMax
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &HGFS{
+	h := &Server{
 		lg:         opts.Logger,
 		maxPacket:  opts.MaxPacket,
 		enabled:    true,
@@ -119,13 +125,13 @@ func NewHGFS(opts HGFSOptions) *HGFS {
 	return h
 }
 
-func (h *HGFS) newSession(id uint64, maxPacket uint32) *hgfsSession {
+func (h *Server) newSession(id uint64, maxPacket uint32) *hgfsSession {
 	return &hgfsSession{id: id, maxPacket: maxPacket, files: map[uint32]*hgfsNode{}, searches: map[uint32]*hgfsSearch{}}
 }
 
 // AddShare adds (or replaces) a share, enabled. A directory that cannot
 // be opened makes a dangling share: listed, but every access fails.
-func (h *HGFS) AddShare(spec ShareSpec) {
+func (h *Server) AddShare(spec ShareSpec) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if old := h.shares[spec.Name]; old != nil {
@@ -136,7 +142,7 @@ func (h *HGFS) AddShare(spec ShareSpec) {
 	h.enableLocked(sh)
 }
 
-func (h *HGFS) enableLocked(sh *hgfsShare) {
+func (h *Server) enableLocked(sh *hgfsShare) {
 	sh.enabled = true
 	r, err := os.OpenRoot(sh.spec.Dir)
 	if err != nil {
@@ -148,7 +154,7 @@ func (h *HGFS) enableLocked(sh *hgfsShare) {
 
 // disableLocked closes the share's root and invalidates every handle
 // and search on it.
-func (h *HGFS) disableLocked(sh *hgfsShare) {
+func (h *Server) disableLocked(sh *hgfsShare) {
 	sh.enabled = false
 	for _, s := range h.allSessionsLocked() {
 		for id, n := range s.files {
@@ -169,7 +175,7 @@ func (h *HGFS) disableLocked(sh *hgfsShare) {
 	}
 }
 
-func (h *HGFS) allSessionsLocked() []*hgfsSession {
+func (h *Server) allSessionsLocked() []*hgfsSession {
 	all := []*hgfsSession{h.legacy}
 	for _, s := range h.sessions {
 		all = append(all, s)
@@ -178,12 +184,12 @@ func (h *HGFS) allSessionsLocked() []*hgfsSession {
 }
 
 // ErrNoShare is returned for a share name that is not configured.
-var ErrNoShare = errors.New("vmxsim: no such share")
+var ErrNoShare = errors.New("hgfsd: no such share")
 
 // SetShareEnabled enables or disables one share, as the host's UI does:
 // a disabled share disappears from the root listing, names under it are
 // not found, and its open handles become invalid.
-func (h *HGFS) SetShareEnabled(name string, on bool) error {
+func (h *Server) SetShareEnabled(name string, on bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	sh := h.shares[name]
@@ -202,7 +208,7 @@ func (h *HGFS) SetShareEnabled(name string, on bool) error {
 // SetEnabled turns shared folders on or off. Off, the "f" RPC fails as
 // it does on a host with sharing disabled; turning it off restarts the
 // server, so sessions and handles opened before are stale afterwards.
-func (h *HGFS) SetEnabled(on bool) {
+func (h *Server) SetEnabled(on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !on {
@@ -213,13 +219,13 @@ func (h *HGFS) SetEnabled(on bool) {
 
 // Restart simulates the host HGFS server restarting (suspend/resume, a
 // VMX restart): every session, handle and search is forgotten.
-func (h *HGFS) Restart() {
+func (h *Server) Restart() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.restartLocked()
 }
 
-func (h *HGFS) restartLocked() {
+func (h *Server) restartLocked() {
 	for _, s := range h.allSessionsLocked() {
 		for _, n := range s.files {
 			n.f.Close()
@@ -231,7 +237,7 @@ func (h *HGFS) restartLocked() {
 
 // SetNoSessions makes CREATE_SESSION_V4 fail with PROTOCOL_ERROR, as a
 // host without V4 support answers, so clients fall back to legacy headers.
-func (h *HGFS) SetNoSessions(on bool) {
+func (h *Server) SetNoSessions(on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.noSessions = on
@@ -241,9 +247,9 @@ func (h *HGFS) SetNoSessions(on bool) {
 // or to any op when op is ""): "truncate" cuts the reply packet short of
 // the size its header claims; "short" keeps a valid header but cuts the
 // op payload to 7 bytes.
-func (h *HGFS) InjectFault(mode string, count int, op string) error {
+func (h *Server) InjectFault(mode string, count int, op string) error {
 	if mode != "truncate" && mode != "short" && mode != "none" {
-		return fmt.Errorf("vmxsim: unknown hgfs fault %q (want truncate, short or none)", mode)
+		return fmt.Errorf("hgfsd: unknown hgfs fault %q (want truncate, short or none)", mode)
 	}
 	rule := faultRule{Mode: mode, Count: count, Op: hgfsproto.OpMax}
 	if op != "" {
@@ -254,7 +260,7 @@ func (h *HGFS) InjectFault(mode string, count int, op string) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("vmxsim: unknown hgfs op %q", op)
+			return fmt.Errorf("hgfsd: unknown hgfs op %q", op)
 		}
 	}
 	h.mu.Lock()
@@ -274,8 +280,8 @@ type ShareState struct {
 	Dangling bool `json:"dangling,omitempty"`
 }
 
-// HGFSState is the HGFS part of `vmxsim ctl state`.
-type HGFSState struct {
+// State is the HGFS part of `vmxsim ctl state`.
+type State struct {
 	Enabled  bool         `json:"enabled"`
 	Shares   []ShareState `json:"shares"`
 	Sessions int          `json:"sessions"`
@@ -289,10 +295,10 @@ type HGFSState struct {
 }
 
 // State returns a snapshot for the control API.
-func (h *HGFS) State() HGFSState {
+func (h *Server) State() State {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := HGFSState{Enabled: h.enabled, Sessions: len(h.sessions), RoundTrips: h.total.Load(), Requests: map[string]uint64{}, Shares: []ShareState{}}
+	st := State{Enabled: h.enabled, Sessions: len(h.sessions), RoundTrips: h.total.Load(), Requests: map[string]uint64{}, Shares: []ShareState{}}
 	for _, sh := range h.sortedSharesLocked(false) {
 		st.Shares = append(st.Shares, ShareState{ShareSpec: sh.spec, Enabled: sh.enabled, Dangling: sh.enabled && sh.root == nil})
 	}
@@ -306,7 +312,7 @@ func (h *HGFS) State() HGFSState {
 	return st
 }
 
-func (h *HGFS) sortedSharesLocked(enabledOnly bool) []*hgfsShare {
+func (h *Server) sortedSharesLocked(enabledOnly bool) []*hgfsShare {
 	var out []*hgfsShare
 	for _, sh := range h.shares {
 		if !enabledOnly || sh.enabled {
@@ -320,8 +326,8 @@ func (h *HGFS) sortedSharesLocked(enabledOnly bool) []*hgfsShare {
 // ReplyDisabled is the RPC failure text when shared folders are off.
 const ReplyDisabled = "0 HGFS is disabled"
 
-// RPCI answers the "f" command: args is the HGFS packet.
-func (h *HGFS) RPCI(ctx context.Context, caller Caller, args []byte) []byte {
+// RPCI answers the "f" RPCI command: args is the HGFS packet.
+func (h *Server) RPCI(args []byte) []byte {
 	h.mu.Lock()
 	enabled := h.enabled
 	h.mu.Unlock()
@@ -340,7 +346,7 @@ func (h *HGFS) RPCI(ctx context.Context, caller Caller, args []byte) []byte {
 	return append(reply[:2:2], h.mangle(req.Op, reply[2:])...)
 }
 
-func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
+func (h *Server) mangle(op hgfsproto.Op, reply []byte) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.fault.Count <= 0 || (h.fault.Op != hgfsproto.OpMax && h.fault.Op != op) {
@@ -368,10 +374,10 @@ func (h *HGFS) mangle(op hgfsproto.Op, reply []byte) []byte {
 }
 
 // Dispatch answers one HGFS request packet with a reply packet.
-func (h *HGFS) Dispatch(p []byte) []byte { return h.dispatch(nil, p) }
+func (h *Server) Dispatch(p []byte) []byte { return h.dispatch(nil, p) }
 
 // dispatch appends the reply to p to dst.
-func (h *HGFS) dispatch(dst, p []byte) []byte {
+func (h *Server) dispatch(dst, p []byte) []byte {
 	req, err := hgfsproto.ParseRequest(p)
 	if errors.Is(err, hgfsproto.ErrNoReply) {
 		// The host library drops these; the RPC layer still answers, and
@@ -411,7 +417,7 @@ func (h *HGFS) dispatch(dst, p []byte) []byte {
 	return hgfsproto.AppendReply(dst, req, sess.id, st, payload)
 }
 
-func (h *HGFS) sessionFor(req hgfsproto.Request) (*hgfsSession, bool) {
+func (h *Server) sessionFor(req hgfsproto.Request) (*hgfsSession, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if req.Kind != hgfsproto.KindV4 {
@@ -421,7 +427,7 @@ func (h *HGFS) sessionFor(req hgfsproto.Request) (*hgfsSession, bool) {
 	return s, ok
 }
 
-func (h *HGFS) createSession(req hgfsproto.Request) []byte {
+func (h *Server) createSession(req hgfsproto.Request) []byte {
 	cs, err := hgfsproto.DecodeCreateSessionRequest(req.Payload)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -444,7 +450,7 @@ func (h *HGFS) createSession(req hgfsproto.Request) []byte {
 	return hgfsproto.AppendReply(nil, req, id, hgfsproto.StatusSuccess, rep.Append(nil))
 }
 
-func (h *HGFS) destroySession(req hgfsproto.Request) []byte {
+func (h *Server) destroySession(req hgfsproto.Request) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := req.Header.SessionID
@@ -457,24 +463,6 @@ func (h *HGFS) destroySession(req hgfsproto.Request) []byte {
 	}
 	delete(h.sessions, id)
 	return hgfsproto.AppendReply(nil, req, id, hgfsproto.StatusSuccess, hgfsproto.AppendReserved(nil))
-}
-
-// capabilities is the host's default table: ops 0-64, V1-V3 supported
-// except the lock-change ops and the Windows stream op, sessions
-// supported, the other V4 ops not.
-func capabilities() []hgfsproto.Capability {
-	caps := make([]hgfsproto.Capability, 0, int(hgfsproto.OpMax))
-	for op := range hgfsproto.OpMax {
-		flags := uint32(hgfsproto.CapIsSupported)
-		switch {
-		case op == hgfsproto.OpServerLockChange || op == hgfsproto.OpServerLockChangeV3 || op == hgfsproto.OpWriteWin32StreamV3:
-			flags = hgfsproto.CapNotSupported
-		case op > hgfsproto.OpDestroySessionV4:
-			flags = hgfsproto.CapNotSupported
-		}
-		caps = append(caps, hgfsproto.Capability{Op: op, Flags: flags})
-	}
-	return caps
 }
 
 // replyBudget is how many op-payload bytes a reply may carry.
@@ -492,7 +480,7 @@ func replyBudget(s *hgfsSession, req hgfsproto.Request) int {
 
 // resolve maps a CP name to a share and a slash path inside it; a nil
 // share with ok means the virtual root.
-func (h *HGFS) resolve(fn hgfsproto.FileName) (*hgfsShare, string, hgfsproto.Status) {
+func (h *Server) resolve(fn hgfsproto.FileName) (*hgfsShare, string, hgfsproto.Status) {
 	if fn.Flags&hgfsproto.FileNameUseFileDesc != 0 {
 		return nil, "", hgfsproto.StatusInvalidParameter
 	}
@@ -523,7 +511,7 @@ func (h *HGFS) resolve(fn hgfsproto.FileName) (*hgfsShare, string, hgfsproto.Sta
 
 // shareRoot returns the share's root, or GENERIC_ERROR for a dangling
 // share (hosts answer EIO so a listed name never claims to be missing).
-func (h *HGFS) shareRoot(sh *hgfsShare) (*os.Root, hgfsproto.Status) {
+func (h *Server) shareRoot(sh *hgfsShare) (*os.Root, hgfsproto.Status) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !sh.enabled {
@@ -535,7 +523,7 @@ func (h *HGFS) shareRoot(sh *hgfsShare) (*os.Root, hgfsproto.Status) {
 	return sh.root, hgfsproto.StatusSuccess
 }
 
-func (h *HGFS) allocHandle() uint32 {
+func (h *Server) allocHandle() uint32 {
 	h.nextHandle++
 	if h.nextHandle == hgfsproto.InvalidHandle || h.nextHandle == 0 {
 		h.nextHandle = 1

@@ -1,23 +1,23 @@
-package vmxsim
+package hgfsd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
-// registerHGFSCtl adds the shared-folder routes of the control API:
+// HandleCtl adds the shared-folder routes to the control API:
 //
 //	POST /hgfs/share/{name}/enable|disable
 //	POST /hgfs/enable|disable|restart
 //	POST /hgfs/fault   body "truncate N [OP]", "short N [OP]", "none", "nosessions on|off"
-func (s *Server) registerHGFSCtl() {
-	h := s.Core.HGFS()
-	s.HandleCtl("POST /hgfs/share/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+func (h *Server) HandleCtl(m vmx.CtlMux) {
+	m.HandleCtl("POST /hgfs/share/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		var on bool
 		switch r.PathValue("action") {
 		case "enable":
@@ -35,7 +35,7 @@ func (s *Server) registerHGFSCtl() {
 			http.Error(w, err.Error(), code)
 		}
 	})
-	s.HandleCtl("POST /hgfs/{action}", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleCtl("POST /hgfs/{action}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("action") {
 		case "enable":
 			h.SetEnabled(true)
@@ -45,7 +45,7 @@ func (s *Server) registerHGFSCtl() {
 			h.Restart()
 		case "fault":
 			body, _ := io.ReadAll(io.LimitReader(r.Body, 256))
-			if err := applyHGFSFault(h, string(body)); err != nil {
+			if err := h.applyFault(string(body)); err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 			}
 		default:
@@ -54,7 +54,8 @@ func (s *Server) registerHGFSCtl() {
 	})
 }
 
-func applyHGFSFault(h *HGFS, spec string) error {
+// applyFault applies a fault SPEC of `vmxsim ctl hgfs fault SPEC`.
+func (h *Server) applyFault(spec string) error {
 	f := strings.Fields(spec)
 	switch {
 	case len(f) == 2 && f[0] == "nosessions" && (f[1] == "on" || f[1] == "off"):
@@ -74,24 +75,4 @@ func applyHGFSFault(h *HGFS, spec string) error {
 		return h.InjectFault(f[0], n, op)
 	}
 	return fmt.Errorf("fault %q: want truncate|short N [OP], none or nosessions on|off", spec)
-}
-
-// Share enables or disables one shared folder of a running simulator.
-func (c *Ctl) Share(ctx context.Context, name string, enable bool) error {
-	action := "disable"
-	if enable {
-		action = "enable"
-	}
-	_, err := c.Do(ctx, http.MethodPost, "/hgfs/share/"+name+"/"+action, "")
-	return err
-}
-
-// HGFS sends enable, disable, restart, or "fault SPEC" to the HGFS server.
-func (c *Ctl) HGFS(ctx context.Context, action string) error {
-	body := ""
-	if spec, ok := strings.CutPrefix(action, "fault "); ok {
-		action, body = "fault", spec
-	}
-	_, err := c.Do(ctx, http.MethodPost, "/hgfs/"+action, body)
-	return err
 }

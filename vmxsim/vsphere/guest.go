@@ -1,4 +1,4 @@
-package vmxsim
+package vsphere
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25"
@@ -83,7 +84,7 @@ func addNICs(ctx context.Context, c *vim25.Client, ref types.ManagedObjectRefere
 // guest.guestFamily, guest.guestFullName, guest.guestDetailedData,
 // guest.disk, and the summary.guest fields clients read. Before the guest
 // reports, and after the VM powers off, they are empty, as on vCenter.
-func (v *VSphere) guestMirror(s State) []types.PropertyChange {
+func (v *FrontEnd) guestMirror(s vmxsim.State) []types.PropertyChange {
 	g := &s.Guest
 	id := GuestID(g.OSShortName)
 	family, full := "", ""
@@ -108,7 +109,7 @@ func (v *VSphere) guestMirror(s State) []types.PropertyChange {
 	}
 }
 
-func (v *VSphere) guestNet(g *GuestState) []types.GuestNicInfo {
+func (v *FrontEnd) guestNet(g *vmxsim.GuestState) []types.GuestNicInfo {
 	out := []types.GuestNicInfo{}
 	for _, n := range g.NICs {
 		info := types.GuestNicInfo{
@@ -135,7 +136,7 @@ func (v *VSphere) guestNet(g *GuestState) []types.GuestNicInfo {
 	return out
 }
 
-func guestIPStack(g *GuestState) []types.GuestStackInfo {
+func guestIPStack(g *vmxsim.GuestState) []types.GuestStackInfo {
 	if len(g.Routes) == 0 && g.DNS == nil {
 		return []types.GuestStackInfo{}
 	}
@@ -160,7 +161,7 @@ func guestIPStack(g *GuestState) []types.GuestStackInfo {
 	return []types.GuestStackInfo{st}
 }
 
-func guestDiskInfo(g *GuestState) []types.GuestDiskInfo {
+func guestDiskInfo(g *vmxsim.GuestState) []types.GuestDiskInfo {
 	out := []types.GuestDiskInfo{}
 	for _, d := range g.Disks {
 		out = append(out, types.GuestDiskInfo{

@@ -1,4 +1,4 @@
-package vmxsim
+package hgfsd
 
 import (
 	"fmt"

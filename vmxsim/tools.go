@@ -1,0 +1,77 @@
+package vmxsim
+
+import (
+	"context"
+	"errors"
+
+	"github.com/govmtools/govmtools/vmxsim/tclo"
+)
+
+// Heartbeat statuses, as vSphere names its guestHeartbeatStatus colours
+// (State.Tools.Heartbeat).
+const (
+	HeartbeatGreen  = tclo.HeartbeatGreen
+	HeartbeatYellow = tclo.HeartbeatYellow
+	HeartbeatRed    = tclo.HeartbeatRed
+	HeartbeatGray   = tclo.HeartbeatGray
+)
+
+// ErrNoTools is returned by SendTCLO when no tools service is attached.
+var ErrNoTools = tclo.ErrNoTools
+
+// ServeTCLO drives one guest TCLO channel (see tclo.Driver.Serve); the
+// channel is closed on return.
+func (c *Core) ServeTCLO(ctx context.Context, peer TCLOPeer) error {
+	return c.tclo.Serve(ctx, peer)
+}
+
+// SendTCLO sends cmd to the tools service and returns its reply.
+func (c *Core) SendTCLO(ctx context.Context, cmd string) ([]byte, error) {
+	return c.tclo.Send(ctx, cmd)
+}
+
+// HasToolsChannel reports whether a tools service is bound right now.
+func (c *Core) HasToolsChannel() bool { return c.tclo.Bound() }
+
+// ClearTools forgets the tools service, as the VMX does at power-off.
+func (c *Core) ClearTools() {
+	c.mu.Lock()
+	c.tools = toolsState{}
+	c.caps = nil
+	c.mu.Unlock()
+	c.tclo.Reset()
+}
+
+// tcloHost is the core as the TCLO driver sees it.
+type tcloHost struct{ c *Core }
+
+func (h tcloHost) Admit() error {
+	if h.c.PowerState() != PoweredOn {
+		return errors.New("vmxsim: the VM is not powered on; tclo channel refused")
+	}
+	return nil
+}
+
+func (h tcloHost) PendingPower() string {
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	p := h.c.pendingPower
+	h.c.pendingPower = ""
+	return p
+}
+
+// ToolsGone powers the VM off when the guest halted after reporting
+// success.
+func (h tcloHost) ToolsGone() {
+	h.c.mu.Lock()
+	halted := h.c.haltPending
+	h.c.haltPending = false
+	h.c.mu.Unlock()
+	if halted {
+		h.c.SetPowerState(PoweredOff)
+	}
+}
+
+func (h tcloHost) Remark(format string, args ...any) { h.c.log.Host(format, args...) }
+
+func (h tcloHost) Trace(from string, msg []byte) { h.c.trace.Record("tclo", from, "", msg) }

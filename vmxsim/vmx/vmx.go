@@ -1,0 +1,113 @@
+// Package vmx is the small interface between the simulated VMX's core
+// (package vmxsim) and its protocol packages: who sent an RPCI (Caller),
+// one guest TCLO channel (TCLOPeer), what a guest transport needs of the
+// core (Core), and the control API's router (CtlMux). It holds no state
+// and imports nothing of the module, so every protocol package can import
+// it without importing the core.
+package vmx
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// MaxGuestMessage is the largest message a guest may send the VMX
+// (GUESTMSG_MAX_IN_SIZE, 64 KiB).
+const MaxGuestMessage = 64 << 10
+
+// Caller describes who sent an RPCI, as the VMX sees it.
+type Caller struct {
+	// Transport is "vsock", "backdoor" or "unix".
+	Transport string
+	// Privileged is true for a vsock connection from a port below 1024,
+	// or (on vmxsim's unix sockets) a peer with uid 0.
+	Privileged bool
+}
+
+// TCLOPeer is one guest TCLO channel as the VMX sees it: a vsock or unix
+// stream, or a backdoor message channel served by the trap.
+type TCLOPeer interface {
+	// Exchange delivers one command to the guest and returns its reply.
+	Exchange(ctx context.Context, cmd []byte) ([]byte, error)
+	// Done is closed when the guest's channel has gone away.
+	Done() <-chan struct{}
+	// Close closes the channel.
+	Close() error
+}
+
+// Core is what a guest transport (the backdoor) needs of the VMX core.
+type Core interface {
+	// Answer answers one RPCI request. dropped reports a request that
+	// fault injection dropped unhandled: the transport then leaves no
+	// reply at all, as for a message that never arrived whole.
+	Answer(ctx context.Context, caller Caller, req []byte) (reply []byte, dropped bool)
+	// ServeTCLO drives one guest TCLO channel until it ends; the channel
+	// is closed on return.
+	ServeTCLO(ctx context.Context, peer TCLOPeer) error
+	// Remark writes a remark of the VMX itself to vmware.log.
+	Remark(format string, args ...any)
+	// Logger receives the simulator's own diagnostics.
+	Logger() *slog.Logger
+	// ReportBackdoor makes stats part of the core's state (the
+	// "backdoor" object of `vmxsim ctl state`). stats is called without
+	// the core's lock held.
+	ReportBackdoor(stats func() BackdoorStats)
+}
+
+// BackdoorStats counts the calls a backdoor has served; it is the
+// "backdoor" object of `vmxsim ctl state` under `vmxsim run`.
+type BackdoorStats struct {
+	LB       uint64 `json:"lb"`       // IN on the LB port
+	HBOut    uint64 `json:"hbOut"`    // REP OUTSB on the HB port
+	HBIn     uint64 `json:"hbIn"`     // REP INSB on the HB port
+	Opens    uint64 `json:"opens"`    // channels opened
+	CPTs     uint64 `json:"cpts"`     // calls failed with the CPT status
+	Kills    uint64 `json:"kills"`    // guests killed by a kill fault
+	Channels int    `json:"channels"` // channels open now
+	NoHB     bool   `json:"noHB"`
+	// RPCIRoundTrips counts RPCI exchanges completed (request received,
+	// reply delivered); RPCIRoundTripMedianUs is the median time of the
+	// last 4096 as the VMX sees them, from the request's SENDSIZE to the
+	// reply's RECVSTATUS.
+	RPCIRoundTrips        uint64  `json:"rpciRoundTrips"`
+	RPCIRoundTripMedianUs float64 `json:"rpciRoundTripMedianUs"`
+	// TimeReads counts the time commands answered (GETTIME,
+	// GETTIMEFULL, GETTIMEFULL_WITH_LAG), StopCatchups the STOPCATCHUP
+	// calls (a guest sends one after stepping its clock).
+	TimeReads    uint64 `json:"timeReads"`
+	StopCatchups uint64 `json:"stopCatchups"`
+	// ClockOffset is how far the host clock of the time commands is
+	// ahead of the real time (SetClockOffset), as a Go duration.
+	ClockOffset string `json:"clockOffset"`
+}
+
+// CtlMux is the control API's router (DIR/ctl.sock): protocol packages
+// add their routes to it (patterns as http.ServeMux).
+type CtlMux interface {
+	HandleCtl(pattern string, h http.HandlerFunc)
+}
+
+// WriteJSON answers v as indented JSON, as every control route does.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Printable returns s as it is when it is plain text, else quoted (and
+// cut to 64 bytes), for logs of what a guest sent.
+func Printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			if len(s) > 64 {
+				s = s[:64]
+			}
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
