@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/govmtools/govmtools/guestinfo"
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
 	"github.com/govmtools/govmtools/internal/netnstest"
+	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/vishvananda/netns"
 )
 
@@ -238,26 +238,27 @@ func inProcessGather(scene *netnstest.Scene) (time.Duration, []string, error) {
 // giDaemon is a guest-info daemon running in the namespace against its
 // own simulator.
 type giDaemon struct {
-	name  string
-	cmd   *exec.Cmd
-	pid   func() int // the daemon's pid (0 while unknown)
-	ctl   *http.Client
-	kill  func() // asks the daemon to stop
-	after func() // runs once it has (nil: nothing)
+	name     string
+	done     <-chan struct{} // closed once the process started has exited
+	hardKill func()          // kills that process
+	pid      func() int      // the daemon's pid (0 while unknown)
+	ctl      *http.Client
+	kill     func() // asks the daemon to stop
+	after    func() // runs once it has (nil: nothing)
+	stopped  bool
 }
 
 func (d *giDaemon) stop() {
-	if d.cmd.ProcessState != nil {
+	if d.stopped {
 		return
 	}
+	d.stopped = true
 	d.kill()
-	done := make(chan struct{})
-	go func() { d.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-d.done:
 	case <-time.After(15 * time.Second):
-		d.cmd.Process.Kill()
-		<-done
+		d.hardKill()
+		<-d.done
 	}
 	if d.after != nil {
 		d.after()
@@ -287,7 +288,9 @@ func (e *env) startOurGuestInfo(ctx context.Context, ns *netnstest.NS, conf stri
 		s.stop()
 		return nil, err
 	}
-	d := &giDaemon{name: "govmtools vmtoolsd", cmd: cmd, ctl: ctlClient(s.dir), after: s.stop}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d := &giDaemon{name: "govmtools vmtoolsd", done: done, hardKill: func() { cmd.Process.Kill() }, ctl: ctlClient(s.dir), after: s.stop}
 	d.pid = func() int { return cmd.Process.Pid }
 	d.kill = func() { cmd.Process.Signal(syscall.SIGTERM) }
 	return d, nil
@@ -315,15 +318,16 @@ func (e *env) startDebianGuestInfo(ctx context.Context, ns *netnstest.NS, peer, 
 		pidFile, lib, dir, filepath.Join(peer, "usr/bin/vmtoolsd"), confPath, plugins, filepath.Join(lib, "open-vm-tools/plugins/common"))
 	cmd := ns.Command(filepath.Join(e.bin, "vmxsim"), "run", "--dir", sim, "--log-level", "warn", "--", "/bin/sh", "-c", script)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	d := &giDaemon{name: "Debian's vmtoolsd", cmd: cmd, ctl: ctlClient(sim)}
-	d.pid = func() int {
+	pid := func() int {
 		b, _ := os.ReadFile(pidFile)
 		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return n
 	}
+	proc, err := testutil.LaunchSim(cmd, sim, 5*time.Second, func() bool { return pid() > 0 })
+	if err != nil {
+		return nil, fmt.Errorf("vmxsim run with Debian's vmtoolsd did not start: %w", err)
+	}
+	d := &giDaemon{name: "Debian's vmtoolsd", done: proc.Done(), hardKill: func() { cmd.Process.Kill() }, pid: pid, ctl: ctlClient(sim)}
 	d.kill = func() {
 		if p := d.pid(); p > 0 {
 			syscall.Kill(p, syscall.SIGTERM) // vmxsim run ends with its child
@@ -331,14 +335,7 @@ func (e *env) startDebianGuestInfo(ctx context.Context, ns *netnstest.NS, peer, 
 			cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	for range 500 {
-		if _, err := os.Stat(filepath.Join(sim, "ctl.sock")); err == nil && d.pid() > 0 {
-			return d, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	d.stop()
-	return nil, fmt.Errorf("vmxsim run with Debian's vmtoolsd did not start")
+	return d, nil
 }
 
 // giState is the part of `ctl state` the guest-info benchmark reads.

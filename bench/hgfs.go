@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
+	"github.com/govmtools/govmtools/internal/testutil"
 )
 
 // hgfsTarget is one way to reach a share's files: through a mount made
@@ -80,11 +81,16 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	if err != nil {
 		return nil, err
 	}
-	sh, err := hgfswork.StartTrapShell(filepath.Join(e.bin, "vmxsim"), simDir, "--share", "s="+share, "--log-level", "error")
+	sh, err := testutil.StartTrapShell(testutil.TrapShellConfig{
+		VMXSim: filepath.Join(e.bin, "vmxsim"),
+		Dir:    simDir,
+		Args:   []string{"--share", "s=" + share, "--log-level", "error"},
+		Stderr: os.Stderr,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer sh.Close()
+	defer sh.Close(30 * time.Second)
 	ours := hgfswork.Foreground("govmtools", sh.Start, nil, filepath.Join(e.bin, "vmhgfs-fuse"))
 	lib := filepath.Join(peer, "usr/lib/x86_64-linux-gnu")
 	debian := hgfswork.Foreground("open-vm-tools", sh.Start, []string{"LD_LIBRARY_PATH=" + lib}, filepath.Join(peer, "usr/bin/vmhgfs-fuse"))

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govmtools/govmtools/internal/testutil"
 )
 
 // row is one line of the table.
@@ -121,8 +123,8 @@ func cpuModel() string {
 
 // sim is a `vmxsim serve` started for a benchmark.
 type sim struct {
-	dir string
-	cmd *exec.Cmd
+	dir  string
+	proc *testutil.SimProcess
 }
 
 func (e *env) startSim(ctx context.Context, args ...string) (*sim, error) {
@@ -132,27 +134,14 @@ func (e *env) startSim(ctx context.Context, args ...string) (*sim, error) {
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), append([]string{"serve", "--dir", dir, "--log-level", "warn"}, args...)...)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	p, err := testutil.LaunchSim(cmd, dir, 10*time.Second, nil)
+	if err != nil {
+		return nil, fmt.Errorf("vmxsim did not start: %w", err)
 	}
-	s := &sim{dir: dir, cmd: cmd}
-	for range 200 {
-		if _, err := os.Stat(filepath.Join(dir, "ctl.sock")); err == nil {
-			return s, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.stop()
-	return nil, fmt.Errorf("vmxsim did not start")
+	return &sim{dir: dir, proc: p}, nil
 }
 
-func (s *sim) stop() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	s.cmd.Wait()
-}
+func (s *sim) stop() { s.proc.Stop(syscall.SIGTERM, time.Minute) }
 
 // median returns the median of ds.
 func median(ds []time.Duration) time.Duration {

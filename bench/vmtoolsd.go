@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govmtools/govmtools/internal/testutil"
 )
 
 // A toolsDaemon is a vmtoolsd implementation the bench runs against the
@@ -108,25 +110,14 @@ func (e *env) trapDaemon(ctx context.Context, extraEnv []string, path string, ar
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	var pid int
+	proc, err := testutil.LaunchSim(cmd, dir, 5*time.Second, func() bool { pid = childOf(cmd.Process.Pid); return pid != 0 })
+	if err != nil {
+		return nil, fmt.Errorf("vmxsim run did not start its program: %w", err)
 	}
 	stop := func() {
 		in.Close()
-		stopProcess(cmd) // vmxsim sends SIGTERM to the program and waits for it
-	}
-	var pid int
-	for range 500 {
-		_, errSock := os.Stat(filepath.Join(dir, "ctl.sock"))
-		pid = childOf(cmd.Process.Pid)
-		if errSock == nil && pid != 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if pid == 0 {
-		stop()
-		return nil, errors.New("vmxsim run did not start its program")
+		proc.Stop(syscall.SIGTERM, 5*time.Second) // vmxsim sends SIGTERM to the program and waits for it
 	}
 	began := time.Now()
 	if _, err := in.Write([]byte("go\n")); err != nil {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,8 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -64,8 +61,7 @@ func Ours(bin, simDir, logFile string) Mounter {
 
 // Starter starts argv (with extra environment variables env) in the
 // background and returns its pid and a function reading its output so
-// far; under the ptrace trap that is TrapShell.Start, or testutil.Trap.Start
-// in tests.
+// far; under the ptrace trap that is testutil.TrapShell.Start.
 type Starter func(env []string, argv ...string) (pid int, output func() string, err error)
 
 // Foreground mounts with a vmhgfs-fuse (ours or open-vm-tools') that start
@@ -108,102 +104,6 @@ func exited(pid int) bool {
 	// pid (comm) STATE ...: comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
-}
-
-// TrapShell is a shell running under `vmxsim run`: every program it
-// starts runs under the ptrace trap against one simulated VMX, whose
-// control socket is in Dir. Tests use testutil.Trap instead; this is for
-// the benchmark, which has no testing.TB.
-type TrapShell struct {
-	Dir  string
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Reader // the shell's stdout: the pids it echoes
-	done chan error
-	n    int // programs started
-}
-
-// StartTrapShell starts `vmxsim run --dir dir args... -- /bin/sh` (vmxsim
-// is the path of the binary) and returns once the simulator answers.
-// The shell's environment is the caller's without GOVMTOOLS_RPC, so our
-// programs use --rpc auto (the backdoor) as on a VM.
-func StartTrapShell(vmxsim, dir string, args ...string) (*TrapShell, error) {
-	argv := append([]string{"run", "--dir", dir}, args...)
-	argv = append(argv, "--", "/bin/sh")
-	cmd := exec.Command(vmxsim, argv...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &TrapShell{Dir: dir, cmd: cmd, in: in, out: bufio.NewReader(out), done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	for range 1000 {
-		if _, err := os.Stat(filepath.Join(dir, "ctl.sock")); err == nil {
-			return s, nil
-		}
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("vmxsim run exited: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	s.Close()
-	return nil, errors.New("vmxsim run: no ctl.sock after 10 s")
-}
-
-// Start implements Starter: the program runs in the background under the
-// trap, with stdin from /dev/null and its output in a file of Dir.
-func (s *TrapShell) Start(env []string, argv ...string) (int, func() string, error) {
-	s.n++
-	out := filepath.Join(s.Dir, fmt.Sprintf("program-%d.out", s.n))
-	var line strings.Builder
-	line.WriteString("env")
-	for _, a := range slices.Concat(env, argv) {
-		line.WriteString(" '" + strings.ReplaceAll(a, "'", `'\''`) + "'")
-	}
-	fmt.Fprintf(&line, " </dev/null >'%s' 2>&1 & echo $!\n", strings.ReplaceAll(out, "'", `'\''`))
-	if _, err := io.WriteString(s.in, line.String()); err != nil {
-		return 0, nil, err
-	}
-	l, err := s.out.ReadString('\n')
-	if err != nil {
-		return 0, nil, fmt.Errorf("trap shell: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(l))
-	if err != nil {
-		return 0, nil, fmt.Errorf("trap shell: pid %q", l)
-	}
-	return pid, func() string {
-		b, _ := os.ReadFile(out)
-		return string(b)
-	}, nil
-}
-
-// Close ends the shell and waits for vmxsim run to exit, which it does
-// once every program started under it has ended (unmount first).
-func (s *TrapShell) Close() error {
-	s.in.Close()
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-		return errors.New("vmxsim run did not exit within 30 s of its shell's end")
-	}
 }
 
 // IsMounted reports whether mnt is a mount point (per /proc/self/mountinfo).

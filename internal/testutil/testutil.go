@@ -1,14 +1,16 @@
 // Package testutil is the shared test infrastructure: capability gates that
 // skip with a fix-it hint (and fail instead under GOVMTOOLS_REQUIRE_ALL=1,
 // as CI runs), WaitFor, building the real binaries once per test process,
-// and starting `vmxsim serve` for end-to-end tests. Non-test code never
-// imports it.
+// and starting the simulator binary: LaunchSim (the one launcher, also
+// used by the benchmark), Sim (`vmxsim serve`) and Trap and TrapShell
+// (a shell under `vmxsim run`). Only tests and the benchmark import it.
 package testutil
 
 import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -106,10 +108,10 @@ func Binaries(t testing.TB) string {
 
 // Sim is a running `vmxsim serve`.
 type Sim struct {
-	Dir string
-	Bin string // directory of the binaries
-	cmd *exec.Cmd
-	out *SyncBuffer
+	Dir  string
+	Bin  string // directory of the binaries
+	proc *SimProcess
+	out  *SyncBuffer
 }
 
 // StartSim starts `vmxsim serve --dir <tempdir> args...` and waits until
@@ -127,16 +129,14 @@ func StartSimDir(t testing.TB, dir string, args ...string) *Sim {
 	t.Helper()
 	bin := Binaries(t)
 	s := &Sim{Dir: dir, Bin: bin, out: &SyncBuffer{}}
-	s.cmd = exec.Command(filepath.Join(bin, "vmxsim"), append([]string{"serve", "--dir", dir}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(filepath.Join(bin, "vmxsim"), append([]string{"serve", "--dir", dir}, args...)...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	p, err := LaunchSim(cmd, dir, 10*time.Second, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.out.String())
 	}
+	s.proc = p
 	t.Cleanup(func() { s.stop(t) })
-	WaitFor(t, 10*time.Second, "vmxsim ctl.sock", func() bool {
-		_, err := os.Stat(filepath.Join(dir, "ctl.sock"))
-		return err == nil
-	})
 	return s
 }
 
@@ -154,26 +154,17 @@ func (s *Sim) Stop(t testing.TB) {
 }
 
 func (s *Sim) stop(t testing.TB) {
-	if s.cmd.ProcessState != nil {
+	if s.proc.Exited() {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("vmxsim exited with %v; output:\n%s", err, s.Output())
-		}
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-done
+	switch err := s.proc.Stop(syscall.SIGTERM, 10*time.Second); {
+	case errors.Is(err, ErrStopTimeout):
 		t.Errorf("vmxsim did not stop within 10 s of SIGTERM; output:\n%s", s.Output())
+	case err != nil:
+		t.Errorf("vmxsim exited with %v; output:\n%s", err, s.Output())
 	}
-	for _, name := range []string{"tclo.sock", "rpci.sock", "ctl.sock"} {
-		if _, err := os.Stat(filepath.Join(s.Dir, name)); err == nil {
-			t.Errorf("vmxsim left %s behind", name)
-		}
+	for _, name := range s.proc.SocketsLeft() {
+		t.Errorf("vmxsim left %s behind", name)
 	}
 	if t.Failed() {
 		t.Logf("vmxsim output:\n%s", s.Output())

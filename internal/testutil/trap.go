@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,19 +27,232 @@ func RequireTrap(t testing.TB) {
 	Require(t, strings.TrimSpace(string(scope)) != "3", "ptrace (kernel.yama.ptrace_scope is 3)", "sysctl kernel.yama.ptrace_scope=1")
 }
 
-// Trap is a running `vmxsim run` whose traced program is a shell that runs
-// the commands of Run and Start: everything they start runs under the
-// trap, against one simulated VMX whose sockets and vmware.log are in Dir.
+// TrapShell is a shell running under `vmxsim run`: every program it
+// starts runs under the ptrace trap against one simulated VMX, whose
+// sockets and vmware.log are in Dir. Trap wraps it for tests; the
+// benchmark, which has no testing.TB, uses it directly. Its methods are
+// safe for concurrent use; after one fails the shell is unusable.
+type TrapShell struct {
+	Dir string // the simulator directory: ctl.sock, vmware.log, ...
+
+	proc    *SimProcess
+	in      io.WriteCloser
+	out     *bufio.Reader // the shell's stdout: the marker lines
+	scratch string        // the programs' output files
+	mu      sync.Mutex
+	seq     int
+	broken  error
+}
+
+// TrapShellConfig configures StartTrapShell.
+type TrapShellConfig struct {
+	// VMXSim is the path of the vmxsim binary.
+	VMXSim string
+	// Dir is the simulator directory.
+	Dir string
+	// Args are vmxsim run's flags, for example "--lb" or
+	// "--ping-interval", "100ms".
+	Args []string
+	// Wrap is a command prefix vmxsim is started through, for example
+	// {"ip", "netns", "exec", NAME}; it must exec vmxsim (not fork it),
+	// so that stopping the shell stops it.
+	Wrap []string
+	// Stderr receives vmxsim's and the shell's stderr; nil discards it.
+	Stderr io.Writer
+}
+
+// StartTrapShell starts `vmxsim run --dir Dir Args... -- /bin/sh` and
+// returns once the simulator answers. The environment of the commands is
+// the caller's without GOVMTOOLS_RPC (so --rpc auto, the default, is what
+// runs) and with GOVMTOOLS_SIMULATED=1 and VMXSIM_DIR set by vmxsim.
+func StartTrapShell(cfg TrapShellConfig) (*TrapShell, error) {
+	argv := append([]string{"run", "--dir", cfg.Dir}, cfg.Args...)
+	argv = append(argv, "--", "/bin/sh")
+	argv = append(append(append([]string{}, cfg.Wrap...), cfg.VMXSim), argv...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = trapEnv()
+	cmd.Stderr = cfg.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp("", "govmtools-trapshell-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := LaunchSim(cmd, cfg.Dir, 10*time.Second, nil)
+	if err != nil {
+		os.RemoveAll(scratch)
+		return nil, fmt.Errorf("vmxsim run: %w", err)
+	}
+	return &TrapShell{Dir: cfg.Dir, proc: p, in: in, out: bufio.NewReader(stdout), scratch: scratch}, nil
+}
+
+func trapEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// commandLine is argv for sh, with extra environment variables ("K=V").
+func commandLine(env []string, argv []string) string {
+	var line strings.Builder
+	if len(env) > 0 {
+		line.WriteString("env")
+		for _, kv := range env {
+			line.WriteString(" " + shellQuote(kv))
+		}
+		line.WriteString(" ")
+	}
+	for i, a := range argv {
+		if i > 0 {
+			line.WriteString(" ")
+		}
+		line.WriteString(shellQuote(a))
+	}
+	return line.String()
+}
+
+// Exec runs one shell line, which sets $__r, and returns what $__r held
+// once the line finished (within timeout).
+func (s *TrapShell) Exec(line string, timeout time.Duration) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return "", s.broken
+	}
+	s.seq++
+	marker := fmt.Sprintf("__trap_%d", s.seq)
+	if _, err := fmt.Fprintf(s.in, "%s; echo %s \"$__r\"\n", line, marker); err != nil {
+		s.broken = fmt.Errorf("trap shell gone: %w", err)
+		return "", s.broken
+	}
+	type res struct {
+		s   string
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		for {
+			l, err := s.out.ReadString('\n')
+			if err != nil {
+				done <- res{"", err}
+				return
+			}
+			if rest, ok := strings.CutPrefix(l, marker+" "); ok {
+				done <- res{strings.TrimSpace(rest), nil}
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			s.broken = fmt.Errorf("trap shell: %w", r.err)
+			return "", s.broken
+		}
+		return r.s, nil
+	case <-time.After(timeout):
+		s.broken = fmt.Errorf("trap shell: %q did not finish in %v", line, timeout)
+		return "", s.broken
+	}
+}
+
+// Run runs argv (with extra environment variables env) under the trap,
+// with stdin from /dev/null, and returns its stdout, stderr and exit code
+// (128+n for signal n).
+func (s *TrapShell) Run(env []string, argv ...string) (stdout, stderr string, code int, err error) {
+	tmp, err := os.MkdirTemp(s.scratch, "run-")
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer os.RemoveAll(tmp)
+	o, e := filepath.Join(tmp, "stdout"), filepath.Join(tmp, "stderr")
+	rc, err := s.Exec(fmt.Sprintf("%s </dev/null >%s 2>%s; __r=$?", commandLine(env, argv), shellQuote(o), shellQuote(e)), 120*time.Second)
+	if err != nil {
+		return "", "", 0, err
+	}
+	if code, err = strconv.Atoi(rc); err != nil {
+		return "", "", 0, fmt.Errorf("trap shell: bad exit code %q", rc)
+	}
+	ob, _ := os.ReadFile(o)
+	eb, _ := os.ReadFile(e)
+	return string(ob), string(eb), code, nil
+}
+
+// Start starts argv (with extra environment variables env) in the
+// background under the trap, with stdin from /dev/null and its stdout and
+// stderr in one file, and returns its pid and a function returning its
+// output so far. It is an hgfswork.Starter.
+func (s *TrapShell) Start(env []string, argv ...string) (pid int, output func() string, err error) {
+	f, err := os.CreateTemp(s.scratch, "program-*.out")
+	if err != nil {
+		return 0, nil, err
+	}
+	o := f.Name()
+	f.Close()
+	rc, err := s.Exec(fmt.Sprintf("%s </dev/null >%s 2>&1 & __r=$!", commandLine(env, argv), shellQuote(o)), 120*time.Second)
+	if err != nil {
+		return 0, nil, err
+	}
+	if pid, err = strconv.Atoi(rc); err != nil {
+		return 0, nil, fmt.Errorf("trap shell: bad pid %q", rc)
+	}
+	return pid, func() string {
+		b, _ := os.ReadFile(o)
+		return string(b)
+	}, nil
+}
+
+// Wait waits for a process started with Start and returns its exit code
+// (128+n for signal n).
+func (s *TrapShell) Wait(pid int) (int, error) {
+	rc, err := s.Exec(fmt.Sprintf("wait %d; __r=$?", pid), 120*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	code, err := strconv.Atoi(rc)
+	if err != nil {
+		return 0, fmt.Errorf("trap shell: bad exit code %q", rc)
+	}
+	return code, nil
+}
+
+// Close tells the shell to exit and waits up to timeout for vmxsim run to
+// exit, which it does once every program started under it has ended
+// (unmount first); then it stops it with SIGTERM, and kills it 10 s
+// later. It returns vmxsim's exit error, or ErrStopTimeout.
+func (s *TrapShell) Close(timeout time.Duration) error {
+	defer os.RemoveAll(s.scratch)
+	s.in.Close() // the shell reads EOF and exits; then vmxsim exits
+	select {
+	case <-s.proc.Done():
+		return s.proc.Err()
+	case <-time.After(timeout):
+	}
+	s.proc.Stop(syscall.SIGTERM, 10*time.Second)
+	return ErrStopTimeout
+}
+
+// Trap is a TrapShell for a test: its methods fail the test on error, and
+// the test's end stops it.
 type Trap struct {
 	Dir string // the simulator directory: ctl.sock, vmware.log, ...
 	Bin string // directory of the built binaries (Binaries)
 
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Reader
+	sh   *TrapShell
 	logs *SyncBuffer // vmxsim's stderr and the shell's
-	mu   sync.Mutex
-	seq  int
 }
 
 // StartTrap starts `vmxsim run --dir <tempdir> args... -- sh` and returns
@@ -63,89 +277,18 @@ func StartTrapWrapped(t testing.TB, wrap []string, args ...string) *Trap {
 	t.Helper()
 	RequireTrap(t)
 	bin := Binaries(t)
-	dir := t.TempDir()
-	tr := &Trap{Dir: dir, Bin: bin, logs: &SyncBuffer{}}
-	argv := append([]string{"run", "--dir", dir}, args...)
-	argv = append(argv, "--", "/bin/sh")
-	argv = append(append(append([]string{}, wrap...), filepath.Join(bin, "vmxsim")), argv...)
-	tr.cmd = exec.Command(argv[0], argv[1:]...)
-	tr.cmd.Env = trapEnv()
-	tr.cmd.Stderr = tr.logs
-	var err error
-	if tr.in, err = tr.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := tr.cmd.StdoutPipe()
+	tr := &Trap{Dir: t.TempDir(), Bin: bin, logs: &SyncBuffer{}}
+	sh, err := StartTrapShell(TrapShellConfig{VMXSim: filepath.Join(bin, "vmxsim"), Dir: tr.Dir, Args: args, Wrap: wrap, Stderr: tr.logs})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, tr.Logs())
 	}
-	tr.out = bufio.NewReader(stdout)
-	if err := tr.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	tr.sh = sh
 	t.Cleanup(func() { tr.stop(t) })
-	WaitFor(t, 10*time.Second, "vmxsim run ctl.sock", func() bool {
-		_, err := os.Stat(filepath.Join(dir, "ctl.sock"))
-		return err == nil
-	})
 	return tr
-}
-
-func trapEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOVMTOOLS_RPC=") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // Logs returns what vmxsim and the shell have written to stderr so far.
 func (tr *Trap) Logs() string { return tr.logs.String() }
-
-// shellQuote quotes s for sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// exec runs one shell line and returns what it echoed on the marker line.
-func (tr *Trap) exec(t testing.TB, line string) string {
-	t.Helper()
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.seq++
-	marker := fmt.Sprintf("__trap_%d", tr.seq)
-	if _, err := fmt.Fprintf(tr.in, "%s; echo %s \"$__r\"\n", line, marker); err != nil {
-		t.Fatalf("trap shell gone: %v\n%s", err, tr.Logs())
-	}
-	type res struct {
-		s   string
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		for {
-			l, err := tr.out.ReadString('\n')
-			if err != nil {
-				done <- res{"", err}
-				return
-			}
-			if rest, ok := strings.CutPrefix(l, marker+" "); ok {
-				done <- res{strings.TrimSpace(rest), nil}
-				return
-			}
-		}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("trap shell: %v\n%s", r.err, tr.Logs())
-		}
-		return r.s
-	case <-time.After(120 * time.Second):
-		t.Fatalf("trap shell: %q did not finish in 120 s\n%s", line, tr.Logs())
-		return ""
-	}
-}
 
 // Run runs path with args under the trap, with stdin from /dev/null, and
 // returns its stdout, stderr and exit code (128+n for signal n).
@@ -157,63 +300,32 @@ func (tr *Trap) Run(t testing.TB, path string, args ...string) (stdout, stderr s
 // RunEnv is Run with extra environment variables ("K=V").
 func (tr *Trap) RunEnv(t testing.TB, env []string, path string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	tmp := t.TempDir()
-	o, e := filepath.Join(tmp, "stdout"), filepath.Join(tmp, "stderr")
-	var line strings.Builder
-	if len(env) > 0 {
-		line.WriteString("env")
-		for _, kv := range env {
-			line.WriteString(" " + shellQuote(kv))
-		}
-		line.WriteString(" ")
-	}
-	line.WriteString(shellQuote(path))
-	for _, a := range args {
-		line.WriteString(" " + shellQuote(a))
-	}
-	fmt.Fprintf(&line, " </dev/null >%s 2>%s; __r=$?", shellQuote(o), shellQuote(e))
-	rc := tr.exec(t, line.String())
-	code, err := strconv.Atoi(rc)
+	stdout, stderr, code, err := tr.sh.Run(env, append([]string{path}, args...)...)
 	if err != nil {
-		t.Fatalf("trap shell: bad exit code %q", rc)
+		t.Fatalf("%v\n%s", err, tr.Logs())
 	}
-	ob, _ := os.ReadFile(o)
-	eb, _ := os.ReadFile(e)
-	return string(ob), string(eb), code
+	return stdout, stderr, code
 }
 
 // Start starts path with args in the background under the trap, with its
-// stdout and stderr in files of a temporary directory, and returns its pid
-// and a function returning its output so far.
+// stdout and stderr in one file, and returns its pid and a function
+// returning its output so far.
 func (tr *Trap) Start(t testing.TB, path string, args ...string) (pid int, output func() string) {
 	t.Helper()
-	tmp := t.TempDir()
-	o := filepath.Join(tmp, "output")
-	var line strings.Builder
-	line.WriteString(shellQuote(path))
-	for _, a := range args {
-		line.WriteString(" " + shellQuote(a))
-	}
-	fmt.Fprintf(&line, " </dev/null >%s 2>&1 & __r=$!", shellQuote(o))
-	rc := tr.exec(t, line.String())
-	pid, err := strconv.Atoi(rc)
+	pid, output, err := tr.sh.Start(nil, append([]string{path}, args...)...)
 	if err != nil {
-		t.Fatalf("trap shell: bad pid %q", rc)
+		t.Fatalf("%v\n%s", err, tr.Logs())
 	}
-	return pid, func() string {
-		b, _ := os.ReadFile(o)
-		return string(b)
-	}
+	return pid, output
 }
 
 // Wait waits for a process started with Start and returns its exit code
 // (128+n for signal n).
 func (tr *Trap) Wait(t testing.TB, pid int) int {
 	t.Helper()
-	rc := tr.exec(t, fmt.Sprintf("wait %d; __r=$?", pid))
-	code, err := strconv.Atoi(rc)
+	code, err := tr.sh.Wait(pid)
 	if err != nil {
-		t.Fatalf("trap shell: bad exit code %q", rc)
+		t.Fatalf("%v\n%s", err, tr.Logs())
 	}
 	return code
 }
@@ -244,30 +356,16 @@ func (tr *Trap) State(t testing.TB) map[string]any {
 }
 
 func (tr *Trap) stop(t testing.TB) {
-	if tr.cmd.ProcessState == nil {
-		tr.in.Close() // the shell reads EOF and exits; then vmxsim exits
-		done := make(chan error, 1)
-		go func() { done <- tr.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vmxsim run exited with %v\n%s", err, tr.Logs())
-			}
-		case <-time.After(15 * time.Second):
-			tr.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				tr.cmd.Process.Kill()
-				<-done
-			}
+	if !tr.sh.proc.Exited() {
+		switch err := tr.sh.Close(15 * time.Second); {
+		case errors.Is(err, ErrStopTimeout):
 			t.Errorf("vmxsim run did not exit within 15 s of its shell's end (background processes left?)\n%s", tr.Logs())
+		case err != nil:
+			t.Errorf("vmxsim run exited with %v\n%s", err, tr.Logs())
 		}
 	}
-	for _, name := range []string{"tclo.sock", "rpci.sock", "ctl.sock"} {
-		if _, err := os.Stat(filepath.Join(tr.Dir, name)); err == nil {
-			t.Errorf("vmxsim run left %s behind", name)
-		}
+	for _, name := range tr.sh.proc.SocketsLeft() {
+		t.Errorf("vmxsim run left %s behind", name)
 	}
 	if t.Failed() {
 		t.Logf("vmxsim run output:\n%s", tr.Logs())
