@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$'; printf ' %q' "$@"; echo; "$@"; }
+# wait_sim DIR PID [LOG]: wait until the vmxsim PID serves DIR (its
+# ctl.sock, which the simulator opens last, exists); if PID exits or 10 s
+# pass, show LOG and fail. Every demo part starts vmxsim through this.
+wait_sim() {
+	for _ in $(seq 200); do
+		[ -S "$1/ctl.sock" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "${3:-}" ] && cat "$3"
+	echo "vmxsim did not start in $1"
+	return 1
+}
 
 say "build"
 make -s build
@@ -31,8 +44,7 @@ trap cleanup EXIT INT TERM
 say "start the simulated VMX in $DEMO"
 vmxsim serve --dir "$DEMO" >"$DEMO/vmxsim.out" 2>&1 &
 SIM_PID=$!
-for _ in $(seq 100); do [ -S "$DEMO/ctl.sock" ] && break; sleep 0.05; done
-[ -S "$DEMO/ctl.sock" ] || { cat "$DEMO/vmxsim.out"; echo "vmxsim did not start"; exit 1; }
+wait_sim "$DEMO" "$SIM_PID" "$DEMO/vmxsim.out"
 export GOVMTOOLS_RPC="unix:$DEMO"
 
 say "vmware-checkvm and vmware-rpctool, as scripts and cloud-init use them"

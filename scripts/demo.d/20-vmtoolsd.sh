@@ -10,7 +10,7 @@ mkdir -p "$VS"
 vmxsim serve --dir "$VS" --vsphere 127.0.0.1:0 --ping-interval 500ms >"$VS/vmxsim.out" 2>&1 &
 DEMO_PIDS="$DEMO_PIDS $!"
 VS_SIM=$!
-for _ in $(seq 200); do [ -S "$VS/ctl.sock" ] && break; sleep 0.05; done
+wait_sim "$VS" "$VS_SIM" "$VS/vmxsim.out"
 go build -o "$DEMO/govc" ./internal/govc
 export GOVC_URL GOVC_INSECURE=1
 GOVC_URL=$(vmxsim ctl --dir "$VS" vsphere)

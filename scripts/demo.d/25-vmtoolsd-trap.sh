@@ -13,8 +13,9 @@ if [ "$(uname -m)" = x86_64 ] && [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]
 		vmtoolsd --conf-dir "$VT" --power-runner "record:$VT/power.record" >"$VT/out" 2>&1 &
 	VT_RUN=$!
 	DEMO_PIDS="$DEMO_PIDS $VT_RUN"
+	wait_sim "$VT" "$VT_RUN" "$VT/out"
 	for _ in $(seq 200); do
-		[ -S "$VT/ctl.sock" ] && vmxsim ctl --dir "$VT" state | grep -q '"versionType": "4"' && break
+		vmxsim ctl --dir "$VT" state | grep -q '"versionType": "4"' && break
 		sleep 0.05
 	done
 	vmxsim ctl --dir "$VT" state | sed -n '/"tools"/,/"capabilities"/p'

@@ -44,7 +44,7 @@ else
 	vmxsim serve --dir "$GI" --vsphere 127.0.0.1:0 --vm-nic 00:50:56:aa:bb:01 >"$GI/vmxsim.out" 2>&1 &
 	GI_SIM=$!
 	DEMO_PIDS="$DEMO_PIDS $GI_SIM"
-	for _ in $(seq 200); do [ -S "$GI/ctl.sock" ] && break; sleep 0.05; done
+	wait_sim "$GI" "$GI_SIM" "$GI/vmxsim.out"
 	GOVMTOOLS_SIMULATED=1 ip netns exec "$GI_NS-vm" "$PWD/bin/vmtoolsd" --rpc "unix:$GI" --conf-dir "$GI" \
 		--power-runner "record:$GI/power.record" >"$GI/vmtoolsd.out" 2>&1 &
 	GI_TOOLS=$!

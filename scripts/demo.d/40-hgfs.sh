@@ -16,7 +16,7 @@ echo "hello from the host" >"$HGFS_SHARE/docs/readme.txt"
 HGFS_SIM="$DEMO/hgfs-sim"
 vmxsim serve --dir "$HGFS_SIM" --share "demo=$HGFS_SHARE" >"$DEMO/hgfs-sim.out" 2>&1 &
 HGFS_SIM_PID=$!
-for _ in $(seq 100); do [ -S "$HGFS_SIM/ctl.sock" ] && break; sleep 0.05; done
+wait_sim "$HGFS_SIM" "$HGFS_SIM_PID" "$DEMO/hgfs-sim.out"
 hgfs_cleanup() {
 	mountpoint -q "$HGFS_MNT" && { umount "$HGFS_MNT" || umount -l "$HGFS_MNT"; }
 	kill -TERM "$HGFS_SIM_PID" 2>/dev/null && wait "$HGFS_SIM_PID" || true
