@@ -1,18 +1,13 @@
 package vmxsim
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"testing/synctest"
-	"time"
 
 	"github.com/govmtools/govmtools/rpc/datamap"
-	"github.com/govmtools/govmtools/vmxsim/tclo"
 )
 
 func newCore(t *testing.T, opts Options) *Core {
@@ -109,83 +104,4 @@ func fakeGuest(t *testing.T, conn net.Conn, answer func(cmd string) string) {
 		}
 		conn.Write(datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(reply), HasPayload: true})))
 	}
-}
-
-// TestTCLODriver runs the driver in fake time: the startup sequence, pings
-// at the interval, and the heartbeat colours as answers stop.
-func TestTCLODriver(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := newCore(t, Options{PingInterval: time.Second, ExchangeTimeout: time.Minute, ToolsTimeout: 10 * time.Second})
-		host, guest := net.Pipe()
-		var mu sync.Mutex
-		var cmdList []string
-		silent := false
-		cmds := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), cmdList...) }
-		go fakeGuest(t, guest, func(cmd string) string {
-			mu.Lock()
-			defer mu.Unlock()
-			cmdList = append(cmdList, cmd)
-			if silent {
-				return ""
-			}
-			if cmd == "reset" {
-				return "OK ATR toolbox"
-			}
-			return "OK "
-		})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.ServeTCLOConn(ctx, host) }()
-		synctest.Wait()
-		want := []string{"reset", "ping"}
-		for _, o := range tclo.DefaultSetOptions() {
-			want = append(want, "Set_Option "+o)
-		}
-		want = append(want, "Capabilities_Register")
-		if strings.Join(cmds(), "|") != strings.Join(want, "|") {
-			t.Fatalf("startup:\n got %q\nwant %q", cmds(), want)
-		}
-		if s := c.State(); !s.Tools.Running || s.Tools.Heartbeat != HeartbeatGreen {
-			t.Fatalf("after startup: %+v", s.Tools)
-		}
-		n := len(cmds())
-		time.Sleep(5*time.Second + time.Millisecond)
-		synctest.Wait()
-		if got := len(cmds()) - n; got != 5 {
-			t.Fatalf("%d pings in 5 s, want 5", got)
-		}
-		if got, err := c.SendTCLO(ctx, "Echo"); err != nil || string(got) != "OK " {
-			t.Fatalf("SendTCLO: %q %v", got, err)
-		}
-
-		mu.Lock()
-		silent = true
-		mu.Unlock()
-		colours := map[time.Duration]string{1500 * time.Millisecond: HeartbeatGreen, 3500 * time.Millisecond: HeartbeatYellow, 6 * time.Second: HeartbeatRed}
-		start := time.Now()
-		for _, at := range []time.Duration{1500 * time.Millisecond, 3500 * time.Millisecond, 6 * time.Second} {
-			time.Sleep(at - time.Since(start))
-			if hb := c.State().Tools.Heartbeat; hb != colours[at] {
-				t.Fatalf("at %v silent: heartbeat %s, want %s", at, hb, colours[at])
-			}
-		}
-		cancel()
-		<-done
-		guest.Close()
-	})
-}
-
-func TestTCLOBadResetReply(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := newCore(t, Options{})
-		host, guest := net.Pipe()
-		go fakeGuest(t, guest, func(string) string { return "ERROR nope" })
-		if err := c.ServeTCLOConn(t.Context(), host); err == nil || !strings.Contains(err.Error(), "bad reset reply") {
-			t.Fatalf("err = %v", err)
-		}
-		if s := c.State(); s.Tools.Running {
-			t.Fatal("tools running after a bad reset")
-		}
-		guest.Close()
-	})
 }

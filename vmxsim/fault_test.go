@@ -5,10 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
-func TestHoldRPCI(t *testing.T) {
+// TestHoldRPCI runs in a synctest bubble: synctest.Wait returns once a
+// held request is blocked.
+func TestHoldRPCI(t *testing.T) { synctest.Test(t, testHoldRPCI) }
+
+func testHoldRPCI(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "vmware.log")
 	c := newCore(t, Options{LogPath: logPath})
 	guestLines := func() int {
@@ -49,13 +53,12 @@ func TestHoldRPCI(t *testing.T) {
 	}
 }
 
+// waitHeld waits until every request sent is blocked, then checks that n
+// are held.
 func waitHeld(t *testing.T, c *Core, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.HeldRPCI() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("held = %d, want %d", c.HeldRPCI(), n)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if got := c.HeldRPCI(); got != n {
+		t.Fatalf("held = %d, want %d", got, n)
 	}
 }

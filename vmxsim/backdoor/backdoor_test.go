@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
@@ -431,78 +432,79 @@ func TestBackdoorCheckpoint(t *testing.T) {
 // command from SendTCLO.
 func TestBackdoorTCLO(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
-		c := newCore(t, vmxsim.Options{PingInterval: 50 * time.Millisecond, ExchangeTimeout: 5 * time.Second})
-		b := New(c, Options{NoHB: noHB})
-		g := &rawGuest{t: t, b: b, owner: 7, mem: &fakeMem{base: 0x1000, buf: make([]byte, 70<<10)}}
-		ctx, cancel := context.WithCancel(t.Context())
-		var wg sync.WaitGroup
-		wg.Go(func() { b.Run(ctx) })
-
-		ch, ok := g.open(ProtoTCLO, true)
-		if !ok {
-			t.Fatal("open tclo")
-		}
-		var got []string
-		pending := []byte{}
-		deadline := time.Now().Add(10 * time.Second)
-		var echoed bool
-		for !echoed && time.Now().Before(deadline) {
-			if err := g.send(ch, pending); err != nil {
-				t.Fatal(err)
-			}
-			msg, err := g.recv(ch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pending = []byte{}
-			if msg == nil {
-				time.Sleep(2 * time.Millisecond)
-				continue
-			}
-			got = append(got, string(msg))
-			switch {
-			case string(msg) == "reset":
-				pending = []byte("OK ATR toolbox")
-			case strings.HasPrefix(string(msg), "Echo "):
-				pending = append([]byte("OK "), msg[5:]...)
-				echoed = true
-			default:
-				pending = []byte("OK ")
-			}
-			if string(msg) == "Capabilities_Register" {
-				wg.Go(func() {
-					r, err := c.SendTCLO(ctx, "Echo hi\x00there")
-					if err != nil || string(r) != "OK hi\x00there" {
-						t.Errorf("SendTCLO = %q %v", r, err)
-					}
-				})
-			}
-		}
-		// Send the last reply so SendTCLO returns.
-		if err := g.send(ch, pending); err != nil {
-			t.Fatal(err)
-		}
-		if len(got) < 3 || got[0] != "reset" || got[1] != "ping" || !strings.HasPrefix(got[2], "Set_Option ") || !echoed {
-			t.Fatalf("commands %q", got)
-		}
-		testutilWait(t, func() bool { s := c.State(); return s.Tools.Running && s.Tools.Heartbeat == vmxsim.HeartbeatGreen })
-		// Closing the channel ends the session.
-		g.msg(ch, MsgClose, 0)
-		testutilWait(t, func() bool { return !c.HasToolsChannel() })
-		cancel()
-		wg.Wait()
+		synctest.Test(t, func(t *testing.T) { testBackdoorTCLO(t, noHB) })
 	}
 }
 
-func testutilWait(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
+// testBackdoorTCLO is TestBackdoorTCLO in fake time: the guest polls
+// every 2 ms, as guests poll an idle channel.
+func testBackdoorTCLO(t *testing.T, noHB bool) {
+	c := newCore(t, vmxsim.Options{PingInterval: 50 * time.Millisecond, ExchangeTimeout: 5 * time.Second})
+	b := New(c, Options{NoHB: noHB})
+	g := &rawGuest{t: t, b: b, owner: 7, mem: &fakeMem{base: 0x1000, buf: make([]byte, 70<<10)}}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { b.Run(ctx) })
+
+	ch, ok := g.open(ProtoTCLO, true)
+	if !ok {
+		t.Fatal("open tclo")
 	}
+	var got []string
+	pending := []byte{}
+	deadline := time.Now().Add(10 * time.Second)
+	var echoed bool
+	for !echoed && time.Now().Before(deadline) {
+		if err := g.send(ch, pending); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := g.recv(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = []byte{}
+		if msg == nil {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		got = append(got, string(msg))
+		switch {
+		case string(msg) == "reset":
+			pending = []byte("OK ATR toolbox")
+		case strings.HasPrefix(string(msg), "Echo "):
+			pending = append([]byte("OK "), msg[5:]...)
+			echoed = true
+		default:
+			pending = []byte("OK ")
+		}
+		if string(msg) == "Capabilities_Register" {
+			wg.Go(func() {
+				r, err := c.SendTCLO(ctx, "Echo hi\x00there")
+				if err != nil || string(r) != "OK hi\x00there" {
+					t.Errorf("SendTCLO = %q %v", r, err)
+				}
+			})
+		}
+	}
+	// Send the last reply so SendTCLO returns.
+	if err := g.send(ch, pending); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 3 || got[0] != "reset" || got[1] != "ping" || !strings.HasPrefix(got[2], "Set_Option ") || !echoed {
+		t.Fatalf("commands %q", got)
+	}
+	synctest.Wait()
+	if s := c.State(); !s.Tools.Running || s.Tools.Heartbeat != vmxsim.HeartbeatGreen {
+		t.Fatalf("tools %+v", s.Tools)
+	}
+	// Closing the channel ends the session.
+	g.msg(ch, MsgClose, 0)
+	synctest.Wait()
+	if c.HasToolsChannel() {
+		t.Fatal("the session outlived its channel")
+	}
+	cancel()
+	wg.Wait()
 }
 
 // TestBackdoorKeepDeadChannels: with KeepDeadChannels a process's channels
@@ -601,13 +603,18 @@ func TestBackdoorKillFaults(t *testing.T) {
 // TestBackdoorDroppedRequest: a request that fault injection drops leaves
 // no reply on the channel, as a message that never arrived whole.
 func TestBackdoorDroppedRequest(t *testing.T) {
+	synctest.Test(t, testBackdoorDroppedRequest)
+}
+
+func testBackdoorDroppedRequest(t *testing.T) {
 	c, _, g := newBackdoor(t, Options{})
 	ch, _ := g.open(ProtoRPCI, true)
 	c.HoldRPCI("log", 0)
 	done := make(chan error, 1)
 	go func() { done <- g.send(ch, []byte("log held")) }()
-	for c.HeldRPCI() == 0 {
-		time.Sleep(time.Millisecond)
+	synctest.Wait() // the request is held
+	if n := c.HeldRPCI(); n != 1 {
+		t.Fatalf("held %d", n)
 	}
 	c.ReleaseRPCI(true)
 	if err := <-done; err != nil {
