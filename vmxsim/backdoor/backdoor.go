@@ -8,7 +8,7 @@
 // (Regs) is what the trap reads from and writes to the traced process.
 //
 // The protocol facts it follows are summarised in docs/architecture.md,
-// backdoor.
+// "The backdoor and its message channel".
 package backdoor
 
 import (

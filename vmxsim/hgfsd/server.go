@@ -24,8 +24,8 @@ import (
 // Server is the simulated host's shared-folders server. The guest reaches
 // it with the RPCI command "f " + packet; the reply is "1 " + packet, or
 // "0 " + text when shared folders are disabled. It follows the host's
-// rules (docs/architecture.md, HGFS): V4-header requests with sessions,
-// legacy V3 requests in a default session, V1 search ops
+// rules (docs/architecture.md, "HGFS packets"): V4-header requests with
+// sessions, legacy V3 requests in a default session, V1 search ops
 // (vmware-hgfsclient), the virtual root listing the shares, and one
 // os.Root per share so no name or symlink leaves a share.
 //

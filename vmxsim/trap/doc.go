@@ -3,7 +3,8 @@
 // a VMware VM and answers its backdoor instructions from a backdoor.Server,
 // so the program's real backdoor code path meets the simulated VMX.
 //
-// How it works (linux/amd64; docs/architecture.md, the ptrace trap, has the facts):
+// How it works (linux/amd64; docs/architecture.md, "The backdoor trap",
+// has the facts):
 //   - The program is started through a helper (this binary re-executed with
 //     HelperArg) that installs a seccomp filter and then execs it, so the
 //     filter is inherited by everything the program starts: iopl and ioperm
