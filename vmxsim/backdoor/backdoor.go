@@ -25,7 +25,8 @@ import (
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
-// Backdoor constants (backdoor_def.h, guest_msg_def.h in open-vm-tools).
+// Backdoor constants, as the VMX defines them (open-vm-tools names them in
+// backdoor_def.h and guest_msg_def.h).
 const (
 	Magic   = 0x564D5868 // "VMXh", in EAX on every call
 	LBPort  = 0x5658     // low-bandwidth port: IN EAX, DX
@@ -88,7 +89,7 @@ type GuestMemory interface {
 	WriteAt(p []byte, addr uint64) error
 }
 
-// Options configure a Backdoor.
+// Options configure a Server.
 type Options struct {
 	// NoHB withholds the HB status bit, so guests use the low-bandwidth
 	// path (vmxsim run --lb); HB calls are then refused.
