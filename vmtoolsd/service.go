@@ -147,7 +147,7 @@ func New(cfg Config) *Service {
 		cfg.PrimaryIP = InterfaceIP{}
 	}
 	if cfg.Version == (Version{}) {
-		cfg.Version = DefaultVersion
+		cfg.Version = DefaultVersion()
 	}
 	if cfg.ConfDir == "" {
 		cfg.ConfDir = "/etc/vmware-tools"

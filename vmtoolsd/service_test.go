@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/internal/version"
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/rpctest"
 )
@@ -125,12 +126,12 @@ func TestResetAndStartup(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
 	reqs := w.rpci.Requests()
 	for _, want := range []string{
-		"info-set guestinfo.vmtools.description govmtools 0.1.0-dev (open-vm-tools 12.2.0 compatible)\x00",
+		"info-set guestinfo.vmtools.description govmtools " + version.String() + " (open-vm-tools 12.2.0 compatible)\x00",
 		"info-set guestinfo.vmtools.versionString 12.2.0\x00",
 		"info-set guestinfo.vmtools.versionNumber 12352\x00",
 		"info-set guestinfo.vmtools.buildNumber 0\x00",
 		"vmx.capability.unified_loop toolbox\x00",
-		"log toolbox: Version: govmtools 0.1.0-dev (open-vm-tools 12.2.0 compatible)\x00",
+		"log toolbox: Version: govmtools " + version.String() + " (open-vm-tools 12.2.0 compatible)\x00",
 	} {
 		if !slices.Contains(reqs, want) {
 			t.Errorf("missing %q in %q", want, reqs)
@@ -286,7 +287,7 @@ func TestUnknownAndPanic(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	if DefaultVersion.Uint() != 12352 || (Version{13, 1, 0, 0}).Uint() != 13344 || (Version{12, 5, 0, 0}).Uint() != 12448 {
+	if DefaultVersion().Uint() != 12352 || (Version{13, 1, 0, 0}).Uint() != 13344 || (Version{12, 5, 0, 0}).Uint() != 12448 {
 		t.Fatal("TOOLS_VERSION_UINT")
 	}
 }

@@ -28,7 +28,7 @@ func newGuestInfo(conf *toolsconf.Watcher, rpci report.Sender, logger *slog.Logg
 			Watcher:     nl,
 			HostWatcher: &guestinfo.HostWatch{Sys: sys},
 			Config:      cfg,
-			BuildNumber: fmt.Sprintf("build-%d", vmtoolsd.DefaultVersion.Build),
+			BuildNumber: fmt.Sprintf("build-%d", vmtoolsd.DefaultVersion().Build),
 			Logger:      logger,
 		},
 		Collector: col,

@@ -113,7 +113,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 	}
 	if a.version {
 		fmt.Fprintf(stdout, "vmtoolsd (govmtools) %s, open-vm-tools %s compatible (TOOLS_VERSION_UINT %d)\n",
-			version.Version, vmtoolsd.DefaultVersion, vmtoolsd.DefaultVersion.Uint())
+			version.String(), vmtoolsd.DefaultVersion(), vmtoolsd.DefaultVersion().Uint())
 		return 0
 	}
 	simulated := getenv("GOVMTOOLS_SIMULATED") == "1"
@@ -247,7 +247,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		OnStatus: func(s string) { notifier.Status(s) },
 	})
 
-	logger.Info("starting", "version", version.Version, "rpc", tr.Mode().String(), "config", a.config, "power-runner", runnerSpec, "simulated", simulated)
+	logger.Info("starting", "version", version.String(), "rpc", tr.Mode().String(), "config", a.config, "power-runner", runnerSpec, "simulated", simulated)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
