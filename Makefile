@@ -5,6 +5,11 @@ PKGS    := ./...
 # Every test tier the machine supports; CI sets GOVMTOOLS_REQUIRE_ALL=1 so
 # a missing capability fails instead of skipping.
 TESTFLAGS ?= -race -count=1 -timeout 14m
+# The version every binary prints for --version (internal/version),
+# linked in through GOFLAGS so that it also reaches the binaries the tests
+# build (internal/testutil.Binaries runs go build).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -ldflags=-X=github.com/govmtools/govmtools/internal/version.version=$(VERSION))
 
 .PHONY: all build test lint cross fuzz demo bench clean test-deps
 

@@ -40,8 +40,11 @@ type Config struct {
 	ShortName, LongName string
 }
 
-// DefaultExcludeNICs is open-vm-tools' default exclude-nics on Linux.
-var DefaultExcludeNICs = []string{"docker*", "veth*", "virbr*", "antrea-*", "cali*"}
+// DefaultExcludeNICs returns open-vm-tools' default exclude-nics on
+// Linux (a new slice each call).
+func DefaultExcludeNICs() []string {
+	return []string{"docker*", "veth*", "virbr*", "antrea-*", "cali*"}
+}
 
 // DefaultConfig returns the defaults: routes unset (100 each).
 func DefaultConfig() Config {
@@ -63,7 +66,7 @@ func SplitPatterns(v string) []string {
 
 func (c *Config) exclude() []string {
 	if c.ExcludeNICs == nil {
-		return DefaultExcludeNICs
+		return DefaultExcludeNICs()
 	}
 	return c.ExcludeNICs
 }

@@ -35,7 +35,7 @@ type Config struct {
 	// Level is the least severe level shipped (kmsg.LevelWarning: warning
 	// and worse).
 	Level int
-	// Triggers mark incidents; nil means DefaultTriggers.
+	// Triggers mark incidents; nil means DefaultTriggers().
 	Triggers []Trigger
 	// Before and After are the context records shipped around a trigger.
 	Before, After int
@@ -72,7 +72,7 @@ func New(cfg Config) (*Dumper, error) {
 		return nil, errors.New("kmsgdump: no shipper")
 	}
 	if cfg.Triggers == nil {
-		cfg.Triggers = DefaultTriggers
+		cfg.Triggers = DefaultTriggers()
 	}
 	if cfg.QueueLines <= 0 {
 		cfg.QueueLines = 4096

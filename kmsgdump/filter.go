@@ -16,25 +16,28 @@ type Trigger struct {
 	Pattern string
 }
 
-// DefaultTriggers are the kernel's incident reports.
-var DefaultTriggers = []Trigger{
-	{"oops", "Oops"},
-	{"bug", "BUG:"},
-	{"bug", "kernel BUG at"},
-	{"panic", "Kernel panic"},
-	{"panic", "kernel panic"},
-	{"hung task", "hung task"},
-	{"hung task", "hung_task"},
-	{"hung task", " blocked for more than "}, // "INFO: task X:123 blocked for more than 120 seconds."
-	{"oom", "Out of memory"},
-	{"oom", "invoked oom-killer"},
-	{"warning", "WARNING: CPU"},
-	{"lockup", "soft lockup"},
-	{"lockup", "hard LOCKUP"},
-	{"rcu stall", "rcu_sched detected stalls"},
-	{"rcu stall", "rcu_preempt detected stalls"},
-	{"gpf", "general protection fault"},
-	{"fault", "Unable to handle kernel"},
+// DefaultTriggers returns the kernel's incident reports (a new slice each
+// call).
+func DefaultTriggers() []Trigger {
+	return []Trigger{
+		{"oops", "Oops"},
+		{"bug", "BUG:"},
+		{"bug", "kernel BUG at"},
+		{"panic", "Kernel panic"},
+		{"panic", "kernel panic"},
+		{"hung task", "hung task"},
+		{"hung task", "hung_task"},
+		{"hung task", " blocked for more than "}, // "INFO: task X:123 blocked for more than 120 seconds."
+		{"oom", "Out of memory"},
+		{"oom", "invoked oom-killer"},
+		{"warning", "WARNING: CPU"},
+		{"lockup", "soft lockup"},
+		{"lockup", "hard LOCKUP"},
+		{"rcu stall", "rcu_sched detected stalls"},
+		{"rcu stall", "rcu_preempt detected stalls"},
+		{"gpf", "general protection fault"},
+		{"fault", "Unable to handle kernel"},
+	}
 }
 
 // Item is a unit of shipping: the vmware.log lines of one kernel record, or

@@ -25,7 +25,7 @@ func texts(items []Item) []string {
 }
 
 func TestFilterLevelsAndTriggers(t *testing.T) {
-	f := &Filter{Level: kmsg.LevelWarning, Triggers: DefaultTriggers, Before: 2, After: 2}
+	f := &Filter{Level: kmsg.LevelWarning, Triggers: DefaultTriggers(), Before: 2, After: 2}
 	var out []Item
 	push := func(r kmsg.Record) { out = append(out, f.Push(r)...) }
 	push(rec(1, 6, "info one"))
@@ -74,7 +74,7 @@ func TestFilterLevelsAndTriggers(t *testing.T) {
 	}
 	for _, trig := range []string{"Oops: 0000 [#1] SMP", "BUG: unable to handle page fault", "Kernel panic - not syncing: x",
 		"WARNING: CPU: 3 PID: 1 at x.c:1", "watchdog: BUG: soft lockup - CPU#0 stuck for 22s!", "kernel BUG at mm/slub.c:123!"} {
-		g := &Filter{Level: kmsg.LevelErr, Triggers: DefaultTriggers}
+		g := &Filter{Level: kmsg.LevelErr, Triggers: DefaultTriggers()}
 		if len(g.Push(rec(1, 7, trig))) != 1 {
 			t.Errorf("%q did not trigger", trig)
 		}
@@ -82,7 +82,7 @@ func TestFilterLevelsAndTriggers(t *testing.T) {
 }
 
 func TestFilterContinuationAndLoss(t *testing.T) {
-	f := &Filter{Level: kmsg.LevelWarning, Triggers: DefaultTriggers}
+	f := &Filter{Level: kmsg.LevelWarning, Triggers: DefaultTriggers()}
 	f.Resume(9)
 	var out []Item
 	out = append(out, f.Push(rec(13, 4, "after a gap"))...)

@@ -1,15 +1,17 @@
-package vmtoolsd
+package vmtoolsd_test
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/rpctest"
+	"github.com/govmtools/govmtools/vmtoolsd"
 	"github.com/govmtools/govmtools/vmtoolsd/power"
 	"github.com/govmtools/govmtools/vmtoolsd/timesync"
 )
@@ -29,11 +31,11 @@ func FuzzTCLO(f *testing.F) {
 		f.Add([]byte(strings.ReplaceAll(sc.Text(), `\0`, "\x00")))
 	}
 	host := &rpctest.RPCIHost{Reply: func([]byte) []byte { return []byte("1 ") }}
-	svc := New(Config{
+	svc := vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:  func(context.Context) (rpc.Channel, error) { return nil, context.Canceled },
 		RPCI:      &rpc.Client{Dial: host.Dial},
-		PrimaryIP: fixedIP("192.0.2.1"),
-		Plugins: []any{
+		PrimaryIP: fixedIP{},
+		Plugins: []vmtoolsd.Plugin{
 			&power.Ops{RPCI: &rpc.Client{Dial: host.Dial}, Runner: &power.RecordRunner{}, ConfDir: f.TempDir()},
 			&timesync.Syncer{Clock: timesync.LogClock{}},
 		},
@@ -47,4 +49,10 @@ func FuzzTCLO(f *testing.F) {
 			t.Fatalf("%q -> handler panicked: %q", cmd, reply)
 		}
 	})
+}
+
+type fixedIP struct{}
+
+func (fixedIP) PrimaryIP(context.Context) (netip.Addr, error) {
+	return netip.MustParseAddr("192.0.2.1"), nil
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"path"
+
+	"github.com/govmtools/govmtools/guestinfo"
 )
 
 // InterfaceIP is the default PrimaryIPer: the first global unicast
@@ -14,12 +16,10 @@ import (
 // IPv4 preferred. The guest-info reporter replaces it with a chooser
 // ranked by the default route.
 type InterfaceIP struct {
-	// Exclude are name globs to skip; nil means DefaultExcludeNICs.
+	// Exclude are name globs to skip; nil means
+	// guestinfo.DefaultExcludeNICs().
 	Exclude []string
 }
-
-// DefaultExcludeNICs is open-vm-tools' Linux default exclude-nics.
-var DefaultExcludeNICs = []string{"veth*", "docker*", "virbr*", "antrea-*", "cali*"}
 
 // ErrNoAddress is returned when no interface has a usable address.
 var ErrNoAddress = errors.New("vmtoolsd: no global unicast address on any interface")
@@ -32,7 +32,7 @@ func (p InterfaceIP) PrimaryIP(ctx context.Context) (netip.Addr, error) {
 	}
 	exclude := p.Exclude
 	if exclude == nil {
-		exclude = DefaultExcludeNICs
+		exclude = guestinfo.DefaultExcludeNICs()
 	}
 	var v6 netip.Addr
 	for _, ifc := range ifs {

@@ -5,11 +5,11 @@
 // running with a version: the capability messages, the version, the
 // guestinfo.vmtools.* keys, and the post-reset RPCIs.
 //
-// Features are plugins, as in open-vm-tools: any value that implements
-// some of Registerer, OptionSetter, CapabilityProvider, Resetter and
-// Runner. Power operations (vmtoolsd/power) and time sync
-// (vmtoolsd/timesync) are plugins; the guest-info reporter plugs in the
-// same way.
+// Features are plugins, as in open-vm-tools: each Plugin registers what
+// it does (commands, Set_Option handling, capabilities, reset work, a
+// long-running part) on a Registry. Power operations (vmtoolsd/power),
+// time sync (vmtoolsd/timesync) and guest info (vmtoolsd/infosync) are
+// plugins; vmtoolsd/daemon assembles them into the daemon.
 //
 // Everything the service sends is shaped as vmtoolsd shapes it, byte for
 // byte where the VMX cares: no-value capabilities end in a space and carry
@@ -39,40 +39,15 @@ import (
 // App is the TCLO application name of the main service.
 const App = "toolbox"
 
-// Registerer adds TCLO commands.
-type Registerer interface{ Register(mux *rpc.Mux) }
-
-// OptionSetter acts on Set_Option; it reports whether it understood the
-// option (the reply is "OK " either way, as vmtoolsd's).
-type OptionSetter interface {
-	SetOption(ctx context.Context, name, value string) bool
-}
-
-// CapabilityProvider returns the RPCIs to send on Capabilities_Register,
-// exact bytes included.
-type CapabilityProvider interface{ Capabilities() [][]byte }
-
 // Feature is one new-style capability: an index of capabilities.h's
 // GuestCapabilities table and its value. All of them travel in a single
 // "tools.capability.features i=v i=v" RPCI.
 type Feature struct{ Index, Value int }
 
-// FeatureProvider is a plugin with new-style capabilities.
-type FeatureProvider interface{ Features() []Feature }
-
 // CapVMBackupNVMe is CAP_VMBACKUP_NVME, the one new-style capability
 // Debian's vmtoolsd registers on a server (vmbackup's, 0 unless
 // tools.conf enables NVMe quiescing; vix's 37 is absent there too).
 const CapVMBackupNVMe = 36
-
-// Resetter runs after every reset the VMX sends (caches are dropped and
-// everything is re-sent, as vmtoolsd's RESET signal does).
-type Resetter interface{ Reset(ctx context.Context) }
-
-// Runner is a plugin with a long-running part.
-type Runner interface {
-	Run(ctx context.Context) error
-}
 
 // Sender sends one RPCI request; *rpc.Client is one.
 type Sender interface {
@@ -92,7 +67,7 @@ type Config struct {
 	// RPCI sends the service's RPCIs.
 	RPCI Sender
 	// Plugins are the features; see the package documentation.
-	Plugins []any
+	Plugins []Plugin
 	// PrimaryIP answers broadcastIP; nil means InterfaceIP{}.
 	PrimaryIP PrimaryIPer
 	// Version is what the service claims; zero means DefaultVersion.
@@ -128,6 +103,7 @@ type Config struct {
 type Service struct {
 	cfg Config
 	mux *rpc.Mux
+	reg Registry
 	lg  *slog.Logger
 
 	resets      atomic.Int64
@@ -147,7 +123,7 @@ func New(cfg Config) *Service {
 		cfg.PrimaryIP = InterfaceIP{}
 	}
 	if cfg.Version == (Version{}) {
-		cfg.Version = DefaultVersion
+		cfg.Version = DefaultVersion()
 	}
 	if cfg.ConfDir == "" {
 		cfg.ConfDir = "/etc/vmware-tools"
@@ -155,10 +131,9 @@ func New(cfg Config) *Service {
 	s := &Service{cfg: cfg, lg: cfg.Logger, mux: &rpc.Mux{Logger: cfg.Logger}}
 	s.mux.HandleFunc("Set_Option", s.setOption)
 	s.mux.HandleFunc("Capabilities_Register", s.capabilitiesRegister)
+	s.reg.mux = s.mux
 	for _, p := range cfg.Plugins {
-		if r, ok := p.(Registerer); ok {
-			r.Register(s.mux)
-		}
+		p.Plug(&s.reg)
 	}
 	return s
 }
@@ -175,14 +150,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.status("Connecting to the VMX")
 	var wg sync.WaitGroup
-	for _, p := range s.cfg.Plugins {
-		if r, ok := p.(Runner); ok {
-			wg.Go(func() {
-				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-					s.lg.Error("plugin stopped", "plugin", fmt.Sprintf("%T", p), "err", err)
-				}
-			})
-		}
+	for _, r := range s.reg.runners {
+		wg.Go(func() {
+			if err := r.run(ctx); err != nil && ctx.Err() == nil {
+				s.lg.Error("plugin stopped", "plugin", r.name, "err", err)
+			}
+		})
 	}
 	wg.Go(func() { s.sendVersionInfo(ctx) })
 	loop := &rpc.Loop{
@@ -231,10 +204,8 @@ func (s *Service) onReset(ctx context.Context) {
 	if !s.infoSent.Load() {
 		s.sendVersionInfo(ctx)
 	}
-	for _, p := range s.cfg.Plugins {
-		if r, ok := p.(Resetter); ok {
-			r.Reset(ctx)
-		}
+	for _, reset := range s.reg.resets {
+		reset(ctx)
 	}
 	s.lg.Debug("channel reset", "resets", n)
 	s.status(fmt.Sprintf("Tools running (version %s); %d resets answered", s.cfg.Version, n))
@@ -287,8 +258,8 @@ func (s *Service) setOption(ctx context.Context, args []byte) ([]byte, error) {
 			s.broadcastIP(ctx)
 		}
 	}
-	for _, p := range s.cfg.Plugins {
-		if o, ok := p.(OptionSetter); ok && o.SetOption(ctx, name, value) {
+	for _, set := range s.reg.options {
+		if set(ctx, name, value) {
 			handled = true
 		}
 	}
@@ -340,10 +311,8 @@ func (s *Service) capabilities(set bool) [][]byte {
 		if up, ok := s.uptime(); ok {
 			caps = append(caps, infoproto.TextMessage(infoproto.InfoUptime, strconv.FormatInt(up, 10)))
 		}
-		for _, p := range s.cfg.Plugins {
-			if c, ok := p.(CapabilityProvider); ok {
-				caps = append(caps, c.Capabilities()...)
-			}
+		for _, c := range s.reg.caps {
+			caps = append(caps, c()...)
 		}
 	}
 	return append(caps, s.featuresMessage(set))
@@ -367,11 +336,9 @@ func (s *Service) uptime() (int64, bool) {
 // sets it; with set=false every value is 0.
 func (s *Service) featuresMessage(set bool) []byte {
 	vals := map[int]int{CapVMBackupNVMe: 0}
-	for _, p := range s.cfg.Plugins {
-		if f, ok := p.(FeatureProvider); ok {
-			for _, ft := range f.Features() {
-				vals[ft.Index] = ft.Value
-			}
+	for _, f := range s.reg.features {
+		for _, ft := range f() {
+			vals[ft.Index] = ft.Value
 		}
 	}
 	b := []byte("tools.capability.features")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/internal/version"
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/rpctest"
 )
@@ -27,13 +28,24 @@ func (f fixedIP) PrimaryIP(context.Context) (netip.Addr, error) {
 
 type panicker struct{}
 
-func (panicker) Register(mux *rpc.Mux) {
-	mux.HandleFunc("Boom", func(context.Context, []byte) ([]byte, error) { panic("kaboom") })
+var (
+	_ Plugin = panicker{}
+	_ Plugin = (*optionRecorder)(nil)
+	_ Plugin = features(nil)
+)
+
+func (panicker) Plug(r *Registry) {
+	r.Mux().HandleFunc("Boom", func(context.Context, []byte) ([]byte, error) { panic("kaboom") })
 }
 
 type optionRecorder struct {
 	mu   sync.Mutex
 	seen []string
+}
+
+func (o *optionRecorder) Plug(r *Registry) {
+	r.OnOption(o.SetOption)
+	r.Capabilities(o.Capabilities)
 }
 
 func (o *optionRecorder) SetOption(ctx context.Context, name, value string) bool {
@@ -83,7 +95,7 @@ func start(t *testing.T) *world {
 			return guest, nil
 		},
 		RPCI:      &rpc.Client{Dial: w.rpci.Dial},
-		Plugins:   []any{w.opts, panicker{}},
+		Plugins:   []Plugin{w.opts, panicker{}},
 		PrimaryIP: fixedIP("192.0.2.7"),
 		Uptime:    func() (int64, error) { return 201354, nil },
 		OnReady:   func() { w.ready.Add(1) },
@@ -125,12 +137,12 @@ func TestResetAndStartup(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
 	reqs := w.rpci.Requests()
 	for _, want := range []string{
-		"info-set guestinfo.vmtools.description govmtools 0.1.0-dev (open-vm-tools 12.2.0 compatible)\x00",
+		"info-set guestinfo.vmtools.description govmtools " + version.String() + " (open-vm-tools 12.2.0 compatible)\x00",
 		"info-set guestinfo.vmtools.versionString 12.2.0\x00",
 		"info-set guestinfo.vmtools.versionNumber 12352\x00",
 		"info-set guestinfo.vmtools.buildNumber 0\x00",
 		"vmx.capability.unified_loop toolbox\x00",
-		"log toolbox: Version: govmtools 0.1.0-dev (open-vm-tools 12.2.0 compatible)\x00",
+		"log toolbox: Version: govmtools " + version.String() + " (open-vm-tools 12.2.0 compatible)\x00",
 	} {
 		if !slices.Contains(reqs, want) {
 			t.Errorf("missing %q in %q", want, reqs)
@@ -249,13 +261,13 @@ func TestCapabilitiesRegister(t *testing.T) {
 
 type features []Feature
 
-func (f features) Features() []Feature { return f }
+func (f features) Plug(r *Registry) { r.Features(func() []Feature { return f }) }
 
 // TestFeatures: plugins' new-style capabilities merge into one message in
 // index order, a plugin may set CAP_VMBACKUP_NVME, and withdrawing sends
 // every value 0.
 func TestFeatures(t *testing.T) {
-	s := New(Config{Plugins: []any{features{{37, 1}}, features{{CapVMBackupNVMe, 1}, {5, 2}}}})
+	s := New(Config{Plugins: []Plugin{features{{37, 1}}, features{{CapVMBackupNVMe, 1}, {5, 2}}}})
 	if got := string(s.featuresMessage(true)); got != "tools.capability.features 5=2 36=1 37=1\x00" {
 		t.Fatalf("set: %q", got)
 	}
@@ -286,7 +298,7 @@ func TestUnknownAndPanic(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	if DefaultVersion.Uint() != 12352 || (Version{13, 1, 0, 0}).Uint() != 13344 || (Version{12, 5, 0, 0}).Uint() != 12448 {
+	if DefaultVersion().Uint() != 12352 || (Version{13, 1, 0, 0}).Uint() != 13344 || (Version{12, 5, 0, 0}).Uint() != 12448 {
 		t.Fatal("TOOLS_VERSION_UINT")
 	}
 }

@@ -25,7 +25,7 @@ type Version struct {
 // expect plugins govmtools does not have (the spec's warning in section
 // 3.7). Features the VMX gates on are negotiated by capabilities, not by
 // this number.
-var DefaultVersion = Version{Major: 12, Minor: 2, Base: 0}
+func DefaultVersion() Version { return Version{Major: 12, Minor: 2, Base: 0} }
 
 // VersionUnmanaged is TOOLS_VERSION_UNMANAGED.
 const VersionUnmanaged = 0x7fffffff
@@ -45,5 +45,5 @@ func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Min
 // tools version (guestinfo.vmtools.description, and the version line in
 // vmware.log).
 func (v Version) Description() string {
-	return fmt.Sprintf("govmtools %s (open-vm-tools %s compatible)", version.Version, v)
+	return fmt.Sprintf("govmtools %s (open-vm-tools %s compatible)", version.String(), v)
 }

@@ -62,44 +62,12 @@ func parseArgs(argv []string) (args, error) {
 			i++
 			return argv[i], nil
 		}
-		var err error
-		switch {
-		case s == "-o":
-			var v string
-			v, err = next()
-			a.opts = append(a.opts, v)
-		case strings.HasPrefix(s, "-o"):
-			a.opts = append(a.opts, s[2:])
-		case s == "-f":
-			a.foreground = true
-		case s == "-d" || s == "--debug":
-			a.foreground, a.debug = true, true
-		case s == "-s":
-			// single-threaded: accepted for compatibility
-		case s == "-e" || s == "--enabled":
-			a.enabled = true
-		case s == "-h" || s == "--help":
-			a.help = true
-		case s == "-V" || s == "--version":
-			a.version = true
-		case s == "--rpc":
-			a.rpc, err = next()
-		case strings.HasPrefix(s, "--rpc="):
-			a.rpc = strings.TrimPrefix(s, "--rpc=")
-		case s == "--channels":
-			var v string
-			if v, err = next(); err == nil {
-				_, err = fmt.Sscanf(v, "%d", &a.channels)
-			}
-		case s == "--log-file":
-			a.logFile, err = next()
-		case strings.HasPrefix(s, "-") && s != "-":
-			err = fmt.Errorf("unknown flag %s", s)
-		default:
-			pos = append(pos, s)
-		}
+		positional, err := a.flag(s, next)
 		if err != nil {
 			return a, err
+		}
+		if positional {
+			pos = append(pos, s)
 		}
 	}
 	if a.enabled || a.help || a.version {
@@ -113,7 +81,53 @@ func parseArgs(argv []string) (args, error) {
 	default:
 		return a, errors.New("want [.host:/[SHARE[/PATH]]] MOUNTPOINT")
 	}
-	// Pull our own options out of -o.
+	a.ownOptions()
+	return a, nil
+}
+
+// flag takes one argument s (next reads a flag's value); it reports
+// whether s is a positional argument.
+func (a *args) flag(s string, next func() (string, error)) (positional bool, err error) {
+	switch {
+	case s == "-o":
+		var v string
+		v, err = next()
+		a.opts = append(a.opts, v)
+	case strings.HasPrefix(s, "-o"):
+		a.opts = append(a.opts, s[2:])
+	case s == "-f":
+		a.foreground = true
+	case s == "-d" || s == "--debug":
+		a.foreground, a.debug = true, true
+	case s == "-s":
+		// single-threaded: accepted for compatibility
+	case s == "-e" || s == "--enabled":
+		a.enabled = true
+	case s == "-h" || s == "--help":
+		a.help = true
+	case s == "-V" || s == "--version":
+		a.version = true
+	case s == "--rpc":
+		a.rpc, err = next()
+	case strings.HasPrefix(s, "--rpc="):
+		a.rpc = strings.TrimPrefix(s, "--rpc=")
+	case s == "--channels":
+		var v string
+		if v, err = next(); err == nil {
+			_, err = fmt.Sscanf(v, "%d", &a.channels)
+		}
+	case s == "--log-file":
+		a.logFile, err = next()
+	case strings.HasPrefix(s, "-") && s != "-":
+		err = fmt.Errorf("unknown flag %s", s)
+	default:
+		positional = true
+	}
+	return positional, err
+}
+
+// ownOptions pulls our own options (rpc=MODE) out of -o.
+func (a *args) ownOptions() {
 	var kept []string
 	for _, o := range a.opts {
 		var rest []string
@@ -127,7 +141,6 @@ func parseArgs(argv []string) (args, error) {
 		kept = append(kept, strings.Join(rest, ","))
 	}
 	a.opts = kept
-	return a, nil
 }
 
 // basePath turns the mount source into an HGFS path: ".host:/" and ""

@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,18 +30,19 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vmware-checkvm", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rpcMode := cmdutil.RPCFlag(fs)
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return 1
+	cli := cmdutil.NewCLI("vmware-checkvm", "usage: vmware-checkvm [--rpc MODE] [--timeout D]", stdout, stderr)
+	rpcMode := cmdutil.RPCFlag(cli.Flags)
+	timeout := cli.Flags.Duration("timeout", 5*time.Second, "give up after this long")
+	if code, exit := cli.Parse(args); exit {
+		return code
+	}
+	if cli.Flags.NArg() > 0 {
+		return cli.UsageError("unexpected arguments %q", cli.Flags.Args())
 	}
 	logger := cmdutil.Logger(stderr, slog.LevelWarn)
 	tr, err := cmdutil.Transport(*rpcMode, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "vmware-checkvm: %v\n", err)
-		return 1
+		return cli.UsageError("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

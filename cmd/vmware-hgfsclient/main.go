@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,18 +29,18 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vmware-hgfsclient", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rpcFlag := cmdutil.RPCFlag(fs)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: vmware-hgfsclient [--rpc MODE]")
-		return 2
+	cli := cmdutil.NewCLI("vmware-hgfsclient", "usage: vmware-hgfsclient [--rpc MODE]", stdout, stderr)
+	rpcFlag := cmdutil.RPCFlag(cli.Flags)
+	if code, exit := cli.Parse(args); exit {
+		return code
+	}
+	if cli.Flags.NArg() != 0 {
+		return cli.UsageError("unexpected arguments %q", cli.Flags.Args())
 	}
 	logger := cmdutil.Logger(stderr, slog.LevelWarn)
 	tr, err := cmdutil.Transport(*rpcFlag, logger)
 	if err != nil {
-		fmt.Fprintln(stderr, "vmware-hgfsclient:", err)
-		return 2
+		return cli.UsageError("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -10,11 +10,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,7 +18,6 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/cmdutil"
-	"github.com/govmtools/govmtools/rpc"
 )
 
 func main() {
@@ -30,21 +25,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vmware-rpctool", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vmware-rpctool [--rpc MODE] 'COMMAND'")
-		fs.PrintDefaults()
+	cli := cmdutil.NewCLI("vmware-rpctool", "usage: vmware-rpctool [--rpc MODE] [--timeout D] 'COMMAND'", stdout, stderr)
+	rpcMode := cmdutil.RPCFlag(cli.Flags)
+	timeout := cli.Flags.Duration("timeout", 30*time.Second, "give up after this long")
+	debug := cli.Flags.Bool("debug", false, "log transport decisions to stderr")
+	if code, exit := cli.Parse(args); exit {
+		return code
 	}
-	rpcMode := cmdutil.RPCFlag(fs)
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	debug := fs.Bool("debug", false, "log transport decisions to stderr")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	if cli.Flags.NArg() == 0 {
+		return cli.UsageError("want a COMMAND")
 	}
 	level := slog.LevelWarn
 	if *debug {
@@ -53,32 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := cmdutil.Logger(stderr, level)
 	tr, err := cmdutil.Transport(*rpcMode, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "vmware-rpctool: %v\n", err)
-		return 2
+		return cli.UsageError("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-
-	client := &rpc.Client{Dial: tr.DialRPCIOneShot, Logger: logger}
-	defer client.Close()
-	reply, err := client.Call(ctx, []byte(strings.Join(fs.Args(), " ")))
-	var re *rpc.ReplyError
-	switch {
-	case err == nil:
-		reply = bytes.TrimSuffix(reply, []byte{0})
-		if len(reply) > 0 {
-			stdout.Write(reply)
-			fmt.Fprintln(stdout)
-		}
-		return 0
-	case errors.As(err, &re):
-		fmt.Fprintln(stderr, re.Text)
-		return 1
-	case errors.Is(err, rpc.ErrTooLarge):
-		fmt.Fprintf(stderr, "vmware-rpctool: %v\n", err)
-		return 1
-	default:
-		fmt.Fprintf(stderr, "vmware-rpctool: cannot reach the VMX: %v\n", err)
-		return 2
-	}
+	return cmdutil.OneShot(ctx, cli.Name, tr.DialRPCIOneShot, []byte(strings.Join(cli.Flags.Args(), " ")), logger, stdout, stderr)
 }

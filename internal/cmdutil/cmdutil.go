@@ -1,6 +1,9 @@
-// Package cmdutil is glue shared by the govmtools mains: the --rpc flag,
-// the transport it selects (with GOVMTOOLS_RPC and GOVMTOOLS_SIMULATED
-// from the environment), and the stderr logger. Only mains import it.
+// Package cmdutil is glue shared by the govmtools mains: the command-line
+// convention every binary follows (CLI: --help, --version, usage errors
+// and their exit codes), the --rpc flag, the transport it selects (with
+// GOVMTOOLS_RPC and GOVMTOOLS_SIMULATED from the environment), log levels
+// by name, the stderr logger, and the one-shot RPCI of vmware-rpctool and
+// `vmtoolsd --cmd`. Only mains import it.
 package cmdutil
 
 import (

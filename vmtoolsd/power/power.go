@@ -54,10 +54,6 @@ var transitions = []transition{
 	{"OS_Suspend", Suspend, "suspend-script", "suspend-vm-default", "toolScripts.beforeSuspend"},
 }
 
-// ConfKeys are the [powerops] keys this package honours (for the
-// tools.conf schema).
-var ConfKeys = []string{"poweroff-script", "poweron-script", "resume-script", "suspend-script"}
-
 // Action is a shutdown the Runner performs.
 type Action string
 

@@ -13,7 +13,7 @@ import (
 
 // SystemClock is the real guest clock: Step calls clock_settime and Slew
 // adjtimex(ADJ_OFFSET_SINGLESHOT), the adjtime(3) slew. Only
-// cmd/vmtoolsd builds it, and never under vmxsim.
+// vmtoolsd/daemon builds it, and never under vmxsim.
 type SystemClock struct{}
 
 // Now returns the current time.

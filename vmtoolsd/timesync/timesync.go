@@ -24,7 +24,7 @@
 // The host time source and the clock are injected: HostClock reads the
 // host (the backdoor's GETTIMEFULL_WITH_LAG), Clock steps and slews the
 // guest. Tests use fakes; SystemClock, the real one, is only built by
-// cmd/vmtoolsd outside vmxsim.
+// vmtoolsd/daemon outside vmxsim.
 package timesync
 
 import (

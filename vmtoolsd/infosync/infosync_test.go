@@ -1,4 +1,4 @@
-package guestinfoplugin
+package infosync
 
 import (
 	"bytes"
@@ -14,15 +14,7 @@ import (
 	"github.com/govmtools/govmtools/guestinfo"
 	"github.com/govmtools/govmtools/guestinfo/infoproto"
 	"github.com/govmtools/govmtools/guestinfo/report"
-	"github.com/govmtools/govmtools/vmtoolsd"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
-)
-
-// The plugin is every kind of vmtoolsd feature it claims to be.
-var (
-	_ vmtoolsd.Runner      = (*Plugin)(nil)
-	_ vmtoolsd.Resetter    = (*Plugin)(nil)
-	_ vmtoolsd.PrimaryIPer = (*Plugin)(nil)
 )
 
 func TestConfig(t *testing.T) {

@@ -1,22 +1,30 @@
-// Package guestinfoplugin plugs guest info (guestinfo, guestinfo/report)
-// into vmtoolsd: it reads tools.conf's [guestinfo] and [guestosinfo]
+// Package infosync is vmtoolsd's guest-info feature: it keeps the host's
+// view of the guest (host name, OS, NICs, routes, DNS, disks) in sync by
+// plugging guest info (guestinfo, guestinfo/report) into vmtoolsd. It reads tools.conf's [guestinfo] and [guestosinfo]
 // groups into a guestinfo.Config, runs the reporter as a vmtoolsd feature
 // (a Runner and a Resetter: every TCLO reset clears the reporter's cache
 // and sends everything again), gathers again when tools.conf changes, and
 // answers Set_Option broadcastIP with the primary address ranked as the
 // reported NICs are (a PrimaryIPer).
-package guestinfoplugin
+package infosync
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 
 	"github.com/govmtools/govmtools/guestinfo"
 	"github.com/govmtools/govmtools/guestinfo/report"
+	"github.com/govmtools/govmtools/vmtoolsd"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
+)
+
+var (
+	_ vmtoolsd.Plugin      = (*Plugin)(nil)
+	_ vmtoolsd.PrimaryIPer = (*Plugin)(nil)
 )
 
 // Group names in tools.conf.
@@ -114,11 +122,54 @@ type Plugin struct {
 	Collector *guestinfo.Collector
 	// Config returns the current settings.
 	Config func() guestinfo.Config
+
+	close func() error
+}
+
+// New builds the feature for the daemon: the reporter watching this
+// network namespace through netlink, and the host name, os-release and
+// resolv.conf through the kernel's notifications, sending over rpci, with
+// its settings read from the current tools.conf at every gather. Close
+// releases the netlink socket.
+func New(rpci report.Sender, current func() *toolsconf.File, buildNumber string, logger *slog.Logger) *Plugin {
+	nl := guestinfo.NewNetlink()
+	sys := &guestinfo.System{}
+	col := &guestinfo.Collector{Sys: sys, Net: nl}
+	cfg := func() guestinfo.Config { return Config(current()) }
+	return &Plugin{
+		Reporter: &report.Reporter{
+			Sender:      rpci,
+			Source:      col,
+			Watcher:     nl,
+			HostWatcher: &guestinfo.HostWatch{Sys: sys},
+			Config:      cfg,
+			BuildNumber: buildNumber,
+			Logger:      logger,
+		},
+		Collector: col,
+		Config:    cfg,
+		close:     nl.Close,
+	}
+}
+
+// Close releases what New opened.
+func (p *Plugin) Close() error {
+	if p.close == nil {
+		return nil
+	}
+	return p.close()
+}
+
+// Plug registers guest info with the tools service: the reporter runs
+// for the service's lifetime, and every reset sends everything again.
+func (p *Plugin) Plug(r *vmtoolsd.Registry) {
+	r.Go("guestinfo", p.Run)
+	r.OnReset(p.Reset)
 }
 
 // ErrNoAddress is returned by PrimaryIP when no reported NIC has an
 // address.
-var ErrNoAddress = errors.New("guestinfoplugin: no address on any reported NIC")
+var ErrNoAddress = errors.New("infosync: no address on any reported NIC")
 
 // Run runs the reporter until ctx ends.
 func (p *Plugin) Run(ctx context.Context) error { return p.Reporter.Run(ctx) }
@@ -140,7 +191,7 @@ func (p *Plugin) PrimaryIP(ctx context.Context) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("guestinfoplugin: primary address %q: %w", s, err)
+		return netip.Addr{}, fmt.Errorf("infosync: primary address %q: %w", s, err)
 	}
 	return a, nil
 }
