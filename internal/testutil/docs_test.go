@@ -85,3 +85,16 @@ func TestDocReferences(t *testing.T) {
 		t.Errorf("%d references to documents a clone does not have:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
 }
+
+// TestReadmeShort keeps README.md for users: what it is, how to install,
+// the binaries, links. Details belong in docs/.
+func TestReadmeShort(t *testing.T) {
+	const maxLines = 250
+	data, err := os.ReadFile(path.Join(ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n > maxLines {
+		t.Errorf("README.md has %d lines, at most %d: move details into docs/", n, maxLines)
+	}
+}
