@@ -22,8 +22,8 @@ type OSInfo struct {
 // order (PRETTY_NAME, NAME, VERSION_ID, BUILD_ID, VERSION, CPE_NAME).
 var osReleaseKeys = []string{"PRETTY_NAME=", "NAME=", "VERSION_ID=", "BUILD_ID=", "VERSION=", "CPE_NAME="}
 
-// OS identifies the operating system as vmtoolsd does (spec section
-// 5.7): the full name is "<uname -s> <uname -r> <distro>", where distro
+// OS identifies the operating system as vmtoolsd does (docs/architecture.md
+// section 6): the full name is "<uname -s> <uname -r> <distro>", where distro
 // joins every os-release value found, in file order; the short name comes
 // from VMware's table (only IDs the host knows) or the generic Linux ID
 // for the kernel; the detailed fields come from os-release and uname.

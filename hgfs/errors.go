@@ -37,8 +37,8 @@ func StatusOf(err error) (hgfsproto.Status, bool) {
 	return 0, false
 }
 
-// StatusErrno maps a host status to an errno (hgfs-protocol.md 2.3, the
-// "suggested Go client mapping"): INVALID_NAME stays ENOENT as lookups
+// StatusErrno maps a host status to an errno (docs/architecture.md
+// section 7): INVALID_NAME stays ENOENT as lookups
 // expect, NOT_SAME_DEVICE becomes EXDEV so mv falls back to copying,
 // INVALID_PARAMETER EINVAL; unknown values are EIO.
 func StatusErrno(s hgfsproto.Status) syscall.Errno {

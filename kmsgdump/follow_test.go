@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/kmsgdump/kmsg"
 )
 
@@ -31,15 +32,17 @@ func appendRecords(t *testing.T, path string, recs ...kmsg.Record) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// blockedReading reports whether some goroutine is parked in the runtime
+// poller inside (*Source).Read: a reader waiting for the kernel log.
+func blockedReading() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[IO wait") && strings.Contains(g, "kmsgdump.(*Source).Read") {
+			return true
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return false
 }
 
 func TestSourceStreams(t *testing.T) {
@@ -80,6 +83,8 @@ func TestSourceStreams(t *testing.T) {
 	}
 	src.Poll = 5 * time.Millisecond
 	go func() {
+		// The delay is what is tested: the reader meets the end of the
+		// file inside the first record and must poll until the rest comes.
 		time.Sleep(30 * time.Millisecond)
 		f, _ := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
 		f.Write(all[17:])
@@ -120,7 +125,7 @@ func TestSourceStreams(t *testing.T) {
 	// Close unblocks a reader waiting on the FIFO.
 	done := make(chan error, 1)
 	go func() { _, err := src.Read(context.Background()); done <- err }()
-	time.Sleep(20 * time.Millisecond)
+	testutil.WaitFor(t, 10*time.Second, "the reader to block on the FIFO", blockedReading)
 	src.Close()
 	select {
 	case err := <-done:
@@ -170,7 +175,7 @@ func TestRunFollowResumes(t *testing.T) {
 	r := startRun(t, h, cfg)
 	<-ready
 	appendRecords(t, kfile, rec(3, 6, "info"), rec(4, 4, "warn four"), rec(5, 2, "crit five"))
-	waitFor(t, "two lines", func() bool { return len(h.got()) == 2 })
+	testutil.WaitFor(t, 10*time.Second, "two lines", func() bool { return len(h.got()) == 2 })
 	r.stop()
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -182,7 +187,7 @@ func TestRunFollowResumes(t *testing.T) {
 	appendRecords(t, kfile, rec(6, 4, "warn six"), rec(7, 6, "info"))
 	r = startRun(t, h, cfg)
 	appendRecords(t, kfile, rec(8, 3, "err eight"))
-	waitFor(t, "the restart's lines", func() bool { return len(h.got()) == 4 })
+	testutil.WaitFor(t, 10*time.Second, "the restart's lines", func() bool { return len(h.got()) == 4 })
 	r.stop()
 	if got := strings.Join(h.got()[2:], "|"); got != "<4>[    6.000000] warn six|<3>[    8.000000] err eight" {
 		t.Fatalf("restart shipped %q", got)
@@ -191,10 +196,10 @@ func TestRunFollowResumes(t *testing.T) {
 	appendRecords(t, kfile, rec(9, 4, "from the old boot"))
 	cfg.Boot = Boot{ID: "another-boot", Start: testBoot.Start.Add(time.Hour)}
 	r = startRun(t, h, cfg)
-	waitFor(t, "the reader at the end", func() bool { return r.d.queue.Load() != nil })
-	time.Sleep(100 * time.Millisecond)
+	// Run publishes its queue only once the kernel log is open at its end.
+	testutil.WaitFor(t, 10*time.Second, "the reader at the end", func() bool { return r.d.queue.Load() != nil })
 	appendRecords(t, kfile, rec(1, 4, "new boot"))
-	waitFor(t, "the new boot's line", func() bool { return len(h.got()) == 5 })
+	testutil.WaitFor(t, 10*time.Second, "the new boot's line", func() bool { return len(h.got()) == 5 })
 	r.stop()
 	if got := h.got()[4]; got != "<4>[    1.000000] new boot" {
 		t.Fatalf("new boot shipped %q", got)
@@ -209,18 +214,18 @@ func TestRunFollowHostUnreachable(t *testing.T) {
 	h.setDown(true)
 	cfg := Config{StateDir: filepath.Join(dir, "state"), Follow: true, KmsgPath: kfile, Level: kmsg.LevelWarning, QueueLines: 4}
 	r := startRun(t, h, cfg)
-	waitFor(t, "the reader", func() bool { return r.d.queue.Load() != nil })
-	time.Sleep(100 * time.Millisecond) // the reader is at the end of the file
+	// Run publishes its queue only once the kernel log is open at its end.
+	testutil.WaitFor(t, 10*time.Second, "the reader", func() bool { return r.d.queue.Load() != nil })
 	appendRecords(t, kfile, rec(1, 4, "w1"))
-	waitFor(t, "the shipper to hold w1", func() bool { return h.attempts() > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the shipper to hold w1", func() bool { return h.attempts() > 0 })
 	for i := 2; i <= 10; i++ {
 		appendRecords(t, kfile, rec(uint64(i), 4, fmt.Sprintf("w%d", i)))
 	}
 	// One line is in the shipper's hands, four wait, five are dropped.
-	waitFor(t, "the queue to overflow", func() bool { return r.d.queue.Load().Dropped() == 5 })
+	testutil.WaitFor(t, 10*time.Second, "the queue to overflow", func() bool { return r.d.queue.Load().Dropped() == 5 })
 	h.setDown(false)
 	appendRecords(t, kfile, rec(11, 4, "w11"))
-	waitFor(t, "the backlog", func() bool { return len(h.got()) == 7 })
+	testutil.WaitFor(t, 10*time.Second, "the backlog", func() bool { return len(h.got()) == 7 })
 	r.stop()
 	var got []string
 	for _, l := range h.got() {
@@ -309,8 +314,8 @@ func TestRunFollowKilled(t *testing.T) {
 					Ready: func(int, error) { ready <- struct{}{} }}
 				r := startRun(t, h, cfg)
 				<-ready
-				waitFor(t, "the reader", func() bool { return r.d.queue.Load() != nil })
-				time.Sleep(50 * time.Millisecond) // the reader is at the end of the file
+				// Run publishes its queue only once the kernel log is open at its end.
+				testutil.WaitFor(t, 10*time.Second, "the reader", func() bool { return r.d.queue.Load() != nil })
 				appendRecords(t, kfile, recs[:8]...)
 				<-killed
 				r.stop() // the reader; the shipper is dead
@@ -319,7 +324,7 @@ func TestRunFollowKilled(t *testing.T) {
 				r = startRun(t, h, cfg)
 				<-ready
 				appendRecords(t, kfile, recs[8:]...)
-				waitFor(t, "every record", func() bool {
+				testutil.WaitFor(t, 10*time.Second, "every record", func() bool {
 					got, _ := withoutNotes(h.got())
 					return len(got) >= len(want)
 				})

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // listen makes a notify socket as systemd does: a unixgram socket.
@@ -106,59 +108,66 @@ func TestWatchdogInterval(t *testing.T) {
 }
 
 // TestWatchdogFollowsLiveness: fed while Alive is called, starved when it
-// stops, so systemd restarts a daemon whose TCLO loop has stalled.
+// stops, so systemd restarts a daemon whose TCLO loop has stalled. It runs
+// in a synctest bubble: the Timeout and the Alive cadence pass in the
+// bubble's time, and the notify socket is drained without blocking once
+// every goroutine is idle.
 func TestWatchdogFollowsLiveness(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "notify")
-	sock := listen(t, path)
-	n, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	w := &Watchdog{Notifier: n, Timeout: 200 * time.Millisecond}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "notify")
+		sock := listen(t, path)
+		n, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		w := &Watchdog{Notifier: n, Timeout: 200 * time.Millisecond} // fed every 100 ms
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
 
-	count := func(d time.Duration) int {
-		deadline := time.Now().Add(d)
-		c := 0
-		for {
-			sock.SetReadDeadline(deadline)
+		// fed counts the WATCHDOG=1 datagrams sent so far.
+		raw, err := sock.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fed := func() int {
+			synctest.Wait()
+			c := 0
 			b := make([]byte, 64)
-			k, err := sock.Read(b)
-			if err != nil {
-				return c
-			}
-			if string(b[:k]) == "WATCHDOG=1" {
-				c++
-			}
-		}
-	}
-	if c := count(300 * time.Millisecond); c != 0 {
-		t.Fatalf("fed %d times before any sign of life", c)
-	}
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				w.Alive()
+			for {
+				k := -1
+				raw.Read(func(fd uintptr) bool {
+					k, _, _ = unix.Recvfrom(int(fd), b, unix.MSG_DONTWAIT)
+					return true
+				})
+				if k < 0 {
+					return c
+				}
+				if string(b[:k]) == "WATCHDOG=1" {
+					c++
+				}
 			}
 		}
-	}()
-	if c := count(time.Second); c < 3 {
-		t.Fatalf("fed %d times in 1 s while alive", c)
-	}
-	close(stop)
-	time.Sleep(300 * time.Millisecond)
-	count(10 * time.Millisecond) // drain
-	if c := count(500 * time.Millisecond); c != 0 {
-		t.Fatalf("fed %d times after the loop stalled", c)
-	}
+		time.Sleep(300 * time.Millisecond)
+		if c := fed(); c != 0 {
+			t.Fatalf("fed %d times before any sign of life", c)
+		}
+		for range 50 { // alive for 1 s
+			w.Alive()
+			time.Sleep(20 * time.Millisecond)
+		}
+		if c := fed(); c < 9 || c > 11 {
+			t.Fatalf("fed %d times in 1 s while alive, want 10", c)
+		}
+		time.Sleep(300 * time.Millisecond) // the last Alive expires
+		fed()
+		time.Sleep(500 * time.Millisecond)
+		if c := fed(); c != 0 {
+			t.Fatalf("fed %d times after the loop stalled", c)
+		}
+	})
 }
 
 // TestUnitVerifies runs systemd-analyze verify on vmtoolsd.service, with

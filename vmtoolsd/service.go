@@ -13,8 +13,8 @@
 //
 // Everything the service sends is shaped as vmtoolsd shapes it, byte for
 // byte where the VMX cares: no-value capabilities end in a space and carry
-// no NUL, text RPCIs carry their C terminator (spec/rpc-protocol.md
-// sections 3.1 and 3.5).
+// no NUL, text RPCIs carry their C terminator (docs/architecture.md
+// section 5).
 package vmtoolsd
 
 import (

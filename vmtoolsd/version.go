@@ -22,8 +22,8 @@ type Version struct {
 // golden vectors byte for byte; vSphere 7 and 8 treat it as a current,
 // supported open-vm-tools (type OVT shows as "Guest Managed", so no
 // upgrade is ever offered); and it is not so new that the VMX would
-// expect plugins govmtools does not have (the spec's warning in section
-// 3.7). Features the VMX gates on are negotiated by capabilities, not by
+// expect plugins govmtools does not have (a high version may make the
+// VMX offer guest operations or customization). Features the VMX gates on are negotiated by capabilities, not by
 // this number.
 func DefaultVersion() Version { return Version{Major: 12, Minor: 2, Base: 0} }
 

@@ -1,5 +1,5 @@
 // Package infoproto is the pure wire codec of guest info reporting
-// (spec/rpc-protocol.md section 5): the SetGuestInfo and SetGuestDiskInfo
+// (docs/architecture.md section 6): the SetGuestInfo and SetGuestDiskInfo
 // message framing, the NicInfo V3 XDR structure (GuestNicProto, used by
 // INFO_IPADDRESS_V3 and the 64-IP INFO_IPADDRESS_V2 fallback), the
 // INFO_OS_DETAILED header and key='value' string, and the disk lists

@@ -294,7 +294,7 @@ func TestDetailedString(t *testing.T) {
 		KernelVersion:     "5.15.0-91-generic",
 		PrettyName:        "Ubuntu 22.04.3 LTS",
 	}
-	// The example of spec section 5.7.
+	// The Ubuntu example of docs/architecture.md section 6.
 	want := "architecture='X86' bitness='64' distroAddlVersion='22.04.3 LTS (Jammy Jellyfish)' distroName='Ubuntu' distroVersion='22.04' familyName='Linux' kernelVersion='5.15.0-91-generic' prettyName='Ubuntu 22.04.3 LTS'"
 	if got := d.String(); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)

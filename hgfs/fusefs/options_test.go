@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govmtools/govmtools/hgfs"
@@ -96,34 +97,37 @@ func TestNewFileDefaults(t *testing.T) {
 // while fresh, ignoring case and never for non-ASCII names, and follow
 // our own creations, removals and renames.
 func TestNameSet(t *testing.T) {
-	f := &FS{negTimeout: time.Hour}
-	d := &node{fsys: f}
-	if d.surelyAbsent("x") {
-		t.Fatal("absent without a name set")
-	}
-	d.setNames(map[string]bool{"Makefile": true, "a": true})
-	for name, absent := range map[string]bool{"x": true, "a": false, "makefile": false, "MAKEFILE": false, "é": false} {
-		if d.surelyAbsent(name) != absent {
-			t.Errorf("%q: absent %v", name, !absent)
+	synctest.Test(t, func(t *testing.T) {
+		f := &FS{negTimeout: time.Hour}
+		d := &node{fsys: f}
+		if d.surelyAbsent("x") {
+			t.Fatal("absent without a name set")
 		}
-	}
-	d.nameAdded("x")
-	d.nameAdded("x")
-	d.nameRemoved("a")
-	if d.surelyAbsent("x") || !d.surelyAbsent("a") {
-		t.Fatal("the set did not follow our changes")
-	}
-	d.nameAdded("A")
-	d.nameAdded("a")
-	d.nameRemoved("A")
-	if d.surelyAbsent("a") {
-		t.Fatal("removing A forgot a")
-	}
-	f.negTimeout = time.Nanosecond
-	time.Sleep(time.Millisecond)
-	if d.surelyAbsent("zzz") {
-		t.Fatal("a stale name set answered")
-	}
+		d.setNames(map[string]bool{"Makefile": true, "a": true})
+		for name, absent := range map[string]bool{"x": true, "a": false, "makefile": false, "MAKEFILE": false, "é": false} {
+			if d.surelyAbsent(name) != absent {
+				t.Errorf("%q: absent %v", name, !absent)
+			}
+		}
+		d.nameAdded("x")
+		d.nameAdded("x")
+		d.nameRemoved("a")
+		if d.surelyAbsent("x") || !d.surelyAbsent("a") {
+			t.Fatal("the set did not follow our changes")
+		}
+		d.nameAdded("A")
+		d.nameAdded("a")
+		d.nameRemoved("A")
+		if d.surelyAbsent("a") {
+			t.Fatal("removing A forgot a")
+		}
+		// The set goes stale once negTimeout has passed (bubble time).
+		f.negTimeout = time.Nanosecond
+		time.Sleep(time.Millisecond)
+		if d.surelyAbsent("zzz") {
+			t.Fatal("a stale name set answered")
+		}
+	})
 }
 
 func TestUnescapeMountinfo(t *testing.T) {

@@ -8,7 +8,7 @@
 // error wrapping ErrMalformed instead of reading past them, since replies
 // come from the host and requests from an untrusted guest. Both the guest
 // client (hgfs) and the simulated host (vmxsim) use it; golden vectors in
-// testdata pin it to the layouts of ../../shared/spec/hgfs-protocol.md.
+// testdata pin it to the layouts of docs/architecture.md section 7.
 //
 // Encoders are append-style (AppendXxx(b []byte) []byte) so a caller can
 // build a whole RPCI message ("f " + header + op) in one buffer.

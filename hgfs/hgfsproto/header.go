@@ -147,7 +147,7 @@ type Request struct {
 var ErrNoReply = errors.New("hgfs: packet dropped without reply")
 
 // ParseRequest classifies and decodes a request packet by the host's
-// rules (hgfs-protocol.md 2.2). Errors wrapping ErrNoReply mean no HGFS
+// rules (docs/architecture.md section 7). Errors wrapping ErrNoReply mean no HGFS
 // reply is due; other errors deserve PROTOCOL_ERROR in the request's
 // framing, for which the partially filled Request is returned.
 func ParseRequest(p []byte) (Request, error) {

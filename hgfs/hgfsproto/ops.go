@@ -2,7 +2,7 @@ package hgfsproto
 
 import "encoding/binary"
 
-// Op payload layouts (hgfs-protocol.md 3 and 4.6). Offsets are relative
+// Op payload layouts (the V3 and session V4 structs). Offsets are relative
 // to the op payload: after the V4 header, or after the legacy header for
 // V3 ops. Every decoder checks its fixed part and every length field
 // against the bytes given; trailing bytes are ignored (hosts count C

@@ -79,12 +79,12 @@ var openVMTools = &hgfsClient{
 	differs: map[string]string{
 		"append":           "O_APPEND is not sent to the host; the kernel appends at its cached size, overwriting what the host appended (open-vm-tools PR #801)",
 		"largeWrites":      "every write over 65,457 bytes is one request over the VMX's 64 KiB message cap: EIO (open-vm-tools#437); guestinfo.hgfs.packetSize.large=FALSE is the workaround",
-		"staleHandles":     "files opened before the host forgot their handles read as empty: failed reads are swallowed and nothing is reopened (open-vm-tools#539; hgfs-protocol.md 5.5, 5.12)",
+		"staleHandles":     "files opened before the host forgot their handles read as empty: failed reads are swallowed and nothing is reopened (open-vm-tools#539)",
 		"disabledENOTCONN": "with sharing disabled every operation fails with ENOTCONN (open-vm-tools#248, commit 675c07bb0)",
-		"staleSessionEIO":  "the first request after the host restarted fails with EIO while a new session is made (hgfs-protocol.md 3.3)",
+		"staleSessionEIO":  "the first request after the host restarted fails with EIO while a new session is made",
 		"wholeSeconds":     "times are shown in whole seconds (open-vm-tools PR #336)",
 		"fmask":            "no fmask/dmask options (open-vm-tools#223, #490)",
-		"utimeOmit":        "touch -m sets both times to 1970-01-01 00:00:01: UTIME_OMIT and UTIME_NOW are converted as if they were nanoseconds (hgfs-protocol.md 5.10)",
+		"utimeOmit":        "touch -m sets both times to 1970-01-01 00:00:01: UTIME_OMIT and UTIME_NOW are converted as if they were nanoseconds",
 	},
 }
 

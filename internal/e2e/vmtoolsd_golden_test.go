@@ -17,8 +17,8 @@ import (
 // TestVmtoolsdPeerExchange: our vmtoolsd, under the trap against vmxsim's
 // defaults, produces the reset/Capabilities_Register exchange that
 // Debian's vmtoolsd 12.2.0 produced under the same trap
-// (testdata/peer/vmtoolsd-12.2.0-*.jsonl), byte for byte where the spec
-// says the bytes matter (spec/rpc-protocol.md sections 3.1, 3.3, 3.5, 3.7):
+// (testdata/peer/vmtoolsd-12.2.0-*.jsonl), byte for byte where the
+// bytes matter (docs/architecture.md section 5):
 //
 //   - the deterministic vectors (every TCLO command and answer, and the
 //     tools.capability.*, tools.set.version* and vmx.capability.* RPCIs,

@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,17 +50,35 @@ type goPackage struct {
 	Standard   bool
 }
 
+// platforms are the GOOS/GOARCH pairs the dependency rules are checked
+// for: the two Linux targets govmtools ships and one non-Linux GOOS, so
+// files behind build constraints are checked too.
+var platforms = []struct{ goos, goarch string }{
+	{"linux", "amd64"},
+	{"linux", "arm64"},
+	{"darwin", "amd64"},
+}
+
 func listPackages(t *testing.T, args ...string) []goPackage {
+	t.Helper()
+	return listPackagesFor(t, "", "", args...)
+}
+
+// listPackagesFor runs go list for goos/goarch (the host's when empty).
+func listPackagesFor(t *testing.T, goos, goarch string, args ...string) []goPackage {
 	t.Helper()
 	cmd := exec.Command("go", append([]string{"list", "-json"}, args...)...)
 	cmd.Dir = ModuleRoot(t)
+	if goos != "" {
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		t.Fatalf("go list: %v\n%s", err, stderr)
+		t.Fatalf("go list %s/%s: %v\n%s", goos, goarch, err, stderr)
 	}
 	var pkgs []goPackage
 	dec := json.NewDecoder(strings.NewReader(string(out)))
@@ -88,11 +107,39 @@ func isCodec(rel string) bool {
 	return false
 }
 
-// TestDependencyRules enforces architecture.md section 1: the guest side
-// and vmxsim meet only on the wire, codecs are pure, and no production
-// binary carries test code.
+// TestDependencyRules enforces the layering rules of docs/architecture.md
+// ("Layering rules"): the guest side and vmxsim meet only on the wire,
+// codecs are pure, and no production binary carries test code. It checks
+// every pair in platforms, since imports differ by build constraint.
 func TestDependencyRules(t *testing.T) {
-	pkgs := listPackages(t, "./...")
+	for _, pl := range platforms {
+		t.Run(pl.goos+"_"+pl.goarch, func(t *testing.T) {
+			checkDependencyRules(t, listPackagesFor(t, pl.goos, pl.goarch, "./..."))
+		})
+	}
+}
+
+// ruleNames are the module packages the rules name: a rule naming a
+// package that was renamed or removed would silently check nothing.
+func ruleNames() []string {
+	return append([]string{"vmxsim", "cmd/vmxsim", "bench", "rpc/rpctest", "internal/testutil"}, CodecPackages...)
+}
+
+// TestRulesNameExistingPackages fails when a dependency rule names a
+// package that no longer exists.
+func TestRulesNameExistingPackages(t *testing.T) {
+	exists := map[string]bool{}
+	for _, p := range listPackages(t, "./...") {
+		exists[rel(p.ImportPath)] = true
+	}
+	for _, n := range ruleNames() {
+		if !exists[n] {
+			t.Errorf("a dependency rule names %s, which is not a package of the module any more: update the rule", n)
+		}
+	}
+}
+
+func checkDependencyRules(t *testing.T, pkgs []goPackage) {
 	for _, p := range pkgs {
 		r := rel(p.ImportPath)
 		for _, imp := range p.Imports {
@@ -128,10 +175,10 @@ func TestDependencyRules(t *testing.T) {
 		if p.Name != "main" || isSim(r) || r == "bench" {
 			continue // the simulator and the benchmark harness are not shipped
 		}
-		for _, d := range listPackages(t, "-deps", p.ImportPath) {
-			dr := rel(d.ImportPath)
-			if d.ImportPath == "testing" || dr == "rpc/rpctest" || dr == "internal/testutil" || (strings.HasPrefix(d.ImportPath, module) && isSim(dr)) {
-				t.Errorf("binary %s depends on %s", r, d.ImportPath)
+		for _, d := range p.Deps {
+			dr := rel(d)
+			if d == "testing" || dr == "rpc/rpctest" || dr == "internal/testutil" || (strings.HasPrefix(d, module) && isSim(dr)) {
+				t.Errorf("binary %s depends on %s", r, d)
 			}
 		}
 	}

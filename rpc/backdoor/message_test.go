@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/backdoor"
 	"github.com/govmtools/govmtools/vmxsim"
@@ -380,7 +381,10 @@ func TestTCLOLoop(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() { b.Run(ctx) })
 		wg.Go(func() { loop.Run(ctx) })
-		waitFor(t, func() bool { s := c.State(); return s.Tools.Running && s.Tools.Heartbeat == vmxsim.HeartbeatGreen })
+		testutil.WaitFor(t, 10*time.Second, "tools running with a green heartbeat", func() bool {
+			s := c.State()
+			return s.Tools.Running && s.Tools.Heartbeat == vmxsim.HeartbeatGreen
+		})
 		reply, err := c.SendTCLO(ctx, "Echo "+string(value(5000)))
 		if err != nil || string(reply) != "OK "+string(value(5000)) {
 			t.Fatalf("noHB=%v: SendTCLO = %d bytes, %v", noHB, len(reply), err)
@@ -395,7 +399,7 @@ func TestTCLOLoop(t *testing.T) {
 		b.ResetChannels()
 		// Until the VMX has noticed the old session is gone, a command may
 		// still go to it and fail; only success on the new one counts.
-		waitFor(t, func() bool {
+		testutil.WaitFor(t, 10*time.Second, "a TCLO command on the reopened channel", func() bool {
 			r, err := c.SendTCLO(ctx, "Echo again")
 			return err == nil && string(r) == "OK again"
 		})
@@ -422,17 +426,6 @@ func (l *lockedHypercall) HBIn(r *backdoor.Regs, b []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.h.HBIn(r, b)
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // deadPort forwards calls until the process "dies" after n calls; later

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Time commands (backdoor_def.h; spec/rpc-protocol.md sections 1.3, 6.2).
+// Time commands (backdoor_def.h; docs/architecture.md section 3).
 const (
 	CmdGetTime            = 23 // EAX = seconds (0xFFFFFFFF: error), EBX = µs, ECX = max lag (µs)
 	CmdStopCatchup        = 24 // after a step: stop replaying lost timer ticks

@@ -9,7 +9,7 @@
 //	entry   := u32be type, u32be fieldId, value
 //
 // with int64 values written as two big-endian uint32 words, low word first
-// (a quirk of the reference encoder). See spec/rpc-protocol.md section 2.3.
+// (a quirk of the reference encoder). See docs/architecture.md section 2.
 //
 // The package is pure: no I/O beyond the io.Reader and io.Writer it is
 // handed, no globals. Both the guest side and vmxsim import it, and golden

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govmtools/govmtools/rpc/datamap"
@@ -37,27 +38,32 @@ func TestSendReceivePing(t *testing.T) {
 	}
 }
 
+// TestReceiveHonoursContext runs in a synctest bubble: the cancel fires
+// once Receive is durably blocked on the pipe, and the 20 ms deadline
+// passes in the bubble's time, not the machine's.
 func TestReceiveHonoursContext(t *testing.T) {
-	a, b := net.Pipe()
-	defer b.Close()
-	c := New(a)
-	defer c.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-	if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancel: %v", err)
-	}
-	// The channel stays usable after a cancelled receive.
-	go New(b).Send(t.Context(), []byte("after"))
-	got, err := c.Receive(t.Context())
-	if err != nil || string(got) != "after" {
-		t.Fatalf("after cancel: %q %v", got, err)
-	}
-	dctx, dcancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-	defer dcancel()
-	if _, err := c.Receive(dctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("deadline: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		c := New(a)
+		defer c.Close()
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+		if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancel: %v", err)
+		}
+		// The channel stays usable after a cancelled receive.
+		go New(b).Send(t.Context(), []byte("after"))
+		got, err := c.Receive(t.Context())
+		if err != nil || string(got) != "after" {
+			t.Fatalf("after cancel: %q %v", got, err)
+		}
+		dctx, dcancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer dcancel()
+		if _, err := c.Receive(dctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("deadline: %v", err)
+		}
+	})
 }
 
 func TestReceiveLimitsAndGarbage(t *testing.T) {

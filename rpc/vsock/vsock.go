@@ -1,6 +1,6 @@
 // Package vsock dials the VMX over AF_VSOCK: TCLO to CID 0 port 975 with a
 // plain connect, and RPCI to CID 0 port 976 from a privileged source port,
-// which the VMX treats as a root caller (spec/rpc-protocol.md section 2.2).
+// which the VMX treats as a root caller (docs/architecture.md section 2).
 //
 // The privileged dial walks source ports down from 1023 as open-vm-tools'
 // simpleSocket.c does: EADDRINUSE moves to the next lower port, ECONNRESET

@@ -124,9 +124,15 @@ func TestWatcherReloads(t *testing.T) {
 	if len(w.Load().Groups()) != 0 {
 		t.Fatal("missing file must be empty")
 	}
-	done := make(chan error)
-	ctx := t.Context()
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(t.Context())
 	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 
 	waitFor := func(what string, ok func(*File) bool) {
 		t.Helper()
@@ -142,9 +148,9 @@ func TestWatcherReloads(t *testing.T) {
 			}
 		}
 	}
-	// Give the watcher a moment to arm, then create the directory and
-	// the file.
-	time.Sleep(50 * time.Millisecond)
+	// Once the watcher has armed (on the nearest existing ancestor),
+	// create the directory and the file.
+	waitArmed(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +179,7 @@ func TestWatcherRunStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	time.Sleep(20 * time.Millisecond)
+	waitArmed(t)
 	cancel()
 	select {
 	case err := <-done:
@@ -183,6 +189,27 @@ func TestWatcherRunStops(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// waitArmed waits until this process has an inotify instance with a
+// watch on it (the kernel lists each watch as an "inotify wd:" line in the
+// fd's fdinfo): the moment a Watcher is watching. Tests in this package
+// run one Watcher at a time.
+func waitArmed(t *testing.T) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, "the watcher to arm inotify", func() bool {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range fds {
+			if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:inotify" {
+				continue
+			}
+			info, _ := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+			if strings.Contains(string(info), "inotify wd:") {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func FuzzParse(f *testing.F) {

@@ -5,7 +5,7 @@
 // de-duplicates repeats and rate-limits the rest.
 //
 // open-vm-tools' vmx logger opens a channel per message and forwards
-// everything it is given (anchors section 1.5, complaint 15); this one
+// everything it is given, so a chatty guest floods vmware.log; this one
 // holds one channel, drops nothing silently (it says how many lines it
 // suppressed), and never blocks the caller: records go through a bounded
 // queue that a single goroutine (Sink.Run) drains.

@@ -105,23 +105,22 @@ func TestDedupAndRateLimit(t *testing.T) {
 }
 
 func TestLongLineAndFullQueue(t *testing.T) {
-	rec := &recorder{}
-	sink := NewSink(rec, Options{Burst: 1000})
-	// Not running: the queue fills and Log must not block.
-	for range queueLen + 10 {
-		sink.Log(strings.Repeat("x", 5000))
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { sink.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(rec.lines()) < 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	<-done
-	l := rec.lines()
-	if len(l) == 0 || len(l[0]) != MaxLine || !strings.HasSuffix(l[0], "\x00") {
-		t.Fatalf("first line %d bytes", len(l[0]))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		sink := NewSink(rec, Options{Burst: 1000})
+		// Not running: the queue fills and Log must not block.
+		for range queueLen + 10 {
+			sink.Log(strings.Repeat("x", 5000))
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { sink.Run(ctx); close(done) }()
+		synctest.Wait() // Run has sent what it could and waits for more
+		cancel()
+		<-done
+		l := rec.lines()
+		if len(l) == 0 || len(l[0]) != MaxLine || !strings.HasSuffix(l[0], "\x00") {
+			t.Fatalf("first line %d bytes", len(l[0]))
+		}
+	})
 }
