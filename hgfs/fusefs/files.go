@@ -81,6 +81,9 @@ func (n *node) track(h *fileHandle) {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, 0, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly && writes(flags) {
@@ -133,6 +136,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // kernel's negative entry was stale) and the caller did not ask for
 // O_EXCL, the file is opened the way open(2) asked.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, nil, 0, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -255,6 +261,9 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, 0, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	switch n.fsys.opts.Cache {

@@ -25,7 +25,10 @@ type FS struct {
 	c    *hgfs.Client
 	base string // HGFS path of the mount's root ("" = all shares)
 	opts Options
-	lg   *slog.Logger
+	// mounter is the uid that mounted; with allow_root only it and root
+	// are served.
+	mounter uint32
+	lg      *slog.Logger
 	// attrTimeout, entryTimeout and negTimeout are the effective kernel
 	// timeouts.
 	attrTimeout, entryTimeout, negTimeout time.Duration
@@ -239,7 +242,10 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	f := &FS{c: c, base: strings.Trim(base, "/"), opts: opts, lg: lg, open: map[*fileHandle]struct{}{}}
+	f := &FS{c: c, base: strings.Trim(base, "/"), opts: opts, lg: lg, open: map[*fileHandle]struct{}{}, mounter: uint32(os.Getuid())}
+	if (opts.AllowOther || opts.AllowRoot) && opts.UnsafeNoPermissions && !opts.DefaultPermissions {
+		lg.Warn("permission checks are off: every local user who can reach the mount can read, change and delete its files", "option", UnsafeNoPermissionsOption)
+	}
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	attr, entry := opts.AttrTimeout, opts.EntryTimeout
 	switch opts.Cache {
@@ -266,7 +272,9 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		maxWrite = min(maxWrite, opts.MaxRead)
 	}
 	mo := fuse.MountOptions{
-		AllowOther:   opts.AllowOther,
+		// allow_root needs the kernel's allow_other; the requests of
+		// other users are then refused here (callerAllowed).
+		AllowOther:   opts.AllowOther || opts.AllowRoot,
 		FsName:       opts.FsName,
 		Name:         opts.Subtype,
 		MaxWrite:     maxWrite,
@@ -280,7 +288,7 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		// itself.
 		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV,
 	}
-	if opts.DefaultPermissions {
+	if opts.Permissions() {
 		mo.Options = append(mo.Options, "default_permissions")
 	}
 	if opts.ReadOnly {
@@ -423,6 +431,9 @@ func (n *node) newChildAt(ctx context.Context, name string, a hgfs.Attr, t time.
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if len(name) > hgfsproto.NameMax {
@@ -469,6 +480,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	a, _, err := n.fsys.c.Getattr(ctx, n.hpath())
@@ -488,6 +502,9 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -594,6 +611,9 @@ func (n *node) invalidate() {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	a, target, err := n.fsys.c.Getattr(ctx, n.hpath())
@@ -607,6 +627,9 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	free, total, err := n.fsys.c.Statfs(ctx, n.hpath())
@@ -623,6 +646,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -662,6 +688,9 @@ func (n *node) created(ctx context.Context, name, p string, typ uint32, perm uin
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -681,6 +710,9 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -694,6 +726,9 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -707,6 +742,9 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -824,4 +862,16 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// denied reports whether the caller of a request may not use the mount:
+// with allow_root only root and the mounting user may (the kernel's
+// allow_other lets everyone through, as libfuse's allow_root does).
+func (n *node) denied(ctx context.Context) bool {
+	f := n.fsys
+	if !f.opts.AllowRoot || f.opts.AllowOther {
+		return false
+	}
+	c, ok := fuse.FromContext(ctx)
+	return ok && c.Uid != 0 && c.Uid != f.mounter
 }
