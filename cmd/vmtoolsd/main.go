@@ -64,6 +64,7 @@ func main() {
 type args struct {
 	rpc         string
 	config      string
+	configGiven bool // -c was given: a missing file is worth a warning
 	confDir     string
 	powerRunner string
 	logLevel    string
@@ -96,6 +97,7 @@ func parseArgs(argv []string, stderr io.Writer) (*args, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	a.configGiven = a.config != ""
 	if a.config == "" {
 		a.config = strings.TrimSuffix(a.confDir, "/") + "/tools.conf"
 	}
@@ -163,7 +165,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 
 	schema := confSchema()
 	schema.Merge(guestinfoplugin.Schema())
-	conf := &toolsconf.Watcher{Path: a.config, Schema: schema, Logger: logger.With("component", "toolsconf")}
+	conf := &toolsconf.Watcher{Path: a.config, Required: a.configGiven, Schema: schema, Logger: logger.With("component", "toolsconf")}
 	applyLogLevel := func(f *toolsconf.File) {
 		if a.logLevel != "" {
 			return
