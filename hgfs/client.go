@@ -308,7 +308,7 @@ func (c *Client) malformed(op hgfsproto.Op, path string, err error) error {
 }
 
 // cpName converts a client path ("share/dir/name", components as the
-// host names them) to a by-name FileName.
+// guest shows them, escaped) to a by-name FileName; see hgfsproto.CPName.
 func cpName(path string) hgfsproto.FileName {
 	return hgfsproto.PathName(hgfsproto.CPName(path))
 }

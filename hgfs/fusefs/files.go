@@ -139,6 +139,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.denied(ctx) {
 		return nil, nil, 0, syscall.EACCES
 	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, nil, 0, syscall.EINVAL // it would reach the host as another name
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -156,7 +159,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
 	var child *fs.Inode
 	var errno syscall.Errno
@@ -332,7 +335,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	e := d.entries[i-2]
 	st := stable(e.Attr)
-	return &fuse.DirEntry{Name: hgfsproto.Escape(e.Name), Mode: st.Mode, Ino: max(st.Ino, 1), Off: uint64(i + 1)}, 0
+	return &fuse.DirEntry{Name: e.Name, Mode: st.Mode, Ino: max(st.Ino, 1), Off: uint64(i + 1)}, 0
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
@@ -344,7 +347,7 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 // round trip.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	i := d.pos - 3 // the entry just returned
-	if i < 0 || i >= len(d.entries) || hgfsproto.Escape(d.entries[i].Name) != name {
+	if i < 0 || i >= len(d.entries) || d.entries[i].Name != name {
 		return d.n.Lookup(ctx, name, out)
 	}
 	a := d.entries[i].Attr

@@ -325,21 +325,14 @@ func rctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
 }
 
-// hpath is the node's HGFS path: the mount's base, then each component
-// unescaped back to the host's name.
+// hpath is the node's HGFS path: the mount's base, then the names as the
+// mount shows them (escaped; the client unescapes each component for the
+// wire, so "a!%b" is the host's "a/b", one name).
 func (n *node) hpath() string {
-	rel := n.Path(nil)
-	if rel == "" {
-		return n.fsys.base
-	}
-	parts := strings.Split(rel, "/")
-	for i, p := range parts {
-		parts[i] = hgfsproto.Unescape(p)
-	}
-	return hgfs.Join(n.fsys.base, strings.Join(parts, "/"))
+	return hgfs.Join(n.fsys.base, n.Path(nil))
 }
 
-func (n *node) child(name string) string { return hgfs.Join(n.hpath(), hgfsproto.Unescape(name)) }
+func (n *node) child(name string) string { return hgfs.Join(n.hpath(), name) }
 
 // errno maps a client error for the kernel, logging failures that are
 // not ordinary file-system answers.
@@ -434,12 +427,15 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if n.denied(ctx) {
 		return nil, syscall.EACCES
 	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.ENOENT // no host name is shown as it (see Escape)
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if len(name) > hgfsproto.NameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
-	hname := hgfsproto.Unescape(name)
+	hname := name
 	if n.surelyAbsent(hname) {
 		return nil, syscall.ENOENT
 	}
@@ -649,6 +645,9 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if n.denied(ctx) {
 		return nil, syscall.EACCES
 	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.EINVAL
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -659,7 +658,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err := n.fsys.c.Mkdir(ctx, p, perm); err != nil {
 		return nil, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	ch, errno := n.created(ctx, name, p, hgfsproto.FileTypeDirectory, perm, 0, out)
 	if errno == 0 {
 		// A directory we have just created holds nothing.
@@ -691,6 +690,9 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if n.denied(ctx) {
 		return nil, syscall.EACCES
 	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.EINVAL
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -700,7 +702,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := n.fsys.c.Symlink(ctx, target, p); err != nil {
 		return nil, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	return n.created(ctx, name, p, hgfsproto.FileTypeSymlink, 0o777, uint64(len(target)), out)
 }
 
@@ -721,7 +723,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.fsys.c.Remove(ctx, n.child(name)); err != nil {
 		return n.errno(err)
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
+	n.nameRemoved(name)
 	return 0
 }
 
@@ -737,13 +739,16 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := n.fsys.c.Rmdir(ctx, n.child(name)); err != nil {
 		return n.errno(err)
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
+	n.nameRemoved(name)
 	return 0
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if n.denied(ctx) {
 		return syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(newName) {
+		return syscall.EINVAL
 	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
@@ -761,8 +766,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
 		return n.errno(err)
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
-	np.nameAdded(hgfsproto.Unescape(newName))
+	n.nameRemoved(name)
+	np.nameAdded(newName)
 	// Open files of the moved node (and below it) reopen by the new path
 	// if the host forgets their handles.
 	if child := n.GetChild(name); child != nil {

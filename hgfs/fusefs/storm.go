@@ -195,7 +195,7 @@ func (n *node) stormDeliver(ctx context.Context, s *storm, es []hgfs.DirEntry) b
 		}
 		s.names[e.Name] = true
 		const need = hgfsproto.AttrValidType | hgfsproto.AttrValidSize
-		if e.Attr.Mask&need == need && n.GetChild(hgfsproto.Escape(e.Name)) == nil {
+		if e.Attr.Mask&need == need && n.GetChild(e.Name) == nil {
 			s.attrs[e.Name] = stormEntry{attr: e.Attr, at: now}
 		}
 	}

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,4 +225,113 @@ func TestHGFSUnsafeNoPermissions(t *testing.T) {
 		t.Errorf("uid %d with the checks off: %s (the host decides: it lets the VM read)", nobody, got)
 	}
 	testutil.WaitFor(t, 5e9, "the warning", func() bool { return strings.Contains(e.logs(), "permission checks are off") })
+}
+
+// awkwardNames are names the HGFS escaping must carry unchanged: its
+// substitute, escape and protect characters alone and in sequences,
+// backslash (a separator on Windows hosts), control bytes and UTF-8.
+var awkwardNames = []string{"!", "%", "]", "!%", "]%", "%%", "!]%", "a!%b", "x]%y", "%!%", "back\\slash", "ctl\x01\x1f\x7f", "new\nline", "ünï€😀"}
+
+// TestHGFSAwkwardNames: every awkward name is created, listed, renamed
+// and removed under the same name on the host, through our client and
+// Debian's vmhgfs-fuse alike; a host file of that name is listed as it.
+func TestHGFSAwkwardNames(t *testing.T) {
+	for _, c := range mounters() {
+		t.Run(c.name, func(t *testing.T) {
+			e := newHGFSEnv(t, c)
+			// Made on the host before the mount lists anything.
+			os.Mkdir(filepath.Join(e.share, "fromhost"), 0o755)
+			for _, name := range awkwardNames {
+				os.WriteFile(filepath.Join(e.share, "fromhost", name), []byte("host "+name), 0o644)
+			}
+			mnt := e.mount(t, ".host:/s")
+			listed := dirNames(t, filepath.Join(mnt, "fromhost"))
+			for _, name := range awkwardNames {
+				if !slices.Contains(listed, name) {
+					t.Errorf("host file %q not listed: %q", name, listed)
+				}
+				if b, err := os.ReadFile(filepath.Join(mnt, "fromhost", name)); err != nil || string(b) != "host "+name {
+					t.Errorf("host file %q through the mount: %q %v", name, b, err)
+				}
+				if err := os.Remove(filepath.Join(mnt, "fromhost", name)); err != nil {
+					t.Errorf("remove host file %q: %v", name, err)
+				}
+			}
+			if err := os.Remove(filepath.Join(mnt, "fromhost")); err != nil {
+				t.Errorf("rmdir fromhost: %v (%q left)", err, hostNames(filepath.Join(e.share, "fromhost")))
+			}
+			for _, name := range awkwardNames {
+				p, host := filepath.Join(mnt, name), filepath.Join(e.share, name)
+				if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+					t.Errorf("create %q: %v", name, err)
+					continue
+				}
+				if b, err := os.ReadFile(host); err != nil || string(b) != name {
+					t.Errorf("create %q: the host has %v (%q)", name, err, hostNames(e.share))
+				}
+				if !slices.Contains(dirNames(t, mnt), name) {
+					t.Errorf("%q not listed: %q", name, dirNames(t, mnt))
+				}
+				renamed := "r-" + name + "-r"
+				if err := os.Rename(p, filepath.Join(mnt, renamed)); err != nil {
+					t.Errorf("rename %q: %v", name, err)
+				} else if _, err := os.Stat(filepath.Join(e.share, renamed)); err != nil {
+					t.Errorf("rename %q: the host has %q", name, hostNames(e.share))
+				}
+				if err := os.Remove(filepath.Join(mnt, renamed)); err != nil {
+					t.Errorf("remove %q: %v", renamed, err)
+				}
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Errorf("mkdir %q: %v", name, err)
+				} else if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
+					t.Errorf("mkdir %q: the host has %q", name, hostNames(e.share))
+				}
+				if err := os.Remove(p); err != nil {
+					t.Errorf("rmdir %q: %v", name, err)
+				}
+			}
+			if left := hostNames(e.share); len(left) != 0 {
+				t.Errorf("left on the host: %q", left)
+			}
+		})
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func hostNames(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestHGFSNonCanonicalName: "]]%" would reach the host as "]%" (and be
+// listed so): our client refuses to create it and never finds it.
+func TestHGFSNonCanonicalName(t *testing.T) {
+	e := newHGFSEnv(t, ours)
+	mnt := e.mount(t, ".host:/s")
+	os.WriteFile(filepath.Join(e.share, "]%"), []byte("x"), 0o644)
+	if err := os.WriteFile(filepath.Join(mnt, "]]%"), nil, 0o644); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("create ]]%%: %v, want EINVAL", err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "]]%")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat ]]%%: %v, want ENOENT (the host's ]%% is listed as ]%%)", err)
+	}
+	if got := hostNames(e.share); !slices.Equal(got, []string{"]%"}) {
+		t.Errorf("host has %q", got)
+	}
 }
