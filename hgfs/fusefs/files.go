@@ -157,6 +157,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f, err = n.fsys.c.Open(ctx, p, of)
 	}
 	if err != nil {
+		n.unsure(err, name)
 		return nil, nil, 0, n.errno(err)
 	}
 	n.nameAdded(name)
@@ -219,6 +220,7 @@ func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int
 		got, err = h.f.WriteAt(ctx, data, off)
 	}
 	if err != nil {
+		n.unsure(err)
 		return 0, n.errno(err)
 	}
 	return uint32(got), 0

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -338,7 +339,10 @@ func (n *node) child(name string) string { return hgfs.Join(n.hpath(), name) }
 // not ordinary file-system answers.
 func (n *node) errno(err error) syscall.Errno {
 	e := hgfs.Errno(err)
-	if e == syscall.EIO {
+	var te *hgfs.TransportError
+	if e == syscall.EIO && !errors.As(err, &te) && !errors.Is(err, hgfs.ErrMalformed) {
+		// Transport failures are logged once per outage, and malformed
+		// replies once each, by the client.
 		n.fsys.lg.Warn("hgfs request failed", "err", err)
 	}
 	return e
@@ -553,6 +557,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		s.Atime, s.Mtime = nil, nil
 	}
 	if err := n.fsys.c.Setattr(ctx, n.hpath(), s); err != nil {
+		n.unsure(err)
 		return n.errno(err)
 	}
 	if sizeOK {
@@ -656,6 +661,13 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	p := n.child(name)
 	perm := mode & 0o7777
 	if err := n.fsys.c.Mkdir(ctx, p, perm); err != nil {
+		n.unsure(err, name)
+		if a, ok := n.didCreate(ctx, err, p, hgfsproto.FileTypeDirectory); ok {
+			// The reply was lost, the directory was made: say so, rather
+			// than EIO and a negative entry the kernel still holds.
+			n.nameAdded(name)
+			return n.newChild(ctx, name, a, out), 0
+		}
 		return nil, n.errno(err)
 	}
 	n.nameAdded(name)
@@ -700,6 +712,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	}
 	p := n.child(name)
 	if err := n.fsys.c.Symlink(ctx, target, p); err != nil {
+		n.unsure(err, name)
 		return nil, n.errno(err)
 	}
 	n.nameAdded(name)
@@ -721,7 +734,10 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return syscall.EROFS
 	}
 	if err := n.fsys.c.Remove(ctx, n.child(name)); err != nil {
-		return n.errno(err)
+		n.unsure(err, name)
+		if !n.didRemove(ctx, err, n.child(name)) {
+			return n.errno(err)
+		}
 	}
 	n.nameRemoved(name)
 	return 0
@@ -737,7 +753,10 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.EROFS
 	}
 	if err := n.fsys.c.Rmdir(ctx, n.child(name)); err != nil {
-		return n.errno(err)
+		n.unsure(err, name)
+		if !n.didRemove(ctx, err, n.child(name)) {
+			return n.errno(err)
+		}
 	}
 	n.nameRemoved(name)
 	return 0
@@ -764,6 +783,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	src, dst := n.child(name), np.child(newName)
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
+		n.unsure(err, name)
+		np.unsure(err, newName)
 		return n.errno(err)
 	}
 	n.nameRemoved(name)
@@ -879,4 +900,70 @@ func (n *node) denied(ctx context.Context) bool {
 	}
 	c, ok := fuse.FromContext(ctx)
 	return ok && c.Uid != 0 && c.Uid != f.mounter
+}
+
+// unsure handles a failed request whose outcome is unknown (no reply, or
+// a malformed one; hgfs.Uncertain): the host may have carried it out, so
+// everything it could have changed is forgotten, here and in the kernel.
+// For the directory n: its known names and listing, and the entries of
+// names (what the request created, removed or renamed); for each
+// existing child of those names, and for n itself when names is empty
+// (a setattr or write), the attributes and cached data. The kernel is
+// told in the background: a notification sent while the kernel waits
+// for this request could deadlock on the locks it holds.
+func (n *node) unsure(err error, names ...string) {
+	if !hgfs.Uncertain(err) {
+		return
+	}
+	forgetAttr := func(c *node) {
+		c.mu.Lock()
+		c.attr, c.attrAt = hgfs.Attr{}, time.Time{}
+		c.lastSize, c.lastMod = 0, 0
+		c.mu.Unlock()
+	}
+	if len(names) == 0 {
+		forgetAttr(n)
+		n.fsys.bg.Go(func() { n.NotifyContent(0, 0) })
+		return
+	}
+	n.mu.Lock()
+	n.names, n.folded, n.namesAt = nil, nil, time.Time{}
+	n.listedAt = time.Time{}
+	n.mu.Unlock()
+	forgetAttr(n)
+	for _, name := range names {
+		n.stormForget(name)
+		if ch := n.GetChild(name); ch != nil {
+			c := ch.Operations().(*node)
+			forgetAttr(c)
+			c.mu.Lock()
+			c.names, c.folded, c.listedAt = nil, nil, time.Time{}
+			c.mu.Unlock()
+		}
+		n.fsys.bg.Go(func() { n.NotifyEntry(name) })
+	}
+	n.fsys.bg.Go(func() { n.NotifyContent(0, 0) })
+}
+
+// didCreate asks the host, after a create whose reply was lost or
+// malformed, whether the object is there now with type typ (then the
+// request was carried out); any doubt is a no.
+func (n *node) didCreate(ctx context.Context, err error, p string, typ uint32) (hgfs.Attr, bool) {
+	if !hgfs.Uncertain(err) {
+		return hgfs.Attr{}, false
+	}
+	a, _, gerr := n.fsys.c.Getattr(ctx, p)
+	return a, gerr == nil && a.Type == typ
+}
+
+// didRemove asks the host, after a removal whose reply was lost or
+// malformed, whether the name is gone now (then the request was carried
+// out).
+func (n *node) didRemove(ctx context.Context, err error, p string) bool {
+	if !hgfs.Uncertain(err) {
+		return false
+	}
+	_, _, gerr := n.fsys.c.Getattr(ctx, p)
+	s, ok := hgfs.StatusOf(gerr)
+	return ok && hgfs.StatusErrno(s) == syscall.ENOENT
 }

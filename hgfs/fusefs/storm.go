@@ -303,3 +303,18 @@ func (n *node) stormChanged(name string, present bool) {
 	}
 	s.mu.Unlock()
 }
+
+// stormForget marks name as changed in a storm listing without claiming
+// it is there or not (after a request whose outcome is unknown).
+func (n *node) stormForget(name string) {
+	n.mu.Lock()
+	s := n.storm
+	n.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.changed[name] = true
+	delete(s.attrs, name)
+	s.mu.Unlock()
+}

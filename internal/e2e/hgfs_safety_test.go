@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
 	"github.com/govmtools/govmtools/internal/testutil"
@@ -333,5 +335,171 @@ func TestHGFSNonCanonicalName(t *testing.T) {
 	}
 	if got := hostNames(e.share); !slices.Equal(got, []string{"]%"}) {
 		t.Errorf("host has %q", got)
+	}
+}
+
+// errnoOf is the errno an application sees for err (0 for none).
+func errnoOf(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return syscall.Errno(1 << 20) // not an errno at all
+}
+
+// onlyEIOOrENOENT fails unless err is nil, EIO or ENOENT.
+func onlyEIOOrENOENT(t *testing.T, what string, err error) {
+	t.Helper()
+	if e := errnoOf(err); e != 0 && e != syscall.EIO && e != syscall.ENOENT {
+		t.Errorf("%s: %v (errno %d), want only EIO or ENOENT", what, err, e)
+	}
+}
+
+// TestHGFSFaultsNoStaleEntries runs the four fault runs against our
+// client: a mangled CREATE_DIR reply (the directory was made), the VMX
+// killed during a write, the share disabled, and the HGFS server
+// restarted. Applications see only EIO or ENOENT, nothing stale stays
+// cached, and the outage is logged once with its cause.
+func TestHGFSFaultsNoStaleEntries(t *testing.T) {
+	testutil.RequireFUSE(t)
+	share := t.TempDir()
+	sim := testutil.StartSim(t, "--share", "s="+share)
+	log := filepath.Join(t.TempDir(), "client.log")
+	m := hgfswork.Ours(sim.Bin, sim.Dir, log)
+	mnt := t.TempDir()
+	if err := m.Mount(t.Context(), ".host:/s", mnt); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := hgfswork.Unmount(mnt); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("client log:\n%s", b)
+		}
+	})
+	ctl := func(args ...string) {
+		t.Helper()
+		if _, errOut, code := testutil.RunBinary(t, filepath.Join(sim.Bin, "vmxsim"), append([]string{"ctl", "--dir", sim.Dir}, args...)...); code != 0 {
+			t.Fatalf("vmxsim ctl %v: %s", args, errOut)
+		}
+	}
+
+	// 1. A mangled CREATE_DIR reply: the host made the directory. Its
+	// absence was known (a listing and a negative lookup) before.
+	os.ReadDir(mnt)
+	d := filepath.Join(mnt, "d")
+	if _, err := os.Stat(d); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("stat before: %v", err)
+	}
+	ctl("hgfs", "fault", "truncate", "1", "CREATE_DIR_V3")
+	// The client asks the host whether the directory was made: success
+	// (it was), or EIO when it cannot tell.
+	err := os.Mkdir(d, 0o755)
+	if e := errnoOf(err); e != 0 && e != syscall.EIO {
+		t.Fatalf("mkdir with a mangled reply: %v, want success or EIO", err)
+	}
+	if fi, err := os.Stat(filepath.Join(share, "d")); err != nil || !fi.IsDir() {
+		t.Fatalf("the host did not make the directory: %v", err)
+	}
+	// At once, no waiting out a cache: the directory is there.
+	if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+		t.Errorf("stat right after the mangled mkdir: %v (a stale negative entry)", err)
+	}
+	if err := os.Mkdir(d, 0o755); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("mkdir again: %v, want EEXIST", err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "f"), []byte("in d"), 0o644); err != nil {
+		t.Errorf("create in the directory: %v", err)
+	}
+	if !slices.Contains(dirNames(t, mnt), "d") {
+		t.Errorf("listing lacks d: %q", dirNames(t, mnt))
+	}
+
+	// A mangled DELETE_DIR reply: the directory is gone at once.
+	os.Mkdir(filepath.Join(d, "sub"), 0o755)
+	ctl("hgfs", "fault", "truncate", "1", "DELETE_DIR_V3")
+	err = os.Remove(filepath.Join(d, "sub"))
+	onlyEIOOrENOENT(t, "rmdir with a mangled reply", err)
+	if _, err := os.Stat(filepath.Join(d, "sub")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat after the mangled rmdir: %v, want ENOENT (the host removed it)", err)
+	}
+
+	// 2. The share disabled: ENOENT (or EIO), then back.
+	ctl("share", "disable", "s")
+	_, err = os.Stat(filepath.Join(d, "f"))
+	onlyEIOOrENOENT(t, "stat on a disabled share", err)
+	_, err = os.ReadFile(filepath.Join(d, "f"))
+	onlyEIOOrENOENT(t, "read on a disabled share", err)
+	err = os.WriteFile(filepath.Join(mnt, "new-while-disabled"), nil, 0o644)
+	onlyEIOOrENOENT(t, "create on a disabled share", err)
+	ctl("share", "enable", "s")
+	if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != "in d" {
+		t.Errorf("after the share came back: %q %v", b, err)
+	}
+
+	// 3. The HGFS server restarted: at most one EIO, then it works.
+	ctl("hgfs", "restart")
+	_, err = os.ReadDir(d)
+	onlyEIOOrENOENT(t, "readdir after an HGFS restart", err)
+	if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != "in d" {
+		t.Errorf("after the HGFS restart: %q %v", b, err)
+	}
+
+	// 4. The VMX killed during a write, then back.
+	f, err := os.OpenFile(filepath.Join(mnt, "w"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := bytes.Repeat([]byte("x"), 64<<10)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := f.Write(block); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	sim.Stop(t)
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the write did not fail once the VMX was gone")
+	}
+	if errnoOf(werr) != syscall.EIO {
+		t.Errorf("write while the VMX is gone: %v, want EIO", werr)
+	}
+	for i := range 3 {
+		_, err := os.Stat(filepath.Join(mnt, fmt.Sprintf("gone-%d", i)))
+		onlyEIOOrENOENT(t, "stat while the VMX is gone", err)
+		_, err = os.ReadDir(d)
+		onlyEIOOrENOENT(t, "readdir while the VMX is gone", err)
+	}
+	testutil.StartSimDir(t, sim.Dir, "--share", "s="+share)
+	testutil.WaitFor(t, 20*time.Second, "the mount to work again", func() bool {
+		b, err := os.ReadFile(filepath.Join(d, "f"))
+		return err == nil && string(b) == "in d"
+	})
+	if err := os.WriteFile(filepath.Join(mnt, "after"), []byte("ok"), 0o644); err != nil {
+		t.Errorf("write after the VMX came back: %v", err)
+	}
+	// The host's size, not a stale one, once the VMX is back.
+	hostSize := must(os.Stat(filepath.Join(share, "w"))).Size()
+	if fi, err := os.Stat(filepath.Join(mnt, "w")); err != nil || fi.Size() != hostSize {
+		t.Errorf("w on the mount: %v %v, the host has %d bytes", fi.Size(), err, hostSize)
+	}
+	b, _ := os.ReadFile(log)
+	if n := strings.Count(string(b), "cannot reach the host"); n != 1 {
+		t.Errorf("the outage logged %d times, want once:\n%s", n, b)
+	} else if !strings.Contains(string(b), "connection refused") && !strings.Contains(string(b), "no such file") {
+		t.Errorf("the outage's cause is not in the log:\n%s", b)
 	}
 }
