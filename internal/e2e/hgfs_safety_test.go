@@ -499,7 +499,8 @@ func TestHGFSFaultsNoStaleEntries(t *testing.T) {
 	b, _ := os.ReadFile(log)
 	if n := strings.Count(string(b), "cannot reach the host"); n != 1 {
 		t.Errorf("the outage logged %d times, want once:\n%s", n, b)
-	} else if !strings.Contains(string(b), "connection refused") && !strings.Contains(string(b), "no such file") {
+	} else if i := strings.Index(string(b), "cannot reach the host"); !strings.Contains(strings.SplitN(string(b[i:]), "\n", 2)[0], `err="`) {
+		// The cause depends on when the VMX died: refused, reset, gone.
 		t.Errorf("the outage's cause is not in the log:\n%s", b)
 	}
 }
