@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -269,33 +270,14 @@ func dumpLinks(s *nl.NetlinkSocket) ([]Link, error) {
 	if err := s.Send(req); err != nil {
 		return nil, err
 	}
-	var links []Link
-	var interrupted error
+	var d linkDump
 	for {
 		msgs, _, err := s.Receive()
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != req.Seq {
-				continue // a late answer to an abandoned dump
-			}
-			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = netlink.ErrDumpInterrupted
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if errno := int32(nl.NativeEndian().Uint32(m.Data)); errno < 0 {
-						return nil, unix.Errno(-errno)
-					}
-				}
-				return links, interrupted
-			case unix.RTM_NEWLINK:
-				if l, ok := parseLink(m.Data); ok {
-					links = append(links, l)
-				}
-			}
+		if done, err := d.add(msgs, req.Seq); done || err != nil {
+			return d.links, err
 		}
 	}
 }
@@ -363,3 +345,38 @@ func cString(b []byte) string {
 // nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
 // attribute type (NLA_TYPE_MASK).
 const nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+
+// linkDump collects the answers to one RTM_GETLINK dump.
+type linkDump struct {
+	links       []Link
+	interrupted error
+}
+
+// add takes one batch of messages of the dump with sequence number seq;
+// done reports the end of the dump, err a failed or inconsistent one
+// (netlink.ErrDumpInterrupted, with the links).
+func (d *linkDump) add(msgs []syscall.NetlinkMessage, seq uint32) (done bool, err error) {
+	for _, m := range msgs {
+		if m.Header.Seq != seq {
+			continue // a late answer to an abandoned dump
+		}
+		if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+			d.interrupted = netlink.ErrDumpInterrupted
+		}
+		switch m.Header.Type {
+		case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+			if len(m.Data) >= 4 {
+				if errno := int32(nl.NativeEndian().Uint32(m.Data)); errno < 0 {
+					d.links = nil
+					return true, unix.Errno(-errno)
+				}
+			}
+			return true, d.interrupted
+		case unix.RTM_NEWLINK:
+			if l, ok := parseLink(m.Data); ok {
+				d.links = append(d.links, l)
+			}
+		}
+	}
+	return false, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func (s *System) Uptime() (int64, error) {
 	}
 	whole, frac, _ := strings.Cut(f[0], ".")
 	sec, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || sec < 0 {
+	if err != nil || sec < 0 || sec > math.MaxInt64/100-1 { // hundredths must fit
 		return 0, fmt.Errorf("guestinfo: uptime: bad /proc/uptime %q", f[0])
 	}
 	frac = (frac + "00")[:2]

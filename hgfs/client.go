@@ -26,8 +26,11 @@ type Config struct {
 
 // Client is an HGFS client over one transport.
 type Client struct {
-	tr     Transport
-	lg     *slog.Logger
+	tr Transport
+	lg *slog.Logger
+	// down is set while the transport fails (the VMX restarting, the
+	// channel gone), so the outage is logged once.
+	down   atomic.Bool
 	askMax uint32
 	ids    atomic.Uint32
 	stats  stats
@@ -283,7 +286,15 @@ func (c *Client) roundTrip(ctx context.Context, op hgfsproto.Op, build func([]by
 	}
 	if err != nil {
 		c.stats.record(op, time.Since(start), true)
-		return nil, gen, 0, err
+		if ctx.Err() == nil && !c.down.Swap(true) {
+			// Once per outage: every operation fails with EIO until a
+			// reply comes again.
+			c.lg.Warn("hgfs: cannot reach the host; operations fail with EIO until it answers again", "op", op, "err", err)
+		}
+		return nil, gen, 0, &TransportError{Err: err}
+	}
+	if c.down.Swap(false) {
+		c.lg.Info("hgfs: the host answers again")
 	}
 	r, err := hgfsproto.ParseReply(raw)
 	if err == nil && r.ID != id {
@@ -308,7 +319,7 @@ func (c *Client) malformed(op hgfsproto.Op, path string, err error) error {
 }
 
 // cpName converts a client path ("share/dir/name", components as the
-// host names them) to a by-name FileName.
+// guest shows them, escaped) to a by-name FileName; see hgfsproto.CPName.
 func cpName(path string) hgfsproto.FileName {
 	return hgfsproto.PathName(hgfsproto.CPName(path))
 }

@@ -77,19 +77,34 @@ func StatusErrno(s hgfsproto.Status) syscall.Errno {
 	return syscall.EIO
 }
 
+// TransportError is a request that got no reply: the channel to the VMX
+// failed (ECONNREFUSED while it restarts, a reset, shared folders
+// disabled). Whether the host carried the request out is unknown.
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return "transport: " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Uncertain reports whether err leaves unknown whether the host carried
+// the request out: no reply (TransportError), or a reply that did not
+// decode (ErrMalformed). Caches must then forget what the request could
+// have changed.
+func Uncertain(err error) bool {
+	var te *TransportError
+	return errors.As(err, &te) || errors.Is(err, ErrMalformed)
+}
+
 // Errno maps any error of this package to an errno for the kernel: host
 // statuses by StatusErrno, interrupted calls EINTR, everything else
 // (malformed replies, transport failures, shared folders disabled) EIO.
+// The errno of a failed transport (ECONNREFUSED, say) never reaches
+// applications: it is not one a file system returns.
 func Errno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
 	if s, ok := StatusOf(err); ok {
 		return StatusErrno(s)
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
 	}
 	if errors.Is(err, context.Canceled) {
 		return syscall.EINTR

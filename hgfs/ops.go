@@ -152,7 +152,7 @@ func (c *Client) Statfs(ctx context.Context, path string) (free, total uint64, e
 
 // DirEntry is one directory entry with its attributes.
 type DirEntry struct {
-	Name string // as the host names it
+	Name string // as a guest directory shows it (hgfsproto.Escape of the host's name)
 	Attr Attr
 }
 
@@ -273,7 +273,7 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 		batch = batch[:0]
 		for _, e := range r.entries {
 			if n := string(e.Name); n != "." && n != ".." {
-				batch = append(batch, DirEntry{Name: n, Attr: e.Attr})
+				batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
 			}
 		}
 		if len(batch) > 0 && !deliver(batch) {
@@ -295,7 +295,8 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 	}
 }
 
-// Shares lists the share names (the virtual root's entries).
+// Shares lists the share names as the host names them (unescaped;
+// ReadDir's names are escaped as a guest directory shows them).
 func (c *Client) Shares(ctx context.Context) ([]string, error) {
 	entries, err := c.ReadDir(ctx, "")
 	if err != nil {
@@ -303,7 +304,7 @@ func (c *Client) Shares(ctx context.Context) ([]string, error) {
 	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
-		names[i] = e.Name
+		names[i] = hgfsproto.Unescape(e.Name)
 	}
 	return names, nil
 }

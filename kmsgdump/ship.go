@@ -337,10 +337,11 @@ func (d *Dumper) dispose(rec *SavedRecord) error {
 	case Keep:
 		return nil
 	case Archive:
-		dir := filepath.Join(d.store.Dir, "archive")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		dir, err := d.store.dir.subdir("archive")
+		if err != nil {
 			return fmt.Errorf("kmsgdump: archive: %w", err)
 		}
+		defer dir.close()
 		for _, f := range rec.Files {
 			b, err := os.ReadFile(f)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -354,8 +355,8 @@ func (d *Dumper) dispose(rec *SavedRecord) error {
 				name = filepath.Base(filepath.Dir(f)) + "-" + name
 			}
 			stamp := rec.Time.UTC().Format("20060102T150405Z")
-			if err := writeFileDurably(filepath.Join(dir, stamp+"-"+name), b, 0o600); err != nil {
-				return err
+			if err := dir.writeFile(stamp+"-"+name, b, 0o600); err != nil {
+				return fmt.Errorf("kmsgdump: archive: %w", err)
 			}
 		}
 		pruneArchive(dir)
@@ -383,20 +384,20 @@ func (d *Dumper) after(rec *SavedRecord) Disposition {
 
 // pruneArchive keeps the newest maxArchive files (names start with the
 // record's time, so name order is age order).
-func pruneArchive(dir string) {
-	ents, err := os.ReadDir(dir)
+func pruneArchive(dir *secureDir) {
+	all, err := dir.names()
 	if err != nil {
 		return
 	}
 	var names []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-			names = append(names, e.Name())
+	for _, n := range all {
+		if !strings.HasPrefix(n, ".") {
+			names = append(names, n)
 		}
 	}
 	slices.Sort(names)
 	for len(names) > maxArchive {
-		os.Remove(filepath.Join(dir, names[0]))
+		dir.remove(names[0])
 		names = names[1:]
 	}
 }

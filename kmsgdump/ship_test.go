@@ -384,7 +384,7 @@ func TestDecompressSamples(t *testing.T) {
 
 func TestCounterFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c")
-	c, err := openCounter(path)
+	c, err := openCounterPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestCounterFile(t *testing.T) {
 		}
 	}
 	c.close()
-	c, _ = openCounter(path)
+	c, _ = openCounterPath(path)
 	if k, n, tok := c.get(); k != "key" || n != 299 || tok != "" {
 		t.Fatalf("reopened %q %d %q", k, n, tok)
 	}
@@ -406,7 +406,7 @@ func TestCounterFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.close()
-	c, _ = openCounter(path)
+	c, _ = openCounterPath(path)
 	if k, n, got := c.get(); k != "saved:p0123456789abcdef0123456789abcdef" || n != 1<<40 || got != tok {
 		t.Fatalf("reopened %q %d %q", k, n, got)
 	}
@@ -420,7 +420,7 @@ func TestCounterFile(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	b[10] ^= 1
 	os.WriteFile(path, b, 0o600)
-	c, _ = openCounter(path)
+	c, _ = openCounterPath(path)
 	if k, n, tok := c.get(); k != "" || n != 0 || tok != "" {
 		t.Fatalf("corrupt counter read as %q %d %q", k, n, tok)
 	}
@@ -465,7 +465,7 @@ func FuzzParseCounter(f *testing.F) {
 		if !ok {
 			return
 		}
-		c, err := openCounter(filepath.Join(t.TempDir(), "c"))
+		c, err := openCounterPath(filepath.Join(t.TempDir(), "c"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +473,7 @@ func FuzzParseCounter(f *testing.F) {
 		if err := c.set(key, n, token); err != nil {
 			return // parsed, but not writable (say, a key over 80 bytes)
 		}
-		c2, _ := openCounter(c.path)
+		c2, _ := openCounterPath(c.path)
 		defer c2.close()
 		if k, m, tok := c2.get(); k != key || m != n || tok != token {
 			t.Fatalf("%q %d %q read back as %q %d %q", key, n, token, k, m, tok)

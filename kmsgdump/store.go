@@ -43,6 +43,7 @@ import (
 // Shipper.Settle and the package documentation).
 type Store struct {
 	Dir string
+	dir *secureDir
 
 	mu       sync.Mutex
 	state    State
@@ -82,12 +83,24 @@ type Boot struct {
 const maxBoots = 64
 
 // OpenStore opens (creating) the state directory and loads its state.
+// The directory must be owned by this process's user (root, for the
+// daemon) with mode 0700, and every file in it is opened without
+// following symlinks (see secureDir): the daemon writes there as root.
 func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	sd, err := openSecureDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("kmsgdump: state directory: %w", err)
 	}
-	s := &Store{Dir: dir}
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	s, err := openStore(dir, sd)
+	if err != nil {
+		sd.close()
+	}
+	return s, err
+}
+
+func openStore(dir string, sd *secureDir) (*Store, error) {
+	s := &Store{Dir: dir, dir: sd}
+	b, err := sd.readFile("state.json")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -101,19 +114,19 @@ func OpenStore(dir string) (*Store, error) {
 		s.state.Shipped = map[string]*ShippedRecord{}
 	}
 	s.state.Version = 1
-	if s.progress, err = openCounter(filepath.Join(dir, "progress")); err != nil {
+	if s.progress, err = openCounter(sd, "progress"); err != nil {
 		return nil, err
 	}
-	if s.cursor, err = openCounter(filepath.Join(dir, "cursor")); err != nil {
+	if s.cursor, err = openCounter(sd, "cursor"); err != nil {
 		s.progress.close()
 		return nil, err
 	}
-	if s.inflight, err = openCounter(filepath.Join(dir, "inflight")); err != nil {
+	if s.inflight, err = openCounter(sd, "inflight"); err != nil {
 		s.progress.close()
 		s.cursor.close()
 		return nil, err
 	}
-	if s.channel, err = openCounter(filepath.Join(dir, "channel")); err != nil {
+	if s.channel, err = openCounter(sd, "channel"); err != nil {
 		s.progress.close()
 		s.cursor.close()
 		s.inflight.close()
@@ -124,7 +137,7 @@ func OpenStore(dir string) (*Store, error) {
 
 // Close releases the counter files.
 func (s *Store) Close() error {
-	return errors.Join(s.progress.close(), s.cursor.close(), s.inflight.close(), s.channel.close())
+	return errors.Join(s.progress.close(), s.cursor.close(), s.inflight.close(), s.channel.close(), s.dir.close())
 }
 
 // Update changes the state in memory under the store's lock; Save writes it.
@@ -150,7 +163,10 @@ func (s *Store) Save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurably(filepath.Join(s.Dir, "state.json"), append(b, '\n'), 0o600)
+	if err := s.dir.writeFile("state.json", append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("kmsgdump: %w", err)
+	}
+	return nil
 }
 
 // NoteBoot adds the current boot to the history (once); Save writes it.
@@ -237,12 +253,12 @@ type counterFile struct {
 
 const counterSize = 200
 
-func openCounter(path string) (*counterFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func openCounter(d *secureDir, name string) (*counterFile, error) {
+	f, err := d.open(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("kmsgdump: %w", err)
 	}
-	c := &counterFile{path: path, f: f}
+	c := &counterFile{path: f.Name(), f: f}
 	buf := make([]byte, counterSize)
 	n, _ := f.ReadAt(buf, 0)
 	c.key, c.n, c.token, _ = parseCounter(buf[:n])
@@ -308,46 +324,3 @@ func counterWord(s string) bool {
 }
 
 func (c *counterFile) close() error { return c.f.Close() }
-
-// writeFileDurably replaces path with data so that after a crash path
-// holds either the old or the new content, and the new one once it
-// returns.
-func writeFileDurably(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("kmsgdump: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kmsgdump: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kmsgdump: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kmsgdump: fsync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("kmsgdump: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("kmsgdump: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("kmsgdump: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("kmsgdump: fsync %s: %w", dir, err)
-	}
-	return nil
-}

@@ -3,6 +3,7 @@ package systemd
 import (
 	"bufio"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -50,8 +51,16 @@ func TestHGFSMountUnits(t *testing.T) {
 	one(t, m, "Mount", "What", ".host:/")
 	one(t, m, "Mount", "Type", "fuse.vmhgfs-fuse")
 	one(t, m, "Unit", "ConditionVirtualization", "vmware")
-	if o := m["Mount"]["Options"]; len(o) != 1 || !strings.Contains(o[0], "allow_other") {
-		t.Errorf("Options %q lack allow_other", o)
+	o := m["Mount"]["Options"]
+	if len(o) != 1 {
+		t.Fatalf("Options %q: want one line", o)
+	}
+	// Every local user may reach /mnt/hgfs, so the kernel must check the
+	// modes: default_permissions, and never the unsafe opt-out.
+	opts := strings.Split(o[0], ",")
+	if !slices.Contains(opts, "allow_other") || !slices.Contains(opts, "default_permissions") ||
+		slices.ContainsFunc(opts, func(s string) bool { return strings.HasPrefix(s, "unsafe") }) {
+		t.Errorf("Options %q: want allow_other and default_permissions, no unsafe option", o)
 	}
 	a := parseUnit(t, "mnt-hgfs.automount")
 	one(t, a, "Automount", "Where", "/mnt/hgfs")

@@ -42,10 +42,16 @@ ready and keeps serving it in the background.
   --log-file F    where the background process logs (default: nowhere)
 
 Options: uid=N gid=N umask=OOO fmask=OOO dmask=OOO allow_other allow_root
-  default_permissions ro rw attr_timeout=S entry_timeout=S (default 1)
+  default_permissions unsafe_no_default_permissions ro rw attr_timeout=S entry_timeout=S (default 1)
   cache=none|auto|always max_read=N max_write=N (default: the size the
   host negotiates) fsname=NAME subtype=NAME; generic mount options
   (defaults, nodev, nosuid, noatime, _netdev, nofail, x-*, ...) are accepted.
+
+allow_other lets every local user reach the mount, allow_root root and the
+mounting user; either turns on default_permissions (the kernel checks the
+modes and owners the mount shows, after uid=, gid= and the masks) unless
+unsafe_no_default_permissions is given, which lets every such user read,
+change and delete whatever the host lets the VM reach.
 
 SIGUSR1 logs the per-operation HGFS round trips and latencies.
 `

@@ -101,14 +101,15 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		return cmdutil.OneShot(ctx, cli.Name, tr.DialRPCIOneShot, []byte(a.cmd), logger, stdout, stderr)
 	}
 	cfg := daemon.Config{
-		Mode:        mode,
-		Simulated:   simulated,
-		ConfigPath:  a.config,
-		ConfDir:     a.confDir,
-		PowerRunner: a.powerRunner,
-		VMXLog:      a.vmxLog,
-		Getenv:      getenv,
-		Stderr:      stderr,
+		Mode:           mode,
+		Simulated:      simulated,
+		ConfigPath:     a.config,
+		ConfigRequired: a.config != "",
+		ConfDir:        a.confDir,
+		PowerRunner:    a.powerRunner,
+		VMXLog:         a.vmxLog,
+		Getenv:         getenv,
+		Stderr:         stderr,
 	}
 	if cfg.ConfigPath == "" {
 		cfg.ConfigPath = strings.TrimSuffix(a.confDir, "/") + "/tools.conf"

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "-version", "--version", "version":
-		fmt.Fprintln(stdout, "vmxsim (govmtools) "+version.Version)
+		fmt.Fprintln(stdout, "vmxsim (govmtools) "+version.String())
 		return 0
 	}
 	cmd, ok := commands[args[0]]

@@ -8,6 +8,10 @@
 // identity follows the host's inode number, so a file replaced on the
 // host (mv new old) is a new inode to the kernel and never shows stale
 // data. Truncations and appends invalidate the kernel's copy of the file.
+// Names are shown escaped as open-vm-tools' client shows them (a host
+// "a/b" is "a!%b"; see hgfsproto.Escape) and reach the host as the same
+// name; a name that is not the escaped form of any host name ("]]%") is
+// refused (EINVAL) rather than created under another name.
 // Permission bits pass through uid=, gid=, umask=, fmask= and dmask=; see
 // Options.
 //

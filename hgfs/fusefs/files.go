@@ -81,6 +81,9 @@ func (n *node) track(h *fileHandle) {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, 0, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly && writes(flags) {
@@ -133,6 +136,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // kernel's negative entry was stale) and the caller did not ask for
 // O_EXCL, the file is opened the way open(2) asked.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, nil, 0, syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, nil, 0, syscall.EINVAL // it would reach the host as another name
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -148,9 +157,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f, err = n.fsys.c.Open(ctx, p, of)
 	}
 	if err != nil {
+		n.unsure(err, name)
 		return nil, nil, 0, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}
 	var child *fs.Inode
 	var errno syscall.Errno
@@ -210,6 +220,7 @@ func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int
 		got, err = h.f.WriteAt(ctx, data, off)
 	}
 	if err != nil {
+		n.unsure(err)
 		return 0, n.errno(err)
 	}
 	return uint32(got), 0
@@ -255,6 +266,9 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, 0, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	switch n.fsys.opts.Cache {
@@ -323,7 +337,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	e := d.entries[i-2]
 	st := stable(e.Attr)
-	return &fuse.DirEntry{Name: hgfsproto.Escape(e.Name), Mode: st.Mode, Ino: max(st.Ino, 1), Off: uint64(i + 1)}, 0
+	return &fuse.DirEntry{Name: e.Name, Mode: st.Mode, Ino: max(st.Ino, 1), Off: uint64(i + 1)}, 0
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
@@ -335,7 +349,7 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 // round trip.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	i := d.pos - 3 // the entry just returned
-	if i < 0 || i >= len(d.entries) || hgfsproto.Escape(d.entries[i].Name) != name {
+	if i < 0 || i >= len(d.entries) || d.entries[i].Name != name {
 		return d.n.Lookup(ctx, name, out)
 	}
 	a := d.entries[i].Attr

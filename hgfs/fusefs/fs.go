@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,7 +26,10 @@ type FS struct {
 	c    *hgfs.Client
 	base string // HGFS path of the mount's root ("" = all shares)
 	opts Options
-	lg   *slog.Logger
+	// mounter is the uid that mounted; with allow_root only it and root
+	// are served.
+	mounter uint32
+	lg      *slog.Logger
 	// attrTimeout, entryTimeout and negTimeout are the effective kernel
 	// timeouts.
 	attrTimeout, entryTimeout, negTimeout time.Duration
@@ -239,7 +243,10 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	f := &FS{c: c, base: strings.Trim(base, "/"), opts: opts, lg: lg, open: map[*fileHandle]struct{}{}}
+	f := &FS{c: c, base: strings.Trim(base, "/"), opts: opts, lg: lg, open: map[*fileHandle]struct{}{}, mounter: uint32(os.Getuid())}
+	if (opts.AllowOther || opts.AllowRoot) && opts.UnsafeNoPermissions && !opts.DefaultPermissions {
+		lg.Warn("permission checks are off: every local user who can reach the mount can read, change and delete its files", "option", UnsafeNoPermissionsOption)
+	}
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	attr, entry := opts.AttrTimeout, opts.EntryTimeout
 	switch opts.Cache {
@@ -266,7 +273,9 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		maxWrite = min(maxWrite, opts.MaxRead)
 	}
 	mo := fuse.MountOptions{
-		AllowOther:   opts.AllowOther,
+		// allow_root needs the kernel's allow_other; the requests of
+		// other users are then refused here (callerAllowed).
+		AllowOther:   opts.AllowOther || opts.AllowRoot,
 		FsName:       opts.FsName,
 		Name:         opts.Subtype,
 		MaxWrite:     maxWrite,
@@ -280,7 +289,7 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		// itself.
 		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV,
 	}
-	if opts.DefaultPermissions {
+	if opts.Permissions() {
 		mo.Options = append(mo.Options, "default_permissions")
 	}
 	if opts.ReadOnly {
@@ -317,27 +326,23 @@ func rctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
 }
 
-// hpath is the node's HGFS path: the mount's base, then each component
-// unescaped back to the host's name.
+// hpath is the node's HGFS path: the mount's base, then the names as the
+// mount shows them (escaped; the client unescapes each component for the
+// wire, so "a!%b" is the host's "a/b", one name).
 func (n *node) hpath() string {
-	rel := n.Path(nil)
-	if rel == "" {
-		return n.fsys.base
-	}
-	parts := strings.Split(rel, "/")
-	for i, p := range parts {
-		parts[i] = hgfsproto.Unescape(p)
-	}
-	return hgfs.Join(n.fsys.base, strings.Join(parts, "/"))
+	return hgfs.Join(n.fsys.base, n.Path(nil))
 }
 
-func (n *node) child(name string) string { return hgfs.Join(n.hpath(), hgfsproto.Unescape(name)) }
+func (n *node) child(name string) string { return hgfs.Join(n.hpath(), name) }
 
 // errno maps a client error for the kernel, logging failures that are
 // not ordinary file-system answers.
 func (n *node) errno(err error) syscall.Errno {
 	e := hgfs.Errno(err)
-	if e == syscall.EIO {
+	var te *hgfs.TransportError
+	if e == syscall.EIO && !errors.As(err, &te) && !errors.Is(err, hgfs.ErrMalformed) {
+		// Transport failures are logged once per outage, and malformed
+		// replies once each, by the client.
 		n.fsys.lg.Warn("hgfs request failed", "err", err)
 	}
 	return e
@@ -423,12 +428,18 @@ func (n *node) newChildAt(ctx context.Context, name string, a hgfs.Attr, t time.
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.ENOENT // no host name is shown as it (see Escape)
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if len(name) > hgfsproto.NameMax {
 		return nil, syscall.ENAMETOOLONG
 	}
-	hname := hgfsproto.Unescape(name)
+	hname := name
 	if n.surelyAbsent(hname) {
 		return nil, syscall.ENOENT
 	}
@@ -469,6 +480,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	a, _, err := n.fsys.c.Getattr(ctx, n.hpath())
@@ -488,6 +502,9 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -540,6 +557,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		s.Atime, s.Mtime = nil, nil
 	}
 	if err := n.fsys.c.Setattr(ctx, n.hpath(), s); err != nil {
+		n.unsure(err)
 		return n.errno(err)
 	}
 	if sizeOK {
@@ -594,6 +612,9 @@ func (n *node) invalidate() {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	a, target, err := n.fsys.c.Getattr(ctx, n.hpath())
@@ -607,6 +628,9 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	free, total, err := n.fsys.c.Statfs(ctx, n.hpath())
@@ -623,6 +647,12 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.EINVAL
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -631,9 +661,16 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	p := n.child(name)
 	perm := mode & 0o7777
 	if err := n.fsys.c.Mkdir(ctx, p, perm); err != nil {
+		n.unsure(err, name)
+		if a, ok := n.didCreate(ctx, err, p, hgfsproto.FileTypeDirectory); ok {
+			// The reply was lost, the directory was made: say so, rather
+			// than EIO and a negative entry the kernel still holds.
+			n.nameAdded(name)
+			return n.newChild(ctx, name, a, out), 0
+		}
 		return nil, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	ch, errno := n.created(ctx, name, p, hgfsproto.FileTypeDirectory, perm, 0, out)
 	if errno == 0 {
 		// A directory we have just created holds nothing.
@@ -662,6 +699,12 @@ func (n *node) created(ctx context.Context, name, p string, typ uint32, perm uin
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if n.denied(ctx) {
+		return nil, syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(name) {
+		return nil, syscall.EINVAL
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -669,9 +712,10 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	}
 	p := n.child(name)
 	if err := n.fsys.c.Symlink(ctx, target, p); err != nil {
+		n.unsure(err, name)
 		return nil, n.errno(err)
 	}
-	n.nameAdded(hgfsproto.Unescape(name))
+	n.nameAdded(name)
 	return n.created(ctx, name, p, hgfsproto.FileTypeSymlink, 0o777, uint64(len(target)), out)
 }
 
@@ -681,32 +725,50 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
 	if err := n.fsys.c.Remove(ctx, n.child(name)); err != nil {
-		return n.errno(err)
+		n.unsure(err, name)
+		if !n.didRemove(ctx, err, n.child(name)) {
+			return n.errno(err)
+		}
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
+	n.nameRemoved(name)
 	return 0
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
 	if err := n.fsys.c.Rmdir(ctx, n.child(name)); err != nil {
-		return n.errno(err)
+		n.unsure(err, name)
+		if !n.didRemove(ctx, err, n.child(name)) {
+			return n.errno(err)
+		}
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
+	n.nameRemoved(name)
 	return 0
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.denied(ctx) {
+		return syscall.EACCES
+	}
+	if !hgfsproto.CanonicalName(newName) {
+		return syscall.EINVAL
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -721,10 +783,12 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	src, dst := n.child(name), np.child(newName)
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
+		n.unsure(err, name)
+		np.unsure(err, newName)
 		return n.errno(err)
 	}
-	n.nameRemoved(hgfsproto.Unescape(name))
-	np.nameAdded(hgfsproto.Unescape(newName))
+	n.nameRemoved(name)
+	np.nameAdded(newName)
 	// Open files of the moved node (and below it) reopen by the new path
 	// if the host forgets their handles.
 	if child := n.GetChild(name); child != nil {
@@ -824,4 +888,82 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// denied reports whether the caller of a request may not use the mount:
+// with allow_root only root and the mounting user may (the kernel's
+// allow_other lets everyone through, as libfuse's allow_root does).
+func (n *node) denied(ctx context.Context) bool {
+	f := n.fsys
+	if !f.opts.AllowRoot || f.opts.AllowOther {
+		return false
+	}
+	c, ok := fuse.FromContext(ctx)
+	return ok && c.Uid != 0 && c.Uid != f.mounter
+}
+
+// unsure handles a failed request whose outcome is unknown (no reply, or
+// a malformed one; hgfs.Uncertain): the host may have carried it out, so
+// everything it could have changed is forgotten, here and in the kernel.
+// For the directory n: its known names and listing, and the entries of
+// names (what the request created, removed or renamed); for each
+// existing child of those names, and for n itself when names is empty
+// (a setattr or write), the attributes and cached data. The kernel is
+// told in the background: a notification sent while the kernel waits
+// for this request could deadlock on the locks it holds.
+func (n *node) unsure(err error, names ...string) {
+	if !hgfs.Uncertain(err) {
+		return
+	}
+	forgetAttr := func(c *node) {
+		c.mu.Lock()
+		c.attr, c.attrAt = hgfs.Attr{}, time.Time{}
+		c.lastSize, c.lastMod = 0, 0
+		c.mu.Unlock()
+	}
+	if len(names) == 0 {
+		forgetAttr(n)
+		n.fsys.bg.Go(func() { n.NotifyContent(0, 0) })
+		return
+	}
+	n.mu.Lock()
+	n.names, n.folded, n.namesAt = nil, nil, time.Time{}
+	n.listedAt = time.Time{}
+	n.mu.Unlock()
+	forgetAttr(n)
+	for _, name := range names {
+		n.stormForget(name)
+		if ch := n.GetChild(name); ch != nil {
+			c := ch.Operations().(*node)
+			forgetAttr(c)
+			c.mu.Lock()
+			c.names, c.folded, c.listedAt = nil, nil, time.Time{}
+			c.mu.Unlock()
+		}
+		n.fsys.bg.Go(func() { n.NotifyEntry(name) })
+	}
+	n.fsys.bg.Go(func() { n.NotifyContent(0, 0) })
+}
+
+// didCreate asks the host, after a create whose reply was lost or
+// malformed, whether the object is there now with type typ (then the
+// request was carried out); any doubt is a no.
+func (n *node) didCreate(ctx context.Context, err error, p string, typ uint32) (hgfs.Attr, bool) {
+	if !hgfs.Uncertain(err) {
+		return hgfs.Attr{}, false
+	}
+	a, _, gerr := n.fsys.c.Getattr(ctx, p)
+	return a, gerr == nil && a.Type == typ
+}
+
+// didRemove asks the host, after a removal whose reply was lost or
+// malformed, whether the name is gone now (then the request was carried
+// out).
+func (n *node) didRemove(ctx context.Context, err error, p string) bool {
+	if !hgfs.Uncertain(err) {
+		return false
+	}
+	_, _, gerr := n.fsys.c.Getattr(ctx, p)
+	s, ok := hgfs.StatusOf(gerr)
+	return ok && hgfs.StatusErrno(s) == syscall.ENOENT
 }

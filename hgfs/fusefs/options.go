@@ -36,8 +36,19 @@ type Options struct {
 	// for everything, Fmask for non-directories, Dmask for directories.
 	Umask, Fmask, Dmask uint32
 	ReadOnly            bool
-	AllowOther          bool
-	DefaultPermissions  bool
+	// AllowOther lets every local user reach the mount (allow_other);
+	// AllowRoot lets root and the mounting user only (allow_root).
+	AllowOther, AllowRoot bool
+	// DefaultPermissions makes the kernel check every access against
+	// the modes and owners the mount shows (after uid=, gid= and the
+	// masks). It is always on when other users can reach the mount,
+	// unless UnsafeNoPermissions; see Permissions.
+	DefaultPermissions bool
+	// UnsafeNoPermissions (unsafe_no_default_permissions) turns the
+	// permission checks off on a mount other users can reach: any of
+	// them can then read, change and delete everything the host lets
+	// the VM's user reach, whatever the modes say.
+	UnsafeNoPermissions bool
 	AttrTimeout         time.Duration
 	EntryTimeout        time.Duration
 	Cache               Cache
@@ -71,6 +82,20 @@ var ignored = map[string]bool{
 	"users": true, "owner": true, "_netdev": true, "nofail": true, "big_writes": true,
 	"nobig_writes": true, "auto_unmount": true, "nonempty": true, "use_ino": true,
 	"kernel_cache": true, "hard_remove": true, "auto_cache": true, "silent": true,
+}
+
+// UnsafeNoPermissionsOption is the mount option that turns the kernel's
+// permission checks off on an allow_other or allow_root mount.
+const UnsafeNoPermissionsOption = "unsafe_no_default_permissions"
+
+// Permissions reports whether the kernel checks permissions on the
+// mount (default_permissions): when asked to, and always when users
+// other than the mounting one can reach it (allow_other, allow_root)
+// unless the unsafe opt-out is given. Without the checks the only rule
+// is the host's, as the VM's user: every local user who can reach the
+// mount could read and change every file on it.
+func (o *Options) Permissions() bool {
+	return o.DefaultPermissions || ((o.AllowOther || o.AllowRoot) && !o.UnsafeNoPermissions)
 }
 
 // ParseOptions applies comma-separated -o option strings to o.
@@ -132,9 +157,11 @@ func (o *Options) parseOne(kv string) error {
 	case "allow_other":
 		o.AllowOther = true
 	case "allow_root":
-		o.AllowOther = true // the closest the kernel offers; fusermount checks the rest
+		o.AllowRoot = true
 	case "default_permissions":
 		o.DefaultPermissions = true
+	case UnsafeNoPermissionsOption:
+		o.UnsafeNoPermissions = true
 	case "attr_timeout":
 		o.AttrTimeout, err = parseSeconds(k, v)
 	case "entry_timeout":

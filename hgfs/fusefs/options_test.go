@@ -142,3 +142,32 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissionChecks: a mount other users can reach always has the
+// kernel's permission checks, unless the unsafe opt-out is given.
+func TestPermissionChecks(t *testing.T) {
+	for opts, want := range map[string]bool{
+		"":                    false,
+		"uid=1000,umask=077":  false,
+		"default_permissions": true,
+		"allow_other":         true,
+		"allow_root":          true,
+		"allow_other,uid=1000,gid=1000,umask=077":                      true,
+		"allow_other," + UnsafeNoPermissionsOption:                     false,
+		"allow_root," + UnsafeNoPermissionsOption:                      false,
+		"allow_other,default_permissions," + UnsafeNoPermissionsOption: true,
+	} {
+		o := DefaultOptions()
+		if err := o.Parse(opts); err != nil {
+			t.Fatal(err)
+		}
+		if got := o.Permissions(); got != want {
+			t.Errorf("%q: permission checks %v, want %v", opts, got, want)
+		}
+	}
+	o := DefaultOptions()
+	o.Parse("allow_root")
+	if !o.AllowRoot || o.AllowOther {
+		t.Errorf("allow_root parsed as %+v", o)
+	}
+}

@@ -195,7 +195,7 @@ func (n *node) stormDeliver(ctx context.Context, s *storm, es []hgfs.DirEntry) b
 		}
 		s.names[e.Name] = true
 		const need = hgfsproto.AttrValidType | hgfsproto.AttrValidSize
-		if e.Attr.Mask&need == need && n.GetChild(hgfsproto.Escape(e.Name)) == nil {
+		if e.Attr.Mask&need == need && n.GetChild(e.Name) == nil {
 			s.attrs[e.Name] = stormEntry{attr: e.Attr, at: now}
 		}
 	}
@@ -301,5 +301,20 @@ func (n *node) stormChanged(name string, present bool) {
 			delete(s.names, name)
 		}
 	}
+	s.mu.Unlock()
+}
+
+// stormForget marks name as changed in a storm listing without claiming
+// it is there or not (after a request whose outcome is unknown).
+func (n *node) stormForget(name string) {
+	n.mu.Lock()
+	s := n.storm
+	n.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.changed[name] = true
+	delete(s.attrs, name)
 	s.mu.Unlock()
 }

@@ -8,11 +8,13 @@ import (
 	"unicode/utf8"
 )
 
-// CPName converts a slash-separated path relative to the HGFS root (the
-// first component is the share) into a cross-platform name: components
-// joined by NUL, with no leading, trailing or doubled separators. The
-// root ("" or "/") is the empty name. Components are sent as given; the
-// caller unescapes guest-visible names first (Unescape).
+// CPName converts a slash-separated guest path relative to the HGFS root
+// (the first component is the share) into a cross-platform name:
+// components joined by NUL, with no leading, trailing or doubled
+// separators, each unescaped (Unescape) to the name the host knows, as
+// open-vm-tools' Linux client does. A guest-visible "a!%b" is the host's
+// "a/b": one component with a slash in it, never two. The root ("" or
+// "/") is the empty name.
 func CPName(path string) []byte {
 	var b []byte
 	for comp := range strings.SplitSeq(path, "/") {
@@ -22,16 +24,17 @@ func CPName(path string) []byte {
 		if len(b) > 0 {
 			b = append(b, 0)
 		}
-		b = append(b, comp...)
+		b = append(b, Unescape(comp)...)
 	}
 	return b
 }
 
-// ParseCPName splits a CP name into its components by the host's rules:
-// no empty components, no trailing NUL inside the counted length, no "."
-// or ".." components, no "/" inside a component (which would be a
-// separator on a POSIX host), valid UTF-8. The empty name is the root
-// and yields no components.
+// ParseCPName splits a CP name into its components by the host's rules
+// and returns each as a POSIX host stores it (Escape: a "/" inside a
+// component becomes "!%", as open-vm-tools' server does): no empty
+// components, no trailing NUL inside the counted length, no "." or ".."
+// components, valid UTF-8. The empty name is the root and yields no
+// components.
 func ParseCPName(name []byte) ([]string, error) {
 	if len(name) == 0 {
 		return nil, nil
@@ -43,12 +46,10 @@ func ParseCPName(name []byte) ([]string, error) {
 			return nil, malformed("empty component in name %q", name)
 		case string(comp) == "." || string(comp) == "..":
 			return nil, malformed("%q component in name", comp)
-		case bytes.IndexByte(comp, '/') >= 0:
-			return nil, malformed("slash inside component %q", comp)
 		case !utf8.Valid(comp):
 			return nil, malformed("name is not UTF-8")
 		}
-		comps = append(comps, string(comp))
+		comps = append(comps, Escape(string(comp)))
 	}
 	return comps, nil
 }
@@ -65,60 +66,93 @@ func SymlinkTargetString(b []byte) string {
 	return string(bytes.ReplaceAll(b, []byte{0}, []byte{'/'}))
 }
 
-// Escaping, for names a POSIX guest cannot show as they are: "/" is
-// shown as the substitute "!" followed by the escape "%", and a "%" that
-// follows a substitute or "]" is protected by a "]" inserted before it.
+// Escaping (open-vm-tools' lib/hgfs/hgfsEscape.c, for a Linux side):
+// names travel unescaped; each side escapes what it cannot store. On
+// Linux only "/" is illegal in a name: it is shown as the substitute "!"
+// followed by the escape character "%". A "%" that already follows "!",
+// or follows "]" that follows "!" or "]", would read as part of such a
+// sequence, so it is protected by a "]" inserted before it.
 const (
 	escSubstitute = '!'
 	escChar       = '%'
 	escProtect    = ']'
 )
 
-// Escape turns a host name component into one a POSIX guest can show.
+// isEscSeq reports whether b[i] is the escape character of an escape
+// sequence: "%" after "!", or after "]" that follows "!" or "]".
+func isEscSeq(b []byte, i int) bool {
+	if b[i] != escChar || i == 0 {
+		return false
+	}
+	if b[i-1] == escProtect && i > 1 && (b[i-2] == escProtect || b[i-2] == escSubstitute) {
+		return true
+	}
+	return b[i-1] == escSubstitute
+}
+
+// Escape turns a name as the host knows it (one component; it may hold
+// "/") into one a Linux directory can hold (HgfsEscape_Do): the guest
+// client applies it to directory entries, a Linux host to the names it
+// receives.
 func Escape(name string) string {
 	if strings.IndexByte(name, '/') < 0 && strings.IndexByte(name, escChar) < 0 {
 		return name
 	}
-	var b strings.Builder
-	var prev byte
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	in := []byte(name)
+	out := make([]byte, 0, len(in)+4)
+	for i, c := range in {
 		switch {
 		case c == '/':
-			b.WriteByte(escSubstitute)
-			b.WriteByte(escChar)
-		case c == escChar && (prev == escSubstitute || prev == escProtect):
-			b.WriteByte(escProtect)
-			b.WriteByte(escChar)
+			out = append(out, escSubstitute, escChar)
+		case isEscSeq(in, i):
+			out = append(out, escProtect, escChar)
 		default:
-			b.WriteByte(c)
+			out = append(out, c)
 		}
-		prev = c
-	}
-	return b.String()
-}
-
-// Unescape reverses Escape.
-func Unescape(name string) string {
-	if strings.IndexByte(name, escChar) < 0 {
-		return name
-	}
-	out := make([]byte, 0, len(name))
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == escChar && len(out) > 0 {
-			switch out[len(out)-1] {
-			case escSubstitute:
-				out[len(out)-1] = '/'
-				continue
-			case escProtect:
-				out[len(out)-1] = escChar
-				continue
-			}
-		}
-		out = append(out, c)
 	}
 	return string(out)
+}
+
+// Unescape reverses Escape (HgfsEscape_Undo): "!%" becomes "/", and a
+// protecting "]" before "%" is dropped. It is applied to what the guest
+// names (by the client) and to what a Linux host lists (by the server).
+func Unescape(name string) string {
+	i := strings.IndexByte(name, escChar)
+	if i < 0 {
+		return name
+	}
+	b := []byte(name)
+	for i >= 0 && i < len(b) {
+		if isEscSeq(b, i) {
+			if b[i-1] == escSubstitute {
+				b[i-1] = '/'
+			} else {
+				b[i-1] = escChar
+			}
+			b = append(b[:i], b[i+1:]...)
+			// The character now at i is looked at next.
+		} else {
+			i++
+		}
+		j := bytes.IndexByte(b[i:], escChar)
+		if j < 0 {
+			break
+		}
+		i += j
+	}
+	return string(b)
+}
+
+// CanonicalName reports whether a guest-visible name is the escaped form
+// of the host name it stands for (Escape(Unescape(name)) == name). Other
+// names, such as "]]%" (which reaches the host as "]%", listed back as
+// "]%"), would be created under one name and listed under another; the
+// client refuses to create them and never finds them.
+func CanonicalName(name string) bool {
+	if strings.IndexByte(name, escChar) < 0 {
+		return true
+	}
+	return Escape(Unescape(name)) == name
 }
 
 // FileName is HgfsFileNameV3: a name (CP form) or a handle.

@@ -67,7 +67,7 @@ func (d *Daemon) assemble() *parts {
 // command line set one.
 func (d *Daemon) loadConf(p *parts, level *slog.LevelVar) {
 	schema := Schema()
-	p.conf = &toolsconf.Watcher{Path: d.cfg.ConfigPath, Schema: schema, Logger: p.logger.With("component", "toolsconf")}
+	p.conf = &toolsconf.Watcher{Path: d.cfg.ConfigPath, Required: d.cfg.ConfigRequired, Schema: schema, Logger: p.logger.With("component", "toolsconf")}
 	p.conf.OnChange = func(f *toolsconf.File) {
 		if d.cfg.LogLevel == nil {
 			level.Set(ConfLevel(f))

@@ -39,6 +39,9 @@ type Config struct {
 	Simulated bool
 	// ConfigPath is tools.conf; ConfDir holds the default power scripts.
 	ConfigPath, ConfDir string
+	// ConfigRequired says ConfigPath was named (vmtoolsd -c): a missing
+	// file is then worth a warning.
+	ConfigRequired bool
 	// PowerRunner is how halt and reboot are done: "system" or
 	// "record:FILE"; "" means system, or record: when Simulated.
 	PowerRunner string

@@ -8,6 +8,9 @@
 // logind over D-Bus and falls back to systemctl; RecordRunner only writes
 // the action to a file, which is what every test and every simulated run
 // uses.
+//
+// A script (configured or default, through any symlink) is run only if
+// nobody but root could have changed it: see toolsconf.Trusted.
 package power
 
 import (
@@ -23,6 +26,7 @@ import (
 	"syscall"
 
 	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
 )
 
 // State is a GuestOsState id, as sent in tools.os.statechange.status.
@@ -208,6 +212,16 @@ func (o *Ops) handle(ctx context.Context, t transition) error {
 		o.inProgress = true
 		o.mu.Unlock()
 		o.logger().Error("power script cannot be started", "command", t.cmd, "script", script, "err", err)
+		o.done(ctx, t, false)
+		return ErrStartScript
+	}
+	// Scripts run as root: one that anyone else could change (the file,
+	// a symlink to it, its directory) is never run.
+	if err := toolsconf.Trusted(script); err != nil {
+		o.inProgress = true
+		o.mu.Unlock()
+		o.logger().Error("power script refused: "+err.Error(), "command", t.cmd, "script", script)
+		o.vmxLog(ctx, fmt.Sprintf("Script %s refused: not safe to run as root", filepath.Base(script)))
 		o.done(ctx, t, false)
 		return ErrStartScript
 	}

@@ -3,10 +3,14 @@
 // key=value lines, # and ; comments): parsing it forgivingly, checking it
 // against the keys the daemons honour, and watching it for changes.
 //
-// Nothing in tools.conf is ever fatal. A malformed line, an unknown key in
-// a group we honour, or a value of the wrong kind is reported as a Problem,
-// which Watcher logs once per distinct problem, and the key then reads as
-// its default. Groups nobody registered (open-vm-tools features govmtools
+// Nothing in tools.conf is ever fatal to the daemon. An unknown key in a
+// group we honour, or a value of the wrong kind, is reported as a Problem
+// and the key then reads as its default. A line that is not a key file at
+// all (a syntax error) makes the whole file unusable: Watcher then keeps
+// the configuration it had (the defaults at start-up), so a typo can never
+// apply half a file. A file anyone but root could change is refused the
+// same way (see Trusted). Watcher logs every problem on every load that
+// meets it. Groups nobody registered (open-vm-tools features govmtools
 // does not implement) are ignored quietly.
 package toolsconf
 
@@ -37,6 +41,9 @@ type Problem struct {
 	Group string
 	Key   string
 	Msg   string
+	// Syntax marks a line that is not a key file line: the file as a
+	// whole is then not applied.
+	Syntax bool
 }
 
 func (p Problem) String() string {
@@ -55,7 +62,7 @@ func (p Problem) String() string {
 }
 
 // Parse reads a key file. It never fails: lines it cannot read are
-// reported and skipped. A later duplicate key wins, as in GLib.
+// reported (as Syntax problems) and skipped. A later duplicate key wins, as in GLib.
 func Parse(data []byte) (*File, []Problem) {
 	f := &File{groups: map[string]map[string]string{}}
 	var problems []Problem
@@ -70,7 +77,7 @@ func Parse(data []byte) (*File, []Problem) {
 		case line[0] == '[':
 			end := strings.IndexByte(line, ']')
 			if end < 0 || strings.TrimSpace(line[end+1:]) != "" || end == 1 {
-				problems = append(problems, Problem{Line: n, Msg: fmt.Sprintf("malformed group header %q", line)})
+				problems = append(problems, Problem{Line: n, Msg: fmt.Sprintf("malformed group header %q", line), Syntax: true})
 				group = "" // keys until the next good header are ignored
 				continue
 			}
@@ -83,11 +90,11 @@ func Parse(data []byte) (*File, []Problem) {
 		key, value, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" {
-			problems = append(problems, Problem{Line: n, Group: group, Msg: fmt.Sprintf("not a key=value line: %q", line)})
+			problems = append(problems, Problem{Line: n, Group: group, Msg: fmt.Sprintf("not a key=value line: %q", line), Syntax: true})
 			continue
 		}
 		if group == "" {
-			problems = append(problems, Problem{Line: n, Key: key, Msg: "key outside any [group]"})
+			problems = append(problems, Problem{Line: n, Key: key, Msg: "key outside any [group]", Syntax: true})
 			continue
 		}
 		if strings.HasSuffix(key, "]") && strings.Contains(key, "[") {

@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Watcher holds the current tools.conf and reloads it when it changes.
+// Watcher holds the current tools.conf and reloads it when it changes
+// (and on Load). A file that fails to parse, or that anyone but root
+// could change, is never applied; see reload.
 // It watches the file's directory with inotify, so edits in place,
 // editors' write-and-rename and the file's creation or removal are all
 // seen at once; where inotify is unavailable it falls back to a stat poll.
@@ -33,17 +37,24 @@ type Watcher struct {
 	// open-vm-tools polls at always).
 	PollInterval time.Duration
 
+	// Required warns when the file does not exist (vmtoolsd -c names
+	// it); otherwise a missing file is quietly the defaults.
+	Required bool
+	// UID, if set, is the owner besides root that Trusted accepts; by
+	// default the effective uid (so root accepts only root).
+	UID *uint32
+
 	mu      sync.Mutex
 	cur     *File
 	raw     []byte
 	loaded  bool
-	warned  map[string]bool
 	readErr string
 }
 
-// Load reads the file once, logging its problems. It never fails.
+// Load reads the file once (as SIGHUP asks), logging its problems even
+// if it did not change. It never fails.
 func (w *Watcher) Load() *File {
-	w.reload(false)
+	w.reload(false, true)
 	return w.Current()
 }
 
@@ -61,7 +72,7 @@ func (w *Watcher) Current() *File {
 // Run watches the file until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	if !w.isLoaded() {
-		w.reload(false)
+		w.reload(false, false)
 	}
 	err := w.watchInotify(ctx)
 	if err == nil || ctx.Err() != nil {
@@ -139,7 +150,7 @@ func (w *Watcher) watchInotify(ctx context.Context) error {
 				return err
 			}
 		}
-		w.reload(true)
+		w.reload(true, false)
 	}
 }
 
@@ -155,55 +166,65 @@ func (w *Watcher) poll(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			w.reload(true)
+			w.reload(true, false)
 		}
 	}
 }
 
-// reload reads the file and, if its content changed, parses it, logs new
-// problems and calls OnChange (when notify is set).
-func (w *Watcher) reload(notify bool) {
-	data, err := os.ReadFile(w.Path)
-	readErr := ""
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		readErr = err.Error()
-	}
-	if err != nil {
-		data = nil
-	}
+// reload reads the file and, if its content (or the reason it cannot
+// be used) changed or force is set, logs its problems and applies it,
+// calling OnChange when notify is set. A file that cannot be trusted
+// (Trusted), cannot be read or does not parse is not applied: the last
+// good configuration stays (the defaults, at start-up), and one line
+// says why, on every such load.
+func (w *Watcher) reload(notify, force bool) {
+	data, refused, missing := w.read()
 	w.mu.Lock()
-	if w.loaded && string(data) == string(w.raw) && readErr == w.readErr {
+	if !force && w.loaded && string(data) == string(w.raw) && refused == w.readErr {
 		w.mu.Unlock()
 		return
 	}
 	first := !w.loaded
+	kept := "keeping the previous configuration"
+	if w.cur == nil {
+		kept = "using the defaults"
+	}
 	w.loaded = true
 	w.raw = data
-	w.readErr = readErr
-	f, problems := Parse(data)
-	problems = append(problems, w.Schema.Check(f)...)
-	w.cur = f
-	if w.warned == nil {
-		w.warned = map[string]bool{}
+	w.readErr = refused
+	lg := w.logger()
+	if refused != "" {
+		w.mu.Unlock()
+		lg.Error("tools.conf refused: "+refused+"; "+kept, "path", w.Path)
+		return
 	}
-	var fresh []string
+	f, problems := Parse(data)
+	var syntax []string
 	for _, p := range problems {
-		s := p.String()
-		if !w.warned[s] {
-			w.warned[s] = true
-			fresh = append(fresh, s)
+		if p.Syntax {
+			syntax = append(syntax, p.String())
 		}
 	}
-	if readErr != "" && !w.warned["read:"+readErr] {
-		w.warned["read:"+readErr] = true
-		fresh = append(fresh, "cannot read: "+readErr+" (using defaults)")
+	problems = append(problems, w.Schema.Check(f)...)
+	if len(syntax) > 0 {
+		w.mu.Unlock()
+		for _, p := range problems {
+			if !p.Syntax {
+				lg.Warn("tools.conf: "+p.String(), "path", w.Path)
+			}
+		}
+		lg.Error("tools.conf does not parse: "+strings.Join(syntax, "; ")+"; "+kept, "path", w.Path)
+		return
 	}
+	w.cur = f
 	cb := w.OnChange
 	w.mu.Unlock()
 
-	lg := w.logger()
-	for _, s := range fresh {
-		lg.Warn("tools.conf: "+s, "path", w.Path)
+	if missing && w.Required {
+		lg.Warn("tools.conf does not exist; using the defaults", "path", w.Path)
+	}
+	for _, p := range problems {
+		lg.Warn("tools.conf: "+p.String(), "path", w.Path)
 	}
 	if !first {
 		lg.Info("tools.conf reloaded", "path", w.Path)
@@ -211,6 +232,40 @@ func (w *Watcher) reload(notify bool) {
 	if notify && !first && cb != nil {
 		cb(f)
 	}
+}
+
+// read returns the file's content, or why it may not be used; a missing
+// file is empty.
+func (w *Watcher) read() (data []byte, refused string, missing bool) {
+	f, err := os.Open(w.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", true
+	}
+	if err != nil {
+		return nil, "cannot read: " + err.Error(), false
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, "cannot read: " + err.Error(), false
+	}
+	if len(data) > maxSize {
+		return nil, fmt.Sprintf("larger than %d bytes", maxSize), false
+	}
+	if err := trustedFor(w.Path, w.uid()); err != nil {
+		return data, err.Error(), false
+	}
+	return data, "", false
+}
+
+// maxSize bounds tools.conf (open-vm-tools' example is 10 KiB).
+const maxSize = 1 << 20
+
+func (w *Watcher) uid() uint32 {
+	if w.UID != nil {
+		return *w.UID
+	}
+	return uint32(os.Geteuid())
 }
 
 func (w *Watcher) logger() *slog.Logger {

@@ -528,6 +528,8 @@ func (h *Server) entryAttr(se *hgfsSearch, i int) hgfsproto.DirEntry {
 	if fi, err := root.Lstat(p); err == nil {
 		e.Attr = statAttr(fi, se.share.spec.ReadOnly)
 	}
+	// Names travel unescaped, as a Linux host sends them ("a!%b" is "a/b").
+	e.Name = []byte(hgfsproto.Unescape(string(e.Name)))
 	return e
 }
 
