@@ -35,6 +35,7 @@ import (
 	"github.com/govmtools/govmtools/internal/cmdutil"
 	"github.com/govmtools/govmtools/internal/version"
 	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/rpc/backdoor"
 	"github.com/govmtools/govmtools/systemd"
 	"github.com/govmtools/govmtools/vmtoolsd"
 	"github.com/govmtools/govmtools/vmtoolsd/guestinfoplugin"
@@ -80,7 +81,7 @@ func parseArgs(argv []string, stderr io.Writer) (*args, error) {
 	fs.StringVar(&a.config, "c", "", "tools.conf to read (default CONF-DIR/tools.conf)")
 	fs.StringVar(&a.config, "config", "", "same as -c")
 	fs.StringVar(&a.confDir, "conf-dir", toolsconf.DefaultDir, "directory of tools.conf and the default power scripts")
-	fs.StringVar(&a.powerRunner, "power-runner", "", "how halt and reboot are done: system (logind, then systemctl -i) or record:FILE (append the action to FILE and do nothing); default system, record: under GOVMTOOLS_SIMULATED=1")
+	fs.StringVar(&a.powerRunner, "power-runner", "", "how halt and reboot are done: system (logind, then systemctl -i) or record:FILE (append the action to FILE and do nothing); default system on a VMware VM, record: (log only) with --rpc unix:DIR, under GOVMTOOLS_SIMULATED=1 or on any other machine")
 	fs.StringVar(&a.logLevel, "log-level", "", "stderr/journal log level: debug, info, warn, error (default tools.conf [logging] vmsvc.level, then info)")
 	fs.BoolVar(&a.vmxLog, "vmx-log", true, "also send warnings and errors to vmware.log (rate-limited)")
 	fs.StringVar(&a.cmd, "cmd", "", "send one RPCI command, print the reply and exit")
@@ -133,12 +134,9 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 		return oneCommand(ctx, tr.DialRPCIOneShot, a.cmd, stdout, stderr)
 	}
 
-	runnerSpec := a.powerRunner
+	runnerSpec, runnerWhy := a.powerRunner, "--power-runner"
 	if runnerSpec == "" {
-		runnerSpec = "system"
-		if simulated {
-			runnerSpec = "record:"
-		}
+		runnerSpec, runnerWhy = power.DefaultRunner(string(tr.Mode().Kind), simulated, func() bool { return backdoor.Detect() == nil })
 	}
 	if simulated && !strings.HasPrefix(runnerSpec, "record:") {
 		fmt.Fprintf(stderr, "vmtoolsd: refusing --power-runner %s under GOVMTOOLS_SIMULATED=1: this is not a VM\n", runnerSpec)
@@ -248,6 +246,11 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 	})
 
 	logger.Info("starting", "version", version.Version, "rpc", tr.Mode().String(), "config", a.config, "power-runner", runnerSpec, "simulated", simulated)
+	if runnerSpec == "system" {
+		logger.Info("power actions are performed (power runner system)", "because", runnerWhy)
+	} else {
+		logger.Info("power actions are recorded, not performed (power runner "+runnerSpec+")", "because", runnerWhy)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
