@@ -3,7 +3,8 @@
 //
 //	vmware-rpctool [--rpc MODE] 'info-get guestinfo.foo'
 //
-// On a "1 " reply it prints the payload, if any, to stdout and exits 0; on
+// On a "1 " reply it prints the payload and a newline (a lone newline for
+// an empty one, as open-vm-tools does) to stdout and exits 0; on
 // a "0 " reply it prints the host's reason to stderr and exits 1; when the
 // VMX cannot be reached it says why on stderr and exits 2. Several
 // arguments are joined with spaces.
@@ -65,11 +66,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var re *rpc.ReplyError
 	switch {
 	case err == nil:
-		reply = bytes.TrimSuffix(reply, []byte{0})
-		if len(reply) > 0 {
-			stdout.Write(reply)
-			fmt.Fprintln(stdout)
+		// As open-vm-tools' printf("%s\n"): the reply up to its first
+		// NUL, and a newline even after an empty reply.
+		if i := bytes.IndexByte(reply, 0); i >= 0 {
+			reply = reply[:i]
 		}
+		stdout.Write(append(reply, '\n'))
 		return 0
 	case errors.As(err, &re):
 		fmt.Fprintln(stderr, re.Text)
