@@ -11,7 +11,14 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -ldflags=-X=github.com/govmtools/govmtools/internal/version.version=$(VERSION))
 
-.PHONY: all build test lint cross fuzz demo bench clean test-deps
+# The version every binary and package carries (git describe; see
+# scripts/version.sh), set with -ldflags into internal/version.
+VERSION ?= $(shell scripts/version.sh)
+LDFLAGS := -X github.com/govmtools/govmtools/internal/version.Version=$(VERSION)
+# Package architectures (Go names).
+PKG_ARCHES ?= amd64,arm64
+
+.PHONY: all build test lint cross fuzz demo bench clean test-deps package
 
 all: build
 
@@ -44,5 +51,10 @@ demo:
 bench: build
 	$(GO) run ./bench
 
+# package builds the .deb and .rpm of every architecture into dist/
+# (static binaries, nfpm as a library: packaging/cmd/mkpkg).
+package:
+	$(GO) run ./packaging/cmd/mkpkg --version '$(VERSION)' --out dist --arch $(PKG_ARCHES)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

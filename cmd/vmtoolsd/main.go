@@ -69,7 +69,7 @@ func defineFlags(cli *cmdutil.CLI) *args {
 	fs.StringVar(&a.config, "c", "", "tools.conf to read (default CONF-DIR/tools.conf)")
 	fs.StringVar(&a.config, "config", "", "same as -c")
 	fs.StringVar(&a.confDir, "conf-dir", toolsconf.DefaultDir, "directory of tools.conf and the default power scripts")
-	fs.StringVar(&a.powerRunner, "power-runner", "", "how halt and reboot are done: system (logind, then systemctl -i) or record:FILE (append the action to FILE and do nothing); default system, record: under GOVMTOOLS_SIMULATED=1")
+	fs.StringVar(&a.powerRunner, "power-runner", "", "how halt and reboot are done: system (logind, then systemctl -i) or record:FILE (append the action to FILE and do nothing); default system on a VMware VM, record: (log only) with --rpc unix:DIR, under GOVMTOOLS_SIMULATED=1 or on any other machine")
 	fs.Var(&a.logLevel, "log-level", "stderr/journal log level: "+cmdutil.LevelNames+" (default tools.conf [logging] vmsvc.level, then info)")
 	fs.BoolVar(&a.vmxLog, "vmx-log", true, "also send warnings and errors to vmware.log (rate-limited)")
 	fs.StringVar(&a.cmd, "cmd", "", "send one RPCI command, print the reply and exit")

@@ -25,11 +25,12 @@ func OneShot(ctx context.Context, name string, dial rpc.Dialer, cmd []byte, logg
 	var re *rpc.ReplyError
 	switch {
 	case err == nil:
-		reply = bytes.TrimSuffix(reply, []byte{0})
-		if len(reply) > 0 {
-			stdout.Write(reply)
-			fmt.Fprintln(stdout)
+		// As open-vm-tools' printf("%s\n"): the reply up to its first
+		// NUL, and a newline even after an empty reply.
+		if i := bytes.IndexByte(reply, 0); i >= 0 {
+			reply = reply[:i]
 		}
+		stdout.Write(append(reply, '\n'))
 		return 0
 	case errors.As(err, &re):
 		fmt.Fprintln(stderr, re.Text)

@@ -43,7 +43,7 @@ func TestRPCToolGuestinfoRoundTrip(t *testing.T) {
 	for _, n := range lengths {
 		v := value(n)
 		key := "guestinfo.len" + strconv.Itoa(n)
-		if out, errOut, code := sim.Run(t, "vmware-rpctool", "--rpc", sim.Mode(), "info-set "+key+" "+v); code != 0 || out != "" {
+		if out, errOut, code := sim.Run(t, "vmware-rpctool", "--rpc", sim.Mode(), "info-set "+key+" "+v); code != 0 || out != "\n" {
 			t.Fatalf("info-set len %d: code %d stdout %q stderr %q", n, code, out, errOut)
 		}
 		out, errOut, code := sim.Run(t, "vmware-rpctool", "--rpc", sim.Mode(), "info-get "+key)

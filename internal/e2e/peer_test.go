@@ -45,7 +45,7 @@ func TestPeerRPCToolAndCheckVM(t *testing.T) {
 			for _, n := range []int{1, 2, 3, 4, 60 << 10, 60<<10 + 3} {
 				v := value(n)
 				key := fmt.Sprintf("deb%d", n)
-				if out, errOut, code := tr.RunEnv(t, p.Env, theirs, "info-set guestinfo."+key+" "+v); code != 0 || strings.TrimSpace(out) != "" {
+				if out, errOut, code := tr.RunEnv(t, p.Env, theirs, "info-set guestinfo."+key+" "+v); code != 0 || out != "\n" {
 					t.Fatalf("debian info-set len %d: %d %q %q", n, code, out, errOut)
 				}
 				if got, _ := trapGuestinfo(t, tr)[key].(string); got != v {
@@ -55,8 +55,9 @@ func TestPeerRPCToolAndCheckVM(t *testing.T) {
 					t.Fatalf("ours reading Debian's len %d: %d, %d bytes", n, code, len(out))
 				}
 				key = fmt.Sprintf("ours%d", n)
-				if _, errOut, code := tr.Run(t, ours, "info-set guestinfo."+key+" "+v); code != 0 {
-					t.Fatalf("ours info-set len %d: %d %q", n, code, errOut)
+				// An empty reply prints a lone newline, as Debian's does.
+				if out, errOut, code := tr.Run(t, ours, "info-set guestinfo."+key+" "+v); code != 0 || out != "\n" {
+					t.Fatalf("ours info-set len %d: %d %q %q", n, code, out, errOut)
 				}
 				if out, errOut, code := tr.RunEnv(t, p.Env, theirs, "info-get guestinfo."+key); code != 0 || out != v+"\n" {
 					t.Fatalf("Debian's reading ours len %d: %d, %d bytes %q", n, code, len(out), errOut)

@@ -56,7 +56,7 @@ func TestTrapRPCTool(t *testing.T) {
 			for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 60 << 10, 60<<10 + 1, 60<<10 + 2, 60<<10 + 3} {
 				v := value(n)
 				key := "len" + strconv.Itoa(n)
-				if out, errOut, code := tr.Run(t, rpctool, "info-set guestinfo."+key+" "+v); code != 0 || out != "" {
+				if out, errOut, code := tr.Run(t, rpctool, "info-set guestinfo."+key+" "+v); code != 0 || out != "\n" {
 					t.Fatalf("info-set len %d: code %d stdout %q stderr %q\n%s", n, code, out, errOut, tr.Logs())
 				}
 				out, errOut, code := tr.Run(t, rpctool, "info-get guestinfo."+key)

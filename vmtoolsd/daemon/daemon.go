@@ -10,6 +10,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/govmtools/govmtools/rpc/backdoor"
 	"io"
 	"log/slog"
 	"os"
@@ -54,12 +55,16 @@ type Config struct {
 	Getenv func(string) string
 	// Stderr receives the logs; nil means os.Stderr.
 	Stderr io.Writer
+	// IsVMware says whether this machine is a VMware VM, asked only to
+	// choose the default power runner; nil means CPUID detection.
+	IsVMware func() bool
 }
 
 // Daemon is a configured vmtoolsd.
 type Daemon struct {
 	cfg        Config
 	runnerSpec string
+	runnerWhy  string // why runnerSpec, said at start
 }
 
 // New checks cfg; its errors are usage errors.
@@ -70,12 +75,13 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
-	spec := cfg.PowerRunner
+	spec, why := cfg.PowerRunner, "--power-runner"
 	if spec == "" {
-		spec = "system"
-		if cfg.Simulated {
-			spec = "record:"
+		isVMware := cfg.IsVMware
+		if isVMware == nil {
+			isVMware = func() bool { return backdoor.Detect() == nil }
 		}
+		spec, why = power.DefaultRunner(string(cfg.Mode.Kind), cfg.Simulated, isVMware)
 	}
 	if cfg.Simulated && !strings.HasPrefix(spec, "record:") {
 		return nil, fmt.Errorf("refusing --power-runner %s under GOVMTOOLS_SIMULATED=1: this is not a VM", spec)
@@ -83,7 +89,7 @@ func New(cfg Config) (*Daemon, error) {
 	if _, err := power.ParseRunner(spec, nil); err != nil {
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, runnerSpec: spec}, nil
+	return &Daemon{cfg: cfg, runnerSpec: spec, runnerWhy: why}, nil
 }
 
 // parts are what Run starts, built by assemble.
@@ -109,6 +115,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	p.logger.Info("starting", "version", version.String(), "rpc", d.cfg.Mode.String(), "config", d.cfg.ConfigPath, "power-runner", d.runnerSpec, "simulated", d.cfg.Simulated)
+	if d.runnerSpec == "system" {
+		p.logger.Info("power actions are performed (power runner system)", "because", d.runnerWhy)
+	} else {
+		p.logger.Info("power actions are recorded, not performed (power runner "+d.runnerSpec+")", "because", d.runnerWhy)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

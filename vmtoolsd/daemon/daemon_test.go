@@ -19,7 +19,7 @@ func TestNewChecksThePowerRunner(t *testing.T) {
 		sim  bool
 		want string
 	}{{false, "system"}, {true, "record:"}} {
-		d, err := New(Config{Simulated: c.sim})
+		d, err := New(Config{Simulated: c.sim, IsVMware: func() bool { return true }})
 		if err != nil || d.runnerSpec != c.want {
 			t.Fatalf("default runner (simulated %v): %v %+v", c.sim, err, d)
 		}

@@ -277,3 +277,34 @@ func TestParseRunner(t *testing.T) {
 		t.Fatal("bad runner accepted")
 	}
 }
+
+// TestDefaultRunner: only a VMware VM on a real transport gets the system
+// runner by default.
+func TestDefaultRunner(t *testing.T) {
+	yes := func() bool { return true }
+	no := func() bool { return false }
+	asked := false
+	spy := func() bool { asked = true; return true }
+	for _, tt := range []struct {
+		transport string
+		simulated bool
+		isVMware  func() bool
+		want      string
+	}{
+		{"auto", false, yes, "system"},
+		{"vsock", false, yes, "system"},
+		{"backdoor", false, yes, "system"},
+		{"auto", false, no, "record:"},
+		{"auto", false, nil, "record:"},
+		{"unix", false, yes, "record:"},
+		{"auto", true, yes, "record:"},
+	} {
+		got, reason := DefaultRunner(tt.transport, tt.simulated, tt.isVMware)
+		if got != tt.want || reason == "" {
+			t.Errorf("DefaultRunner(%q, %v) = %q, %q; want %q", tt.transport, tt.simulated, got, reason, tt.want)
+		}
+	}
+	if DefaultRunner("unix", false, spy); asked {
+		t.Error("unix: must not probe for VMware")
+	}
+}

@@ -145,3 +145,26 @@ func ParseRunner(s string, logger *slog.Logger) (Runner, error) {
 	}
 	return nil, fmt.Errorf("power: unknown runner %q (want system or record:FILE)", s)
 }
+
+// DefaultRunner chooses the --power-runner when none is given, and says
+// why. Power actions are real ("system") only on a VMware VM reached over
+// a real transport: with a unix:DIR transport (vmxsim serve), under vmxsim
+// (simulated) or on a machine that is not a VMware VM, they are recorded
+// and logged ("record:"), never performed, so that a vSphere client of a
+// local simulator cannot shut down the machine it runs on. Only an
+// explicit --power-runner system performs them there (and not under
+// simulated, which ParseRunner's caller refuses).
+//
+// transport is the --rpc kind ("auto", "vsock", "backdoor", "unix");
+// isVMware is asked only when the answer matters.
+func DefaultRunner(transport string, simulated bool, isVMware func() bool) (spec, reason string) {
+	switch {
+	case simulated:
+		return "record:", "running under vmxsim (GOVMTOOLS_SIMULATED=1)"
+	case transport == "unix":
+		return "record:", "the transport is unix: (a simulator, not a VMX)"
+	case isVMware == nil || !isVMware():
+		return "record:", "this machine is not a VMware VM"
+	}
+	return "system", "a VMware VM"
+}
