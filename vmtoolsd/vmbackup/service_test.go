@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -572,3 +573,5 @@ func TestFeatures(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
