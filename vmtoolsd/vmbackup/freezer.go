@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -14,6 +15,9 @@ type Frozen struct {
 	Path string
 	Fsid [2]int64
 	FD   int // the Freezer's handle; -1 for fakes
+	// Simulated marks a freeze that was only recorded (SimFreezer): the
+	// guard is not asked to thaw it.
+	Simulated bool
 }
 
 // FreezeError is a Freezer failure with the step and the fsid (for the
@@ -154,7 +158,7 @@ func (d *SyncDriver) Freeze(ctx context.Context, dl Deadline) (Thawer, error) {
 		}
 		f, err := d.Freezer.Freeze(m.Path)
 		if set.guard != nil {
-			if gerr := set.guard.Settle(err == nil); gerr != nil {
+			if gerr := set.guard.Settle(err == nil && !f.Simulated); gerr != nil {
 				if err == nil {
 					set.add(f)
 				}
@@ -263,4 +267,42 @@ func (s *frozenSet) Thaw() error {
 		} // on a thaw error the guard stays and retries at its deadline or our exit
 	}
 	return s.err
+}
+
+// SimFreezer is the Freezer of a daemon running under vmxsim
+// (GOVMTOOLS_SIMULATED=1), where the machine is not a VM and its file
+// systems must never freeze: a freeze of a path outside Allow is logged
+// ("simulated FIFREEZE") and not executed; paths in Allow (loop file
+// systems a test mounted) go to Inner.
+type SimFreezer struct {
+	Allow  []string
+	Inner  Freezer
+	Logger *slog.Logger
+}
+
+func (s *SimFreezer) allowed(p string) bool { return slices.Contains(s.Allow, p) }
+
+// Freeze freezes an allowed path, and only records the others.
+func (s *SimFreezer) Freeze(p string) (Frozen, error) {
+	if s.allowed(p) {
+		return s.Inner.Freeze(p)
+	}
+	s.Logger.Info("simulated FIFREEZE (not executed)", "path", p)
+	return Frozen{Path: p, FD: -1, Simulated: true}, nil
+}
+
+// Thaw thaws an allowed path, and only records the others.
+func (s *SimFreezer) Thaw(f Frozen) error {
+	if !f.Simulated {
+		return s.Inner.Thaw(f)
+	}
+	s.Logger.Info("simulated FITHAW (not executed)", "path", f.Path)
+	return nil
+}
+
+// Close closes an allowed path's handle.
+func (s *SimFreezer) Close(f Frozen) {
+	if !f.Simulated {
+		s.Inner.Close(f)
+	}
 }

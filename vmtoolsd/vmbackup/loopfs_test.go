@@ -59,105 +59,18 @@ func freezerChild(path, deadline string) int {
 	return 0
 }
 
-// loopFS makes an ext4 image on /dev/shm (tmpfs, which cannot be frozen),
-// attaches it to a loop device, mounts it in a temp dir and returns the
-// mount point. Cleanup thaws (EINVAL when not frozen is fine), unmounts,
-// detaches and removes the image. Only file systems made here are ever
-// frozen for real.
 func loopFS(t *testing.T) string {
-	t.Helper()
-	testutil.RequireRoot(t)
-	_, err := os.Stat("/dev/loop-control")
-	testutil.Require(t, err == nil, "/dev/loop-control", "load the loop module or run with --device /dev/loop-control and /dev/loopN")
-	for _, tool := range []string{"mkfs.ext4", "losetup", "mount", "umount"} {
-		_, err := exec.LookPath(tool)
-		testutil.Require(t, err == nil, tool, "make test-deps (scripts/test-deps.d/50-e2fsprogs.sh installs e2fsprogs)")
-	}
-	shm, err := os.MkdirTemp("/dev/shm", "govmtools-vmbackup-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shm) })
-	img := filepath.Join(shm, "fs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) string {
-		t.Helper()
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	run("mkfs.ext4", "-q", "-F", img)
-	dev := run("losetup", "--find", "--show", img)
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	mnt := t.TempDir()
-	run("mount", dev, mnt)
-	t.Cleanup(func() {
-		ThawPath(mnt)
-		for i := 0; i < 50; i++ {
-			if exec.Command("umount", mnt).Run() == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("cannot unmount %s", mnt)
-	})
-	// The interlock: mnt must be our loop device's mount, not anything else.
-	ms, err := ReadMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, m := range ms {
-		if m.Path == mnt && m.Source == dev {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("%s is not mounted from %s", mnt, dev)
-	}
+	mnt, _ := testutil.LoopFS(t)
 	return mnt
 }
 
-// startWrite starts a child that writes to dir; the returned channel gets
-// its result.
-func startWrite(t *testing.T, dir string) <-chan error {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", "echo data > \"$1\"/f.$$ && sync -f \"$1\"", "sh", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan error, 1)
-	go func() { ch <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return ch
-}
+func startWrite(t *testing.T, dir string) <-chan error { return testutil.StartWrite(t, dir) }
 
-func blocked(t *testing.T, w <-chan error, what string) {
-	t.Helper()
-	select {
-	case err := <-w:
-		t.Fatalf("%s: the write finished while frozen (err %v)", what, err)
-	case <-time.After(300 * time.Millisecond):
-	}
-}
+func blocked(t *testing.T, w <-chan error, what string) { t.Helper(); testutil.WriteBlocks(t, w, what) }
 
-func completes(t *testing.T, w <-chan error, within time.Duration, what string) {
+func completes(t *testing.T, w <-chan error, d time.Duration, what string) {
 	t.Helper()
-	select {
-	case err := <-w:
-		if err != nil {
-			t.Fatalf("%s: write failed: %v", what, err)
-		}
-	case <-time.After(within):
-		t.Fatalf("%s: the write still blocks after %v", what, within)
-	}
+	testutil.WriteCompletes(t, w, d, what)
 }
 
 // TestLinuxFreezerLoop freezes the test's own loop file system with the
