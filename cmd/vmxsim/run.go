@@ -26,6 +26,8 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	sf := addSimFlags(fs, "warn")
 	lb := fs.Bool("lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
 	keep := fs.Bool("keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
+	var freezeAllow stringList
+	fs.Var(&freezeAllow, "freeze-allow", "a mount point (a loop file system the caller made) where the program's FIFREEZE/FITHAW really run (repeatable); elsewhere they are recorded no-ops")
 	clockOffset := fs.Duration("clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
 	if err := fs.Parse(args); err != nil {
 		return 0, usageError(err.Error())
@@ -113,6 +115,14 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 		Env:      env,
 		Helper:   self,
 		Logger:   s.logger,
+
+		FreezeAllow: freezeAllow,
 	})
 	return code, err
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
