@@ -41,10 +41,14 @@ import (
 	"github.com/govmtools/govmtools/vmtoolsd/power"
 	"github.com/govmtools/govmtools/vmtoolsd/timesync"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
+	"github.com/govmtools/govmtools/vmtoolsd/vmbackup"
 	"github.com/govmtools/govmtools/vmtoolsd/vmxlog"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == vmbackup.GuardCommand {
+		os.Exit(vmbackup.GuardMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	// One P: vmtoolsd's work is a sequence of small I/O steps, and with a
 	// second P the scheduler wakes an idle thread to spin at every TCLO
 	// poll and command. Measured idle (docs/benchmarks.md): 17 -> 8
@@ -163,6 +167,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 
 	schema := confSchema()
 	schema.Merge(guestinfoplugin.Schema())
+	schema.Merge(vmbackup.Schema())
 	conf := &toolsconf.Watcher{Path: a.config, Schema: schema, Logger: logger.With("component", "toolsconf")}
 	applyLogLevel := func(f *toolsconf.File) {
 		if a.logLevel != "" {
@@ -234,7 +239,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout,
 	svc := vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
-		Plugins:     []any{ops, syncer, gi},
+		Plugins:     []any{ops, syncer, gi, newVMBackup(conf, client, a.confDir, simulated, getenv, logger.With("component", "vmbackup"))},
 		PrimaryIP:   gi,
 		HideVersion: func() bool { return conf.Current().Bool("vmtools", "hide-tools-version", false) },
 		ConfDir:     a.confDir,
