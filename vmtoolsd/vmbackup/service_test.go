@@ -575,3 +575,62 @@ func TestFeatures(t *testing.T) {
 var _ = fmt.Sprint
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// blockingHandler blocks every log write while blocked says so, as a
+// journal or log file on a frozen /var would.
+type blockingHandler struct {
+	blocked func() bool
+	mu      *sync.Mutex
+	msgs    *[]string
+}
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	for h.blocked() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.mu.Lock()
+	*h.msgs = append(*h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h blockingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestLogsHeldWhileFrozen: with a log sink that blocks while anything is
+// frozen, snapshotDone still thaws (open-vm-tools#650), and the records kept
+// meanwhile are written after the thaw, in order.
+func TestLogsHeldWhileFrozen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var msgs []string
+		fr := newFakeFreezer()
+		bh := blockingHandler{blocked: func() bool { return len(fr.Frozen()) > 0 }, mu: &mu, msgs: &msgs}
+		var io []bool
+		svc := &Service{RPCI: senderFunc(func(context.Context, []byte) ([]byte, error) { return nil, nil }), Freezer: fr,
+			Mounts: func() ([]Mount, error) { return testMounts, nil }, Sync: func() {}, Scripts: &Scripts{Dir: "/nonexistent", PreFreeze: "-", PostThaw: "-"},
+			Logger: slog.New(bh), OnIOFreeze: func(f bool) { io = append(io, f) }}
+		mux := &rpc.Mux{}
+		svc.Register(mux)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go svc.Run(ctx)
+		mux.Dispatch(ctx, []byte("vmbackup.start 1"))
+		synctest.Wait()
+		want(t, "frozen", fr.Frozen(), []string{"/", "/data", "/home"})
+		if r := string(mux.Dispatch(ctx, []byte("vmbackup.snapshotDone"))); r != "OK " {
+			t.Fatalf("snapshotDone: %q", r)
+		}
+		want(t, "frozen after snapshotDone", fr.Frozen(), nil)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		i, j := slices.Index(msgs, "frozen"), slices.Index(msgs, "thawed")
+		if i < 0 || j < i {
+			t.Errorf("log order %q", msgs)
+		}
+		if !slices.Equal(io, []bool{true, false}) {
+			t.Errorf("io-freeze %v", io)
+		}
+	})
+}

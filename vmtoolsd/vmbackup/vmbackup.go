@@ -70,10 +70,16 @@ type Service struct {
 	KeepAlive, SendTimeout time.Duration
 	// OnFrozen is called with the frozen paths (tests, benchmarks).
 	OnFrozen func([]string)
-	// Logger receives what happens; nil discards it.
+	// Logger receives what happens; nil discards it. Its records are
+	// kept in memory from the freeze until the thaw.
 	Logger *slog.Logger
+	// OnIOFreeze is told true before the freeze starts and false once
+	// nothing is frozen (vmtoolsd's io-freeze signal): the daemon's other
+	// writers (log sinks, config reloads) pause on it. It must not block.
+	OnIOFreeze func(frozen bool)
 
 	initOnce sync.Once
+	logHold  *holdHandler
 	reqs     chan request
 	quit     chan struct{}
 	state    atomic.Int32
@@ -119,6 +125,8 @@ func (s *Service) init() {
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
 		}
+		s.logHold = newHoldHandler(s.Logger.Handler())
+		s.Logger = slog.New(s.logHold)
 		if s.Scripts == nil {
 			s.Scripts = &Scripts{}
 		}
@@ -251,6 +259,7 @@ type driver struct {
 	armKeep    func()
 	armAbort   func(time.Duration)
 	stopTimers func()
+	ioFrozen   bool // OnIOFreeze was last told true
 }
 
 func (d *driver) command(r request) error {
@@ -392,6 +401,7 @@ func (d *driver) do(a Action) {
 			op.async, op.cancelAsync = nil, nil
 		}
 	case ActFreeze:
+		d.ioFreeze(true)
 		ctx, cancel := context.WithCancel(d.ctx)
 		ch := make(chan asyncResult, 1)
 		op.async, op.cancelAsync = ch, cancel
@@ -410,9 +420,13 @@ func (d *driver) do(a Action) {
 			op.async, op.cancelAsync = nil, nil
 			go func() {
 				if r := <-ch; r.thawer != nil {
-					if err := r.thawer.Thaw(); err != nil {
+					err := r.thawer.Thaw()
+					d.ioFreezeAsync(false)
+					if err != nil {
 						s.Logger.Error("thawing after an abort failed", "err", err)
 					}
+				} else {
+					d.ioFreezeAsync(false)
 				}
 			}()
 		}
@@ -421,6 +435,9 @@ func (d *driver) do(a Action) {
 			return
 		}
 		err := op.thawer.Thaw()
+		if err == nil || errors.Is(err, ErrThawedEarly) {
+			d.ioFreeze(false)
+		}
 		if errors.Is(err, ErrThawedEarly) && d.s.State() != SyncThaw {
 			err = nil // an abort after the deadline: nothing left to undo
 		}
@@ -442,6 +459,9 @@ func (d *driver) do(a Action) {
 			op.thawer.stop()
 		}
 		d.stopTimers()
+		if op.async == nil { // no worker left that may still freeze
+			d.ioFreeze(false)
+		}
 		s.op = nil
 		s.Logger.Info("quiesce operation finished", "took", time.Since(op.start).Round(time.Millisecond))
 	}
@@ -464,10 +484,11 @@ func (d *driver) result(r asyncResult) {
 			d.feed(InScriptsOK)
 		}
 	case r.err != nil:
+		d.ioFreeze(false) // the driver thawed what it froze
 		d.s.Logger.Error("freeze failed", "provider", op.prov.Name(), "err", r.err)
 		d.feed(InFreezeFailed)
 	default:
-		op.thawer = newGuardedThaw(r.thawer, op.deadline, d.s.Logger)
+		op.thawer = newGuardedThaw(r.thawer, op.deadline, d.s.Logger, d.s.logHold.release)
 		d.s.Logger.Info("frozen", "provider", op.prov.Name(), "since_start", time.Since(op.start).Round(time.Millisecond))
 		d.feed(InFrozen)
 	}
@@ -530,9 +551,34 @@ func (d *driver) shutdown() {
 		}
 		op.thawer.stop()
 	}
+	d.ioFreeze(false)
 	d.s.op = nil
 	d.s.state.Store(int32(Idle))
 }
+
+// ioFreeze holds or releases the logs and tells OnIOFreeze, on Run's
+// goroutine.
+func (d *driver) ioFreeze(frozen bool) {
+	if frozen == d.ioFrozen {
+		if !frozen {
+			d.s.logHold.release() // after an ioFreezeAsync, harmless
+		}
+		return
+	}
+	d.ioFrozen = frozen
+	if frozen {
+		d.s.logHold.hold()
+	} else {
+		d.s.logHold.release()
+	}
+	if d.s.OnIOFreeze != nil {
+		d.s.OnIOFreeze(frozen)
+	}
+}
+
+// ioFreezeAsync is ioFreeze(false) from another goroutine: the release is
+// safe anywhere; OnIOFreeze is told by the next finalize.
+func (d *driver) ioFreezeAsync(bool) { d.s.logHold.release() }
 
 // guardedThaw adds the in-process thaw deadline to a Thawer: a timer
 // goroutine that needs no lock the state machine holds.
@@ -541,17 +587,22 @@ type guardedThaw struct {
 	at    time.Time
 	timer *time.Timer
 
+	onThawed func() // releases the held logs
+
 	mu      sync.Mutex
 	expired bool
 }
 
-func newGuardedThaw(t Thawer, deadline time.Time, lg *slog.Logger) *guardedThaw {
-	g := &guardedThaw{t: t, at: time.Now()}
+func newGuardedThaw(t Thawer, deadline time.Time, lg *slog.Logger, onThawed func()) *guardedThaw {
+	g := &guardedThaw{t: t, at: time.Now(), onThawed: onThawed}
 	g.timer = time.AfterFunc(time.Until(deadline), func() {
 		g.mu.Lock()
 		g.expired = true
 		g.mu.Unlock()
 		err := t.Thaw()
+		if g.onThawed != nil {
+			g.onThawed()
+		}
 		lg.Error("thaw deadline reached: thawed without snapshotDone", "err", err)
 	})
 	return g
