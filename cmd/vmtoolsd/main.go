@@ -33,6 +33,7 @@ import (
 	"github.com/govmtools/govmtools/vmtoolsd"
 	"github.com/govmtools/govmtools/vmtoolsd/daemon"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
+	"github.com/govmtools/govmtools/vmtoolsd/vmbackup"
 )
 
 const usage = `usage: vmtoolsd [--rpc MODE] [-c tools.conf] [--conf-dir DIR] [--power-runner system|record:FILE]
@@ -40,6 +41,11 @@ const usage = `usage: vmtoolsd [--rpc MODE] [-c tools.conf] [--conf-dir DIR] [--
        vmtoolsd -v|--version`
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == vmbackup.GuardCommand {
+		// The thaw guard: a re-exec of vmtoolsd that thaws what a killed
+		// daemon left frozen.
+		os.Exit(vmbackup.GuardMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	// One P: vmtoolsd's work is a sequence of small I/O steps, and with a
 	// second P the scheduler wakes an idle thread to spin at every TCLO
 	// poll and command. Measured idle (docs/benchmarks.md): 17 -> 8

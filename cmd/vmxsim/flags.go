@@ -131,6 +131,12 @@ func (f *kvFlag) Set(v string) error {
 	return nil
 }
 
+// pathList is a repeatable flag of paths.
+type pathList []string
+
+func (l *pathList) String() string     { return strings.Join(*l, ",") }
+func (l *pathList) Set(v string) error { *l = append(*l, v); return nil }
+
 // macList is a repeatable flag of MAC addresses.
 type macList []string
 

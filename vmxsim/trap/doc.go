@@ -11,9 +11,15 @@
 //     succeed without effect (a root child cannot reach real ports);
 //     socket(AF_VSOCK, ...) fails with EAFNOSUPPORT (nothing reaches the
 //     host's vsock; tools fall back to the backdoor as on a kernel without
-//     vsock); settimeofday, clock_settime, adjtimex, clock_adjtime, reboot
-//     and the FIFREEZE/FITHAW ioctls fail with EPERM; 32-bit system calls
-//     fail with ENOSYS. GOVMTOOLS_SIMULATED=1 is set in its environment.
+//     vsock); settimeofday, clock_settime, adjtimex, clock_adjtime and
+//     reboot fail with EPERM; 32-bit system calls fail with ENOSYS.
+//     GOVMTOOLS_SIMULATED=1 is set in its environment.
+//   - The FIFREEZE/FITHAW ioctls stop in the tracer (SECCOMP_RET_TRACE;
+//     ENOSYS if no tracer is attached): on a mount point listed in
+//     Config.FreezeAllow (vmxsim run --freeze-allow DIR, for loop file
+//     systems a test made) the real ioctl runs; on anything else it is
+//     skipped, returns 0, and is recorded in Stats.Freezes/Stats.Thaws and
+//     a log line "trap: FIFREEZE recorded, not executed" with pid and path.
 //   - One locked OS thread does every ptrace request and every wait, and
 //     follows every thread, fork, vfork and exec (PTRACE_O_EXITKILL: if
 //     vmxsim dies, so do they).
@@ -73,6 +79,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Stats, if set, counts what the trap did.
 	Stats *Stats
+	// FreezeAllow lists the mount points on which FIFREEZE and FITHAW
+	// really run; everywhere else they are recorded no-ops.
+	FreezeAllow []string
 }
 
 // Stats counts the trap's work.
@@ -83,4 +92,6 @@ type Stats struct {
 	Execs    atomic.Uint64 // program images started
 	Stops    atomic.Uint64 // ptrace stops handled, of every kind
 	Threads  atomic.Uint64 // threads and processes followed
+	Freezes  atomic.Uint64 // FIFREEZE calls recorded and not executed
+	Thaws    atomic.Uint64 // FITHAW calls recorded and not executed
 }

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ioctl requests the filter refuses.
+// ioctl requests the filter hands to the tracer.
 const (
 	fifreeze = 0xC0045877 // _IOWR('X', 119, int)
 	fithaw   = 0xC0045878 // _IOWR('X', 120, int)
@@ -81,10 +81,11 @@ func Filter() []unix.SockFilter {
 		{code: jeq, k: unix.AF_VSOCK, label: "eafnosupport"},
 		{code: ret, k: allow},
 		{def: "ioctl", code: ld, k: offArg1},
-		{code: jeq, k: fifreeze, label: "eperm"},
-		{code: jeq, k: fithaw, label: "eperm"},
+		{code: jeq, k: fifreeze, label: "trace"},
+		{code: jeq, k: fithaw, label: "trace"},
 		{code: ret, k: allow},
-		{def: "noop", code: ret, k: errno | 0}, // returns 0: success, no effect
+		{def: "noop", code: ret, k: errno | 0},               // returns 0: success, no effect
+		{def: "trace", code: ret, k: unix.SECCOMP_RET_TRACE}, // the tracer decides (freeze_linux_amd64.go)
 		{def: "eperm", code: ret, k: errno | uint32(unix.EPERM)},
 		{def: "eafnosupport", code: ret, k: errno | uint32(unix.EAFNOSUPPORT)},
 		{def: "enosys", code: ret, k: errno | uint32(unix.ENOSYS)},

@@ -192,7 +192,7 @@ func (t *tracer) run(started chan<- int) (int, error) {
 			// The helper stopped after its own exec (PTRACE_TRACEME).
 			first = false
 			opts := unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-				unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+				unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESECCOMP
 			if err := unix.PtraceSetOptions(tid, opts); err != nil {
 				unix.Kill(tid, unix.SIGKILL)
 				return 0, fmt.Errorf("trap: set ptrace options: %w", err)
@@ -281,6 +281,8 @@ func (t *tracer) event(th *thread, cause int) {
 		}
 	case unix.PTRACE_EVENT_EXEC:
 		t.exec(th)
+	case unix.PTRACE_EVENT_SECCOMP:
+		t.freezeIoctl(th)
 	}
 	t.cont(th.tid, 0)
 }
