@@ -149,7 +149,7 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 		}
 	}
 	gen := filepath.Join(work, "gen")
-	if err := generate(ctx, o, gen, filepath.Join(work, "bin", runtime.GOARCH), bins); err != nil {
+	if err := Generate(ctx, o, gen, filepath.Join(work, "bin", runtime.GOARCH), bins); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -205,8 +205,11 @@ func helpOf(ctx context.Context, bin string) (string, error) {
 	return buf.String(), nil
 }
 
-// generate writes the man pages, completions, units and docs into gen.
-func generate(ctx context.Context, o Options, gen, hostBin string, bins []string) error {
+// Generate writes into gen the man pages (man/), bash completions
+// (completion/), units (units/) and docs (doc/) for bins, running each
+// binary in hostBin with --help. packaging/cmd/mkdocs runs it for the
+// Photon spec's build.
+func Generate(ctx context.Context, o Options, gen, hostBin string, bins []string) error {
 	for _, b := range bins {
 		out, err := helpOf(ctx, filepath.Join(hostBin, b))
 		if err != nil {
