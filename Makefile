@@ -8,13 +8,11 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 # The version every binary prints for --version (internal/version),
 # linked in through GOFLAGS so that it also reaches the binaries the tests
 # build (internal/testutil.Binaries runs go build).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -ldflags=-X=github.com/govmtools/govmtools/internal/version.version=$(VERSION))
-
-# The version every binary and package carries (git describe; see
-# scripts/version.sh), set with -ldflags into internal/version.
+# scripts/version.sh: git describe of the last v* tag, in a shape
+# packages accept.
 VERSION ?= $(shell scripts/version.sh)
-LDFLAGS := -X github.com/govmtools/govmtools/internal/version.Version=$(VERSION)
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -ldflags=-X=github.com/govmtools/govmtools/internal/version.version=$(VERSION))
+LDFLAGS := -X github.com/govmtools/govmtools/internal/version.version=$(VERSION)
 # Package architectures (Go names).
 PKG_ARCHES ?= amd64,arm64
 

@@ -39,7 +39,7 @@ var data embed.FS
 const Name = "govmtools"
 
 // VersionVar is the variable -ldflags -X sets to the version.
-const VersionVar = "github.com/govmtools/govmtools/internal/version.Version"
+const VersionVar = "github.com/govmtools/govmtools/internal/version.version"
 
 // NotShipped are the commands of cmd/ that are development tools, not
 // user binaries; every other command is packaged.

@@ -113,8 +113,10 @@ poll-interval = 1
 	stop := func() {
 		if !stopped {
 			stopped = true
+			// Wait for it to exit: its shutdown RPCIs (capabilities
+			// withdrawn) are part of the golden trace.
 			syscall.Kill(pid, syscall.SIGTERM)
-			tr.Run(t, "/bin/sh", "-c", "wait")
+			tr.Wait(t, pid)
 		}
 	}
 	defer stop()
