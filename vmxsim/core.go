@@ -73,6 +73,7 @@ type Core struct {
 	guestInfoRaw map[int][]byte // SetGuestInfo payloads by type, raw
 	diskInfoRaw  []byte         // SetGuestDiskInfo payload, raw
 	lastState    *StateChange
+	stateChanges int    // tools.os.statechange.status reports received
 	power        string // "" means PoweredOn
 	haltPending  bool   // the guest reported a successful halt
 	pendingPower string // OS_PowerOn / OS_Resume to send once tools connect

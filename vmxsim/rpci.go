@@ -139,6 +139,7 @@ func (c *Core) rpciStateChange(ctx context.Context, caller Caller, args []byte) 
 	}
 	c.mu.Lock()
 	c.lastState = &StateChange{State: state, Success: ok == 1}
+	c.stateChanges++
 	// After a successful halt the VM powers off once the guest is gone.
 	c.haltPending = ok == 1 && state == 1
 	c.mu.Unlock()

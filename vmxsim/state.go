@@ -45,6 +45,9 @@ type PowerState struct {
 	// State is poweredOn, poweredOff or suspended.
 	State           string       `json:"state"`
 	LastStateChange *StateChange `json:"lastStateChange"`
+	// StateChanges counts the status reports received, so a client can
+	// tell a new report from the last one.
+	StateChanges int `json:"stateChanges"`
 }
 
 // GuestState is the decoded SetGuestInfo and SetGuestDiskInfo data.
@@ -107,6 +110,7 @@ func (c *Core) State() State {
 	}
 	s.Backdoor = bs
 	s.Power.State = c.power
+	s.Power.StateChanges = c.stateChanges
 	if s.Power.State == "" {
 		s.Power.State = PoweredOn
 	}

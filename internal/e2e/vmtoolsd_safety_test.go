@@ -40,12 +40,15 @@ func TestVmtoolsdRefusesWhatUsersCanChange(t *testing.T) {
 	// waited for as the good script's n-th run.
 	suspend := func(wantOK bool, n int) {
 		t.Helper()
+		before := state(t, ctl).Power.StateChanges
 		if reply, err := ctl.Power(t.Context(), "suspend"); err != nil {
 			t.Fatalf("suspend: %q %v", reply, err)
 		}
+		// This suspend's own status: a new report, not the last one.
 		testutil.WaitFor(t, 10*time.Second, "the suspend status", func() bool {
-			sc := state(t, ctl).Power.LastStateChange
-			return sc != nil && sc.State == 5 && sc.Success == wantOK && (!wantOK || ran("good") >= n)
+			p := state(t, ctl).Power
+			sc := p.LastStateChange
+			return p.StateChanges > before && sc != nil && sc.State == 5 && sc.Success == wantOK && (!wantOK || ran("good") >= n)
 		})
 	}
 	count := func(s string) int { return strings.Count(v.out.String(), s) }
