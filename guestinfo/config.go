@@ -82,15 +82,17 @@ func routeCap(v int) int {
 // patterns ('*' any run, '?' one character).
 func matchAny(patterns []string, name string) bool {
 	for _, p := range patterns {
-		if p != "" && wildcard(p, name) {
+		if p != "" && Wildcard(p, name) {
 			return true
 		}
 	}
 	return false
 }
 
-// wildcard matches glib's g_pattern_match_simple: '*' and '?' only.
-func wildcard(p, s string) bool {
+// Wildcard matches glib's g_pattern_match_simple: '*' and '?' only, both
+// matching any byte, '/' included; no classes, no escapes (tools.conf's
+// NIC and file-system lists).
+func Wildcard(p, s string) bool {
 	// Iterative matcher with one backtrack point.
 	pi, si, star, mark := 0, 0, -1, 0
 	for si < len(s) {

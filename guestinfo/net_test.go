@@ -212,8 +212,8 @@ func TestWildcard(t *testing.T) {
 		{"veth?", "veth1", true}, {"veth?", "veth12", false}, {"a*b*c", "aXbYbZc", true},
 		{"a*b*c", "aXbYbZ", false}, {"eth0", "eth0", true}, {" eth0", "eth0", false},
 	} {
-		if wildcard(tt.p, tt.s) != tt.ok {
-			t.Errorf("wildcard(%q, %q) != %v", tt.p, tt.s, tt.ok)
+		if Wildcard(tt.p, tt.s) != tt.ok {
+			t.Errorf("Wildcard(%q, %q) != %v", tt.p, tt.s, tt.ok)
 		}
 	}
 	if got := SplitPatterns("a*, b*"); len(got) != 2 || got[1] != " b*" {

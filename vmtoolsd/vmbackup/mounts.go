@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/govmtools/govmtools/guestinfo"
 )
 
 // Mount is one line of /proc/self/mountinfo.
@@ -162,36 +164,9 @@ func splitExcluded(s string) []string {
 
 func matchAny(pats []string, s string) bool {
 	for _, p := range pats {
-		if globMatch(p, s) {
+		if guestinfo.Wildcard(p, s) { // glib's g_pattern_match_simple, '*' matching '/' too
 			return true
 		}
 	}
 	return false
-}
-
-// globMatch is g_pattern_match_simple: '*' any run, '?' one byte, both
-// matching '/'; no classes, no escapes.
-func globMatch(p, s string) bool {
-	// Iterative with one backtrack point: linear enough for mount paths.
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }

@@ -1,6 +1,8 @@
 package vmbackup
 
 import (
+	"github.com/govmtools/govmtools/guestinfo"
+
 	"os"
 	"slices"
 	"testing"
@@ -52,8 +54,8 @@ func TestGlob(t *testing.T) {
 		{"/a*b*c", "/axxbyy", false},
 		{"", "", true},
 	} {
-		if got := globMatch(tc.p, tc.s); got != tc.ok {
-			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
+		if got := guestinfo.Wildcard(tc.p, tc.s); got != tc.ok {
+			t.Errorf("guestinfo.Wildcard(%q, %q) = %v", tc.p, tc.s, got)
 		}
 	}
 	if !slices.Equal(splitExcluded("a,,b, c"), []string{"a", "b", " c"}) {
