@@ -742,11 +742,13 @@ func TestHGFSBadReplies(t *testing.T) {
 	})
 }
 
-// TestHGFSPosix runs go-fuse's posixtest suite on a mount of a vmxsim
-// share.
-func TestHGFSPosix(t *testing.T) {
-	e := newHGFSEnv(t, ours)
-	notApplicable := map[string]string{
+// posixNotApplicable are the posixtest tests that cannot apply to HGFS,
+// not run; posixMaySkip those that run and may skip themselves. Both are
+// listed with the same reasons in docs/posixtest.md
+// (TestPosixSkipsDocumented); any other skip fails under
+// GOVMTOOLS_REQUIRE_ALL=1.
+var (
+	posixNotApplicable = map[string]string{
 		"Link":                "HGFS V3 has no hard links (link returns EPERM, as in vmhgfs-fuse)",
 		"LinkUnlinkRename":    "needs hard links",
 		"NlinkZero":           "needs hard links (st_nlink is always 1 over HGFS)",
@@ -758,17 +760,64 @@ func TestHGFSPosix(t *testing.T) {
 		"FallocateKeepSize":   "HGFS V3 has no fallocate",
 		"FstatDeleted":        "HGFS handles do not keep unlinked files alive (a reopen by path finds nothing)",
 	}
+	posixMaySkip = map[string]string{
+		"Tmpfile": "HGFS has no unnamed files: O_TMPFILE fails with EOPNOTSUPP, and posixtest skips",
+	}
+)
+
+// TestHGFSPosix runs go-fuse's posixtest suite on a mount of a vmxsim
+// share. Its own skips go through testutil.GuardSkips.
+func TestHGFSPosix(t *testing.T) {
+	e := newHGFSEnv(t, ours)
 	for name, fn := range posixtest.All {
 		t.Run(name, func(t *testing.T) {
-			if why, ok := notApplicable[name]; ok {
-				t.Skipf("not applicable: %s", why)
+			if why, ok := posixNotApplicable[name]; ok {
+				testutil.NotApplicable(t, why)
 			}
+			testutil.GuardSkips(t, posixMaySkip[name])
 			// Each test gets a fresh directory on the share.
 			sub := filepath.Join(e.share, name)
 			os.Mkdir(sub, 0o777)
 			mnt := e.mount(t, ".host:/s/"+name)
 			fn(t, mnt)
 		})
+	}
+}
+
+// TestPosixSkipsDocumented: every posixtest skip allowed is in
+// docs/posixtest.md with its reason, and the document lists no other,
+// and names only tests posixtest has.
+func TestPosixSkipsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/posixtest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) == 5 && strings.HasPrefix(strings.TrimSpace(f[1]), "`") {
+			listed[strings.Trim(strings.TrimSpace(f[1]), "`")] = strings.TrimSpace(f[2]) + "|" + strings.TrimSpace(f[3])
+		}
+	}
+	want := map[string]string{}
+	for n, why := range posixNotApplicable {
+		want[n] = "not run|" + why
+	}
+	for n, why := range posixMaySkip {
+		want[n] = "may skip|" + why
+	}
+	for n, w := range want {
+		if listed[n] != w {
+			t.Errorf("docs/posixtest.md: %s is %q, want %q", n, listed[n], w)
+		}
+		if posixtest.All[n] == nil {
+			t.Errorf("%s is no posixtest test", n)
+		}
+	}
+	for n := range listed {
+		if _, ok := want[n]; !ok {
+			t.Errorf("docs/posixtest.md lists %s, which the test does not allow to skip", n)
+		}
 	}
 }
 
@@ -858,5 +907,19 @@ func TestHGFSCommandLine(t *testing.T) {
 		if _, errOut, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "--enabled"); code != 0 {
 			t.Fatalf("--enabled with /dev/fuse present: %d %s", code, errOut)
 		}
+	}
+}
+
+// TestPosixRenameOpenDirHost: on the host's own file system fstat of an
+// open directory that another was renamed over shows the removed
+// directory's mode, so RenameOpenDir through a mount must not skip.
+func TestPosixRenameOpenDirHost(t *testing.T) {
+	skipped := false
+	t.Run("host", func(t *testing.T) {
+		t.Cleanup(func() { skipped = t.Skipped() })
+		posixtest.RenameOpenDir(t, t.TempDir())
+	})
+	if skipped {
+		t.Fatal("RenameOpenDir skipped on the host's file system")
 	}
 }
