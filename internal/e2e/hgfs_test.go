@@ -596,7 +596,7 @@ func TestHGFSRoundTrips(t *testing.T) {
 	// A file the host creates in the directory we made shows once the
 	// mount's negative timeout (1 s) has passed.
 	os.WriteFile(filepath.Join(e.share, "d", "from-host"), []byte("h"), 0o644)
-	testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the host's new file to show", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "from-host"))
 		return err == nil
 	})
@@ -676,7 +676,7 @@ func TestHGFSLookupStorm(t *testing.T) {
 				if got := state().Requests["GETATTR_V3"]; got != before["GETATTR_V3"] {
 					t.Errorf("a name the complete listing lacks was asked for")
 				}
-				testutil.WaitFor(t, 5*time.Second, "the listing's search to be closed", func() bool {
+				testutil.WaitFor(t, 10*time.Second, "the listing's search to be closed", func() bool {
 					return state().OpenSearches == 0
 				})
 			}
@@ -688,7 +688,7 @@ func TestHGFSLookupStorm(t *testing.T) {
 			}
 			os.Lstat(filepath.Join(mnt, "d", "late"))
 			os.WriteFile(filepath.Join(dir, "late"), []byte("late"), 0o644)
-			testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "the host's new file to show", func() bool {
 				fi, err := os.Lstat(filepath.Join(mnt, "d", "late"))
 				return err == nil && fi.Size() == 4
 			})
@@ -737,7 +737,7 @@ func TestHGFSBadReplies(t *testing.T) {
 			t.Fatalf("after %s replies: %q %v", fault, b, err)
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "the log line", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the log line", func() bool {
 		return strings.Contains(e.logs(), "malformed reply")
 	})
 }
