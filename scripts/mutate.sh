@@ -17,6 +17,9 @@ GREMLINS_VERSION=v0.6.0
 # they do unmutated (a loaded 2-CPU machine is slow and uneven).
 COEFF=${MUTATE_TIMEOUT_COEFFICIENT:-8}
 WORKERS=${MUTATE_WORKERS:-2}
+# On a shared machine, MUTATE_LOCK=FILE runs each package under flock FILE.
+lock=()
+if [ -n "${MUTATE_LOCK:-}" ]; then lock=(flock "$MUTATE_LOCK"); fi
 
 # name  package  files mutated (a regexp of file names; tests and
 # subpackages are never mutated)
@@ -59,7 +62,7 @@ for entry in "${PACKAGES[@]}"; do
 	done
 	echo "== $name ($pkg, files $files)"
 	start=$(date +%s)
-	"$bin/gremlins" unleash --workers "$WORKERS" --timeout-coefficient "$COEFF" \
+	"${lock[@]}" "$bin/gremlins" unleash --workers "$WORKERS" --timeout-coefficient "$COEFF" \
 		"${excl[@]}" -o "$out/$name.json" "$pkg" >"$out/$name.log" 2>&1 || {
 		echo "gremlins failed for $name; see $out/$name.log" >&2
 		exit 1

@@ -101,6 +101,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"duplicate id", append(append([]byte{}, good...), good[:16]...), ErrDuplicateID},
 		{"huge list count", u32(3, 1, 0xffffffff), ErrTruncated},
 		{"huge string length", u32(2, 2, 0x7fffffff), ErrTruncated},
+		// Past the end by less than the offset: the bound is what is left
+		// after the offset, not the whole input.
+		{"string past the end after a field", append(append(Encode(Map{1: {Type: TypeInt64, Int: 1}}), u32(2, 2, 20)...), make([]byte, 10)...), ErrTruncated},
+		{"list past the end after a field", append(append(Encode(Map{1: {Type: TypeInt64, Int: 1}}), u32(3, 2, 3)...), make([]byte, 16)...), ErrTruncated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +140,9 @@ func TestReadFrame(t *testing.T) {
 	}
 	if _, err := ReadFrame(bytes.NewReader(frame[:7]), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short body: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(frame[:4]), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("header without a body: %v", err)
 	}
 	if _, err := ReadFrame(bytes.NewReader(nil), 100); err != io.EOF {
 		t.Fatalf("clean EOF: %v", err)
