@@ -186,3 +186,12 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxGuestFrame: the largest guest packet (a full message, with
+// FAST_CLOSE) is exactly MaxGuestFrame bytes of content.
+func TestMaxGuestFrame(t *testing.T) {
+	p := EncodePacket(Packet{Type: PacketData, Payload: make([]byte, MaxGuestMessage), FastClose: true})
+	if len(p) != MaxGuestFrame {
+		t.Fatalf("largest guest packet is %d bytes, MaxGuestFrame %d", len(p), MaxGuestFrame)
+	}
+}
