@@ -107,3 +107,64 @@ func TestClaimedLengthsBounded(t *testing.T) {
 		t.Error("write request claiming a byte more: no error")
 	}
 }
+
+// TestDirEntrySize: an entry is its head, name and NUL, padded to 8.
+func TestDirEntrySize(t *testing.T) {
+	for n := range 17 {
+		got, min := DirEntrySize(n), dirEntryHead+n+1
+		if got%8 != 0 || got < min || got >= min+8 {
+			t.Errorf("DirEntrySize(%d) = %d, want %d rounded up to 8", n, got, min)
+		}
+	}
+}
+
+// TestSearchReadCountBounded: a count the body cannot hold is refused
+// before any entry is read, even when an end marker comes first.
+func TestSearchReadCountBounded(t *testing.T) {
+	p := AppendSearchReadReply(nil, []DirEntry{{Name: []byte("a")}, {Name: nil}})
+	binary.LittleEndian.PutUint64(p, 100)
+	if e, done, err := DecodeSearchReadReply(p); err == nil {
+		t.Errorf("100 entries claimed in %d bytes: %v %v, want an error", len(p), e, done)
+	}
+}
+
+// TestGetattrSymlinkTarget: the target after the attributes and the
+// reserved word is decoded; a reply that ends right after them has none.
+func TestGetattrSymlinkTarget(t *testing.T) {
+	full := GetattrReply{Attr: Attr{Type: FileTypeSymlink}, SymlinkTarget: []byte("tgt")}.Append(nil)
+	if r, err := DecodeGetattrReply(full); err != nil || string(r.SymlinkTarget) != "tgt" {
+		t.Errorf("symlink reply: %q %v", r.SymlinkTarget, err)
+	}
+	if r, err := DecodeGetattrReply(full[:AttrSize+8]); err != nil || r.SymlinkTarget != nil {
+		t.Errorf("reply ending after the reserved word: %q %v", r.SymlinkTarget, err)
+	}
+	sr := SetattrRequest{Name: PathName([]byte("s"))}.Append(nil)
+	if r, err := DecodeSetattrRequest(sr); err != nil || string(r.Name.Name) != "s" {
+		t.Errorf("setattr request: %+v %v", r, err)
+	}
+	if _, err := DecodeSetattrRequest(sr[:8+AttrSize+7]); err == nil {
+		t.Error("setattr request without its name: no error")
+	}
+}
+
+// TestV1Names: V1 SEARCH_OPEN and SEARCH_READ replies carry exactly
+// their names; a length one over is refused.
+func TestV1Names(t *testing.T) {
+	so := AppendV1SearchOpen(nil, 3, []byte("s\x00d"))
+	if cp, err := DecodeV1SearchOpen(so); err != nil || string(cp) != "s\x00d" {
+		t.Errorf("v1 search open: %q %v", cp, err)
+	}
+	binary.LittleEndian.PutUint32(so[8:], 4)
+	if _, err := DecodeV1SearchOpen(so); err == nil {
+		t.Error("v1 search open, length one over: no error")
+	}
+	sr := AppendV1SearchReadReply(nil, 3, 0, AttrV1{Size: 9}, []byte("name"))
+	sr = sr[:57+4] // exactly the name, no NUL
+	if a, name, err := DecodeV1SearchReadReply(sr); err != nil || string(name) != "name" || a.Size != 9 {
+		t.Errorf("v1 search read reply: %+v %q %v", a, name, err)
+	}
+	binary.LittleEndian.PutUint32(sr[53:], 5)
+	if _, _, err := DecodeV1SearchReadReply(sr); err == nil {
+		t.Error("v1 search read reply, length one over: no error")
+	}
+}
