@@ -55,3 +55,53 @@ func TestTextLeadingNUL(t *testing.T) {
 		t.Errorf("Text = %q, want ab", got)
 	}
 }
+
+// TestValidateEveryLimit: a NicInfo with every list and string exactly
+// at its limit is valid; one over anywhere (also after valid parts, in a
+// later NIC or the global settings) is refused.
+func TestValidateEveryLimit(t *testing.T) {
+	name := strings.Repeat("n", maxDNSString)
+	dns := func() *DNSConfig {
+		d := &DNSConfig{HostName: &name, DomainName: &name}
+		for i := range MaxDNSServers {
+			d.Servers = append(d.Servers, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
+		}
+		for range MaxDNSSuffixes {
+			d.Suffixes = append(d.Suffixes, name)
+		}
+		return d
+	}
+	dhcp := func() *DHCPConfig { return &DHCPConfig{Settings: strings.Repeat("s", maxDHCPSettings)} }
+	base := func() *NicInfo {
+		n := &NicInfo{DNS: dns(), DHCPv4: dhcp(), DHCPv6: dhcp()}
+		for i := range 2 {
+			nic := NIC{MAC: "00:50:56:00:00:0" + string(rune('1'+i)), DNS: dns(), DHCPv4: dhcp(), DHCPv6: dhcp()}
+			for j := range MaxIPs {
+				nic.IPs = append(nic.IPs, IPEntry{Addr: netip.AddrFrom4([4]byte{10, byte(i), byte(j >> 8), byte(j)}), PrefixLen: 16})
+			}
+			n.NICs = append(n.NICs, nic)
+		}
+		return n
+	}
+	if err := base().Validate(); err != nil {
+		t.Fatalf("everything at its limit: %v", err)
+	}
+	for what, over := range map[string]func(n *NicInfo){
+		"IPs":            func(n *NicInfo) { n.NICs[0].IPs = append(n.NICs[0].IPs, n.NICs[0].IPs[0]) },
+		"DNS servers":    func(n *NicInfo) { n.NICs[0].DNS.Servers = append(n.NICs[0].DNS.Servers, n.NICs[0].DNS.Servers[0]) },
+		"DNS suffixes":   func(n *NicInfo) { n.NICs[0].DNS.Suffixes = append(n.NICs[0].DNS.Suffixes, "x") },
+		"host name":      func(n *NicInfo) { long := name + "x"; n.NICs[0].DNS.HostName = &long },
+		"suffix":         func(n *NicInfo) { n.NICs[0].DNS.Suffixes[2] += "x" },
+		"DHCP settings":  func(n *NicInfo) { n.NICs[0].DHCPv4.Settings += "x" },
+		"second NIC MAC": func(n *NicInfo) { n.NICs[1].MAC = strings.Repeat("a", MaxMACLen+1) },
+		"global DHCPv6":  func(n *NicInfo) { n.DHCPv6.Settings += "x" },
+		"global DHCPv4":  func(n *NicInfo) { n.DHCPv4.Settings += "x" },
+		"global DNS":     func(n *NicInfo) { n.DNS.Suffixes = append(n.DNS.Suffixes, "x") },
+	} {
+		n := base()
+		over(n)
+		if err := n.Validate(); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s one over: %v, want ErrTooLarge", what, err)
+		}
+	}
+}
