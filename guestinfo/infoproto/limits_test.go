@@ -105,3 +105,24 @@ func TestValidateEveryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestOSDetailedEmptyFields: empty names and an empty detailed string
+// (each a NUL at its first byte) decode as empty, and a payload of just
+// the header is accepted.
+func TestOSDetailedEmptyFields(t *testing.T) {
+	b := EncodeOSDetailed(OSDetailed{})
+	d, err := DecodeOSDetailed(b)
+	if err != nil || d.ShortName != "" || d.FullName != "" || d.Detailed != "" {
+		t.Fatalf("empty fields: %+v %v", d, err)
+	}
+	if d, err := DecodeOSDetailed(b[:DetailedHeaderSize]); err != nil || d.Detailed != "" {
+		t.Errorf("header only: %+v %v", d, err)
+	}
+	if d, err := DecodeOSDetailed(EncodeOSDetailed(OSDetailed{ShortName: "\x00x", Detailed: "\x00y"})); err != nil || d.ShortName != "" || d.Detailed != "" {
+		t.Errorf("names cut at a leading NUL: %+v %v", d, err)
+	}
+	// As C sends it: nothing of the detailed string after its first NUL.
+	if b := EncodeOSDetailed(OSDetailed{Detailed: "\x00y"}); len(b) != DetailedHeaderSize+1 {
+		t.Errorf("detailed string with a leading NUL encoded in %d bytes, want %d", len(b), DetailedHeaderSize+1)
+	}
+}
