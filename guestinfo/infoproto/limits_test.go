@@ -126,3 +126,63 @@ func TestOSDetailedEmptyFields(t *testing.T) {
 		t.Errorf("detailed string with a leading NUL encoded in %d bytes, want %d", len(b), DetailedHeaderSize+1)
 	}
 }
+
+// TestXDRCountAndOpaqueBounds: a count at its limit passes, one over
+// fails; an opaque whose bytes or padding run past the end (also at an
+// offset) is truncated, not read.
+func TestXDRCountAndOpaqueBounds(t *testing.T) {
+	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	r := &xdrReader{b: u32(16)}
+	if n := r.count("x", 16); n != 16 || r.err != nil {
+		t.Errorf("count at the limit: %d %v", n, r.err)
+	}
+	r = &xdrReader{b: u32(17)}
+	if n := r.count("x", 16); n != 0 || r.err == nil {
+		t.Errorf("count over the limit: %d %v", n, r.err)
+	}
+	// At offset 4: a 6-byte opaque with only 4 bytes (and no padding) left.
+	r = &xdrReader{b: append(append(u32(0), u32(6)...), "abcd"...), off: 4}
+	if p := r.opaque("x", 100); p != nil || r.err == nil {
+		t.Errorf("opaque past the end: %q %v", p, r.err)
+	}
+	// One byte of data, its three bytes of padding missing.
+	r = &xdrReader{b: append(u32(1), 'a')}
+	if p := r.opaque("x", 100); p != nil || r.err == nil {
+		t.Errorf("opaque without its padding: %q %v", p, r.err)
+	}
+	r = &xdrReader{b: append(u32(1), 'a', 0, 0, 0)}
+	if p := r.opaque("x", 100); string(p) != "a" || r.err != nil {
+		t.Errorf("padded opaque: %q %v", p, r.err)
+	}
+}
+
+// TestDetailedStringCutEscapes: a value cut to fit never ends on a lone
+// escape character, whatever the parity of the cut; ParseDetailed of a
+// value ending in a backslash is an error, not a read past the end.
+func TestDetailedStringCutEscapes(t *testing.T) {
+	for extra := range 4 {
+		var d Detailed
+		for _, f := range d.fields() {
+			*f.val = strings.Repeat("a", extra) + strings.Repeat("\\", MaxDetailedField)
+		}
+		s := d.String()
+		for _, f := range d.fields() {
+			i := strings.Index(s, f.key+"='")
+			if i < 0 {
+				t.Fatalf("%s missing from %q", f.key, s)
+			}
+			v := s[i+len(f.key)+2:]
+			v = v[:strings.IndexByte(v, '\'')]
+			if len(f.key)+3+len(v) > MaxDetailedField-1 {
+				t.Errorf("%s: %d-byte field", f.key, len(f.key)+3+len(v))
+			}
+			run := len(v) - len(strings.TrimRight(v, "\\"))
+			if run%2 != 0 {
+				t.Errorf("%s (%d a's): value ends on %d backslashes", f.key, extra, run)
+			}
+		}
+	}
+	if _, _, err := ParseDetailed("prettyName='x\\"); err == nil {
+		t.Error("value ending in a backslash: no error")
+	}
+}
