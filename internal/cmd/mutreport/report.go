@@ -134,10 +134,16 @@ func write(w io.Writer, runs []run, reasons map[string]string) int {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		c := r.counts()
+		secs := r.seconds
+		if r.res.Elapsed > 0 {
+			secs = fmt.Sprintf("%.0f", r.res.Elapsed)
+		}
 		fmt.Fprintf(w, "| %s (`%s`) | `%s` | %d | %d | %d | %d | %d | %s | %s s |\n", r.name, r.pkg, r.files,
-			c.killed, c.lived, c.notCovered, c.timedOut, c.notViable, score(c), r.seconds)
+			c.killed, c.lived, c.notCovered, c.timedOut, c.notViable, score(c), secs)
 	}
-	fmt.Fprintln(w, "\nScore: killed (timed out counts as killed) over killed + survived.")
+	fmt.Fprintln(w, "\nScore: killed and timed out over killed, timed out and survived. A mutant times out when the")
+	fmt.Fprintln(w, "package's tests run longer than the coefficient times their unmutated time: usually a loop the")
+	fmt.Fprintln(w, "mutant made endless, on a loaded machine possibly a slow run; time is gremlins' own, lock waits excluded.")
 	unexplained := 0
 	fmt.Fprintln(w, "\n## Survivors\n\n| package | where | mutation | why it survives |\n|---|---|---|---|")
 	for _, r := range runs {
