@@ -1,7 +1,9 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/govmtools/govmtools/rpc"
@@ -42,5 +44,54 @@ func TestEmptySuccessReply(t *testing.T) {
 	}
 	if n := host.Opens(); n != 1 {
 		t.Errorf("the empty reply reopened the channel: %d opens", n)
+	}
+}
+
+// TestCallIntoLimitsAndRetry: CallInto has Call's size limit, retries a
+// transport failure once on a fresh channel (not with NoRetry, not
+// twice) and passes host errors through; Close closes the open channel
+// once.
+func TestCallIntoLimitsAndRetry(t *testing.T) {
+	host := &rpctest.RPCIHost{Reply: func(req []byte) []byte {
+		if bytes.HasPrefix(req, []byte("bad")) {
+			return []byte("0 nope")
+		}
+		return []byte("1 ok")
+	}}
+	c := &rpc.Client{Dial: host.Dial}
+	ctx := t.Context()
+	buf := make([]byte, 128)
+	if _, err := c.CallInto(ctx, make([]byte, rpc.MaxMessage+1), buf); !errors.Is(err, rpc.ErrTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	if got, err := c.CallInto(ctx, append([]byte("x "), make([]byte, rpc.MaxMessage-2)...), buf); err != nil || string(got) != "ok" {
+		t.Fatalf("exactly 64 KiB: %q %v", got, err)
+	}
+	host.FailNext(1)
+	if got, err := c.CallInto(ctx, []byte("b"), buf); err != nil || string(got) != "ok" {
+		t.Fatalf("after one failure: %q %v", got, err)
+	}
+	host.FailNext(2)
+	if _, err := c.CallInto(ctx, []byte("c"), buf); err == nil || !rpc.IsTransportError(err) {
+		t.Fatalf("after two failures: %v", err)
+	}
+	var re *rpc.ReplyError
+	if _, err := c.CallInto(ctx, []byte("bad"), buf); !errors.As(err, &re) || re.Text != "nope" {
+		t.Fatalf("host error: %v", err)
+	}
+	nr := &rpc.Client{Dial: host.Dial, NoRetry: true}
+	host.FailNext(1)
+	if _, err := nr.CallInto(ctx, []byte("d"), buf); err == nil {
+		t.Fatal("NoRetry client retried")
+	}
+	opens := host.Opens()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := c.CallInto(ctx, []byte("e"), buf); err != nil || host.Opens() != opens+1 {
+		t.Fatalf("after Close: %v, %d opens (was %d)", err, host.Opens(), opens)
 	}
 }
