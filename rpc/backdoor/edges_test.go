@@ -26,7 +26,11 @@ func TestReceiveEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, len(v)+2) // "1 " and the value, exactly
+	hb := b.Stats().HBIn
 	got, err := client.CallInto(t.Context(), []byte("info-get guestinfo.k"), buf)
+	if b.Stats().HBIn == hb {
+		t.Error("a 1002-byte reply did not come over the high-bandwidth port")
+	}
 	if err != nil || string(got) != string(v) || &got[0] != &buf[2] {
 		t.Fatalf("CallInto with an exact buffer: %d bytes, %v, aliasing %v", len(got), err, err == nil && &got[0] == &buf[2])
 	}
@@ -60,4 +64,10 @@ func TestReceiveEdges(t *testing.T) {
 		t.Errorf("a message of exactly MaxReceive bytes: %v", err)
 	}
 	port.after = nil
+
+	// A message of exactly rpc.MaxMessage bytes may be sent.
+	msg := append([]byte("info-set guestinfo.big "), make([]byte, rpc.MaxMessage-len("info-set guestinfo.big "))...)
+	if err := ch.Send(t.Context(), msg); err != nil {
+		t.Errorf("Send of exactly %d bytes: %v", rpc.MaxMessage, err)
+	}
 }
