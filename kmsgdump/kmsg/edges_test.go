@@ -24,8 +24,8 @@ func TestEscapeEveryByte(t *testing.T) {
 	for in, want := range map[string]string{
 		`\x09\x0a\x0A\x0f\x0F\x90\x99\xff\xFF\x00`: "\x09\x0a\x0a\x0f\x0f\x90\x99\xff\xff\x00",
 		`\xg0\x0g\x:0\x/0\x@0\xG0\x`:               `\xg0\x0g\x:0\x/0\x@0\xG0\x`,
-		`a\x4`:                                      `a\x4`,
-		`\y41`:                                      `\y41`,
+		`a\x4`:                                     `a\x4`,
+		`\y41`:                                     `\y41`,
 	} {
 		if got := string(Unescape([]byte(in))); got != want {
 			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
