@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 
@@ -193,5 +194,27 @@ func TestMaxGuestFrame(t *testing.T) {
 	p := EncodePacket(Packet{Type: PacketData, Payload: make([]byte, MaxGuestMessage), FastClose: true})
 	if len(p) != MaxGuestFrame {
 		t.Fatalf("largest guest packet is %d bytes, MaxGuestFrame %d", len(p), MaxGuestFrame)
+	}
+}
+
+// TestListCountBoundsAllocation: a list count the remaining bytes cannot
+// hold is refused before anything is allocated for it, so garbage cannot
+// make the decoder allocate more than a small multiple of its input.
+func TestListCountBoundsAllocation(t *testing.T) {
+	const rest = 1 << 20
+	in := binary.BigEndian.AppendUint32(nil, uint32(TypeInt64List))
+	in = binary.BigEndian.AppendUint32(in, 1)
+	in = binary.BigEndian.AppendUint32(in, rest) // rest int64s claimed in rest bytes
+	in = append(in, make([]byte, rest)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := Decode(in)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Decode = %v, want ErrTruncated", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > rest {
+		t.Errorf("decoding %d bytes allocated %d", len(in), got)
 	}
 }
