@@ -116,10 +116,13 @@ func loadReasons(path string) (map[string]string, error) {
 	return reasons, sc.Err()
 }
 
+// entries are scripts/mutate.sh's packages, in its order.
+var entries = []string{"datamap", "hgfsproto", "infoproto", "kmsg", "rpc", "hgfs", "backdoor", "journal", "power", "timesync", "toolsconf"}
+
 // write prints the report and returns how many survivors have no reason.
 func write(w io.Writer, runs []run, reasons map[string]string) int {
 	order := map[string]int{}
-	for i, n := range []string{"datamap", "hgfsproto", "infoproto", "kmsg", "rpc", "hgfs", "backdoor", "journal", "power", "timesync", "toolsconf"} {
+	for i, n := range entries {
 		order[n] = i + 1
 	}
 	sort.Slice(runs, func(i, j int) bool {
@@ -132,6 +135,21 @@ func write(w io.Writer, runs []run, reasons map[string]string) int {
 	fmt.Fprint(w, header)
 	fmt.Fprintln(w, "| package | files mutated | killed | survived | not covered | timed out | not viable | score | time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	have := map[string]bool{}
+	for _, r := range runs {
+		have[r.name] = true
+	}
+	defer func() {
+		var missing []string
+		for _, n := range entries {
+			if !have[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(w, "\nNot run yet (no results): %s.\n", strings.Join(missing, ", "))
+		}
+	}()
 	for _, r := range runs {
 		c := r.counts()
 		secs := r.seconds
