@@ -168,3 +168,14 @@ func TestV1Names(t *testing.T) {
 		t.Error("v1 search read reply, length one over: no error")
 	}
 }
+
+// TestCanonicalNameLeadingEscape: a name whose first byte is the escape
+// character is still checked in full.
+func TestCanonicalNameLeadingEscape(t *testing.T) {
+	if CanonicalName("%]]%") || CanonicalName("]]%") {
+		t.Errorf("a name with %q (listed back as %q) taken as canonical", "]]%", "]%")
+	}
+	if !CanonicalName("%x") {
+		t.Errorf("%q is canonical", "%x")
+	}
+}
