@@ -29,6 +29,7 @@ func TestFitNicInfoExactBudgets(t *testing.T) {
 		{"one link-local of two NICs", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{v4(1), ll(1)}}, {MAC: "b", IPs: []IPEntry{v4(2), ll(2), ll(3)}}}}, ll(3).size(), Trimmed{LinkLocal: 1}},
 		{"first address kept", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{ll(1), v4(1)}}}}, v4(1).size(), Trimmed{Addresses: 1}},
 		{"one address of two NICs", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{v4(1), v4(2)}}, {MAC: "b", IPs: []IPEntry{v4(3), v4(4)}}}}, v4(4).size(), Trimmed{Addresses: 1}},
+		{"one address of three", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{v4(1), v4(2), v4(3)}}}}, v4(3).size(), Trimmed{Addresses: 1}},
 		{"address of the only NIC", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{v4(1), v4(2)}}}}, v4(2).size(), Trimmed{Addresses: 1}},
 		{"last address goes with its NIC", &NicInfo{NICs: []NIC{{MAC: "a", IPs: []IPEntry{v4(1)}}, {MAC: "b", IPs: []IPEntry{v4(2), v4(3)}}}}, v4(2).size() + v4(3).size(), Trimmed{Addresses: 1, NICs: 1}},
 	}

@@ -186,3 +186,19 @@ func TestDetailedStringCutEscapes(t *testing.T) {
 		t.Error("value ending in a backslash: no error")
 	}
 }
+
+// TestDiskInfoV0Edges: no disks is one byte; a payload of exactly its
+// entries (without the padding) decodes; a name too long for the field
+// is cut and still terminated.
+func TestDiskInfoV0Edges(t *testing.T) {
+	if d, err := DecodeDiskInfoV0([]byte{0}); err != nil || len(d) != 0 {
+		t.Errorf("no disks: %v %v", d, err)
+	}
+	for _, n := range []int{V0NameLen - 1, V0NameLen, V0NameLen + 1, V0NameLen + 5} {
+		b := EncodeDiskInfoV0([]Disk{{Free: 1, Size: 2, Name: strings.Repeat("n", n)}})
+		d, err := DecodeDiskInfoV0(b[:len(b)-2])
+		if err != nil || len(d) != 1 || d[0].Name != strings.Repeat("n", V0NameLen-1) {
+			t.Errorf("exact payload, %d-byte name: %+v %v", n, d, err)
+		}
+	}
+}
