@@ -16,7 +16,7 @@ LDFLAGS := -X github.com/govmtools/govmtools/internal/version.version=$(VERSION)
 # Package architectures (Go names).
 PKG_ARCHES ?= amd64,arm64
 
-.PHONY: all build test lint cross fuzz demo bench clean test-deps package
+.PHONY: all build test lint cross fuzz demo bench clean test-deps package mutate
 
 all: build
 
@@ -48,6 +48,11 @@ demo:
 
 bench: build
 	$(GO) run ./bench
+
+# mutate runs mutation testing (go-gremlins) over the core packages and
+# writes docs/mutation.md; slow, not in CI. MUTATE=name... picks entries.
+mutate:
+	scripts/mutate.sh $(MUTATE)
 
 # package builds the .deb and .rpm of every architecture into dist/
 # (static binaries, nfpm as a library: packaging/cmd/mkpkg).

@@ -28,7 +28,7 @@ type hgfsTarget struct {
 	// writeBlock is the write(2) size of the sequential write (0: 1 MiB).
 	writeBlock int
 	// trips reads the simulator's HGFS round-trip counter.
-	trips func() uint64
+	trips func() (uint64, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -102,13 +102,15 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	// users' workaround (dd bs=60k).
 	d := hgfsTarget{name: "open-vm-tools", mounter: &debian, dir: filepath.Join(share, "debian"), writeBlock: 61440, trips: trips}
 	var rows []row
-	bigWrite := "—"
-	if err := checkBigWrite(ctx, d); err != nil {
-		bigWrite = err.Error()
-	} else {
-		bigWrite = "succeeds"
+	oursBig, err := checkBigWrite(ctx, o)
+	if err != nil {
+		return rows, fmt.Errorf("ours, one 1 MiB write: %w", err)
 	}
-	rows = append(rows, row{"HGFS under the trap: one 1 MiB write(2)", "succeeds", bigWrite, "open-vm-tools#437: a request over 64 KiB is refused by the VMX; ours never sends one"})
+	debianBig, err := checkBigWrite(ctx, d)
+	if err != nil {
+		return rows, fmt.Errorf("open-vm-tools, one 1 MiB write: %w", err)
+	}
+	rows = append(rows, row{"HGFS under the trap: one 1 MiB write(2)", writeOutcome(oursBig), writeOutcome(debianBig), "open-vm-tools#437: a request over 64 KiB is refused by the VMX; ours never sends one"})
 	ores, names, err := runHGFSTarget(ctx, o, tarball)
 	if err != nil {
 		return rows, fmt.Errorf("ours under the trap: %w", err)
@@ -130,29 +132,37 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 }
 
 // checkBigWrite mounts t and writes 1 MiB with one write(2).
-func checkBigWrite(ctx context.Context, t hgfsTarget) error {
+func checkBigWrite(ctx context.Context, t hgfsTarget) (writeErr, err error) {
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	mnt, err := os.MkdirTemp("", "mnt-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(mnt)
 	if err := t.mounter.Mount(ctx, ".host:/s/"+filepath.Base(t.dir), mnt); err != nil {
-		return err
+		return nil, err
 	}
-	defer hgfswork.Unmount(mnt)
-	err = hgfswork.WriteSeq(filepath.Join(mnt, "big"), 1<<20, 1<<20)
+	writeErr = hgfswork.WriteSeq(filepath.Join(mnt, "big"), 1<<20, 1<<20)
 	os.Remove(filepath.Join(mnt, "big"))
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("fails: %v", err)
+	if err := hgfswork.Unmount(mnt); err != nil {
+		return nil, err
 	}
-	return nil
+	return writeErr, nil
+}
+
+// writeOutcome is the cell of a write that was carried out: "succeeds",
+// or "fails: " and the errno it failed with.
+func writeOutcome(writeErr error) string {
+	if writeErr == nil {
+		return "succeeds"
+	}
+	var pe *os.PathError
+	if errors.As(writeErr, &pe) {
+		writeErr = pe.Err
+	}
+	return fmt.Sprintf("fails: %v", writeErr)
 }
 
 // benchHGFSUnix: ours over unix:DIR and the share's directory directly.
@@ -190,21 +200,33 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	return rows, nil
 }
 
-// tripCounter returns a function reading the simulator's HGFS round trips.
-func tripCounter(ctx context.Context, e *env, simDir string) func() uint64 {
-	return func() uint64 {
+// tripCounter returns a function reading the simulator's HGFS round
+// trips. A state that cannot be read is an error, never 0 round trips.
+func tripCounter(ctx context.Context, e *env, simDir string) func() (uint64, error) {
+	return func() (uint64, error) {
 		out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
 		if err != nil {
-			return 0
+			return 0, fmt.Errorf("vmxsim ctl state: %w", err)
 		}
-		var st struct {
-			HGFS struct {
-				RoundTrips uint64 `json:"roundTrips"`
-			} `json:"hgfs"`
-		}
-		json.Unmarshal(out, &st)
-		return st.HGFS.RoundTrips
+		return parseRoundTrips(out)
 	}
+}
+
+// parseRoundTrips reads hgfs.roundTrips of `vmxsim ctl state`; it must
+// be there.
+func parseRoundTrips(state []byte) (uint64, error) {
+	var st struct {
+		HGFS *struct {
+			RoundTrips *uint64 `json:"roundTrips"`
+		} `json:"hgfs"`
+	}
+	if err := json.Unmarshal(state, &st); err != nil {
+		return 0, fmt.Errorf("vmxsim ctl state: %w", err)
+	}
+	if st.HGFS == nil || st.HGFS.RoundTrips == nil {
+		return 0, errors.New("vmxsim ctl state: no hgfs.roundTrips")
+	}
+	return *st.HGFS.RoundTrips, nil
 }
 
 type result struct {
@@ -371,14 +393,21 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 		}
-		before := tg.trips()
+		before, err := tg.trips()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+		}
 		start := time.Now()
 		if err := st.fn(); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 		}
 		r := result{d: time.Since(start), bytes: st.bytes}
 		if tg.mounter != nil {
-			r.trips = tg.trips() - before
+			after, err := tg.trips()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+			r.trips = after - before
 		}
 		res[st.name] = r
 		names = append(names, st.name)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -90,17 +91,27 @@ func main() {
 			continue
 		}
 		rows, err := b.run(ctx, e)
-		for _, r := range rows {
-			fmt.Printf("| %s | %s | %s | %s |\n", r.What, r.Ours, r.Reference, r.Notes)
-		}
-		if err != nil {
-			fmt.Printf("| %s | error | | %s |\n", b.name, strings.ReplaceAll(err.Error(), "|", "/"))
+		if !writeRows(os.Stdout, b.name, rows, err) {
 			failed = true
 		}
 	}
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// writeRows prints the rows a benchmark measured and then, if it failed,
+// an error row: a failed measurement is never printed as a figure. It
+// reports whether the benchmark succeeded.
+func writeRows(w io.Writer, name string, rows []row, err error) bool {
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.What, r.Ours, r.Reference, r.Notes)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "| %s | error | | %s |\n", name, strings.ReplaceAll(err.Error(), "|", "/"))
+		return false
+	}
+	return true
 }
 
 func fatal(err error) {

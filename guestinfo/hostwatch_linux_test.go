@@ -30,7 +30,7 @@ func startHostWatch(t *testing.T, w *HostWatch) <-chan struct{} {
 			if err != nil {
 				t.Errorf("Watch: %v", err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Error("Watch did not return after cancel")
 		}
 	})

@@ -280,14 +280,61 @@ func TestClientLegacyHost(t *testing.T) {
 	}
 }
 
+// TestErrnoMapping is the whole status -> errno table. The values are
+// those of open-vm-tools' Linux FUSE client (docs/hgfs-errno.md), except
+// the three statuses it leaves at EIO that have a precise errno:
+// INVALID_PARAMETER, NOT_SAME_DEVICE (mv must see EXDEV to copy) and
+// TOO_MANY_SESSIONS. Programs branch on these: rm -r on ENOTEMPTY,
+// mkdir -p on EEXIST, cp on ENOSPC, sudo-style retries on EACCES vs EPERM.
 func TestErrnoMapping(t *testing.T) {
-	for s, want := range map[hgfsproto.Status]syscall.Errno{
-		hgfsproto.StatusNotSameDevice: syscall.EXDEV, hgfsproto.StatusInvalidName: syscall.ENOENT,
-		hgfsproto.StatusInvalidParameter: syscall.EINVAL, hgfsproto.StatusGenericError: syscall.EIO,
-		hgfsproto.Status(99): syscall.EIO, hgfsproto.StatusFileExists: syscall.EEXIST,
-	} {
-		if got := Errno(&OpError{Err: s}); got != want {
-			t.Errorf("%v -> %v, want %v", s, got, want)
+	table := []struct {
+		s    hgfsproto.Status
+		want syscall.Errno
+	}{
+		{hgfsproto.StatusSuccess, 0},
+		{hgfsproto.StatusNoSuchFileOrDir, syscall.ENOENT},
+		{hgfsproto.StatusInvalidHandle, syscall.EBADF},
+		{hgfsproto.StatusOperationNotPermitted, syscall.EPERM},
+		{hgfsproto.StatusFileExists, syscall.EEXIST},
+		{hgfsproto.StatusNotDirectory, syscall.ENOTDIR},
+		{hgfsproto.StatusDirNotEmpty, syscall.ENOTEMPTY},
+		{hgfsproto.StatusProtocolError, syscall.EPROTO},
+		{hgfsproto.StatusAccessDenied, syscall.EACCES},
+		{hgfsproto.StatusInvalidName, syscall.ENOENT},
+		{hgfsproto.StatusGenericError, syscall.EIO},
+		{hgfsproto.StatusSharingViolation, syscall.EACCES},
+		{hgfsproto.StatusNoSpace, syscall.ENOSPC},
+		{hgfsproto.StatusOperationNotSupported, syscall.EOPNOTSUPP},
+		{hgfsproto.StatusNameTooLong, syscall.ENAMETOOLONG},
+		{hgfsproto.StatusInvalidParameter, syscall.EINVAL},
+		{hgfsproto.StatusNotSameDevice, syscall.EXDEV},
+		{hgfsproto.StatusStaleSession, syscall.EIO},
+		{hgfsproto.StatusTooManySessions, syscall.EAGAIN},
+		{hgfsproto.StatusTransportError, syscall.EIO},
+		{hgfsproto.Status(20), syscall.EIO},
+		{hgfsproto.Status(99), syscall.EIO},
+		{hgfsproto.Status(0xffffffff), syscall.EIO},
+	}
+	seen := map[hgfsproto.Status]bool{}
+	for _, c := range table {
+		seen[c.s] = true
+		if got := StatusErrno(c.s); got != c.want {
+			t.Errorf("StatusErrno(%v) = %v, want %v", c.s, got, c.want)
+		}
+		// Through the error chain as the FUSE layer sees it.
+		err := &OpError{Op: hgfsproto.OpGetattrV3, Path: "s/x", Err: fmt.Errorf("wrapped: %w", c.s)}
+		if c.s == hgfsproto.StatusSuccess {
+			continue
+		}
+		if got := Errno(err); got != c.want {
+			t.Errorf("Errno(%v) = %v, want %v", err, got, c.want)
+		}
+	}
+	// Every defined status is in the table: a new constant must be given
+	// its errno here, not fall to EIO unnoticed.
+	for s := hgfsproto.StatusSuccess; s <= hgfsproto.StatusTransportError; s++ {
+		if !seen[s] {
+			t.Errorf("status %d (%v) missing from the table", uint32(s), s)
 		}
 	}
 }

@@ -132,7 +132,7 @@ func TestSourceStreams(t *testing.T) {
 		if err == nil {
 			t.Fatal("read after close succeeded")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not unblock Read")
 	}
 }

@@ -134,7 +134,7 @@ func TestResetAndStartup(t *testing.T) {
 	if got := w.cmd(t, "reset"); got != "OK ATR toolbox" {
 		t.Fatalf("reset: %q", got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
 	reqs := w.rpci.Requests()
 	for _, want := range []string{
 		"info-set guestinfo.vmtools.description govmtools " + version.String() + " (open-vm-tools 12.2.0 compatible)\x00",
@@ -158,7 +158,7 @@ func TestResetAndStartup(t *testing.T) {
 	if got := w.cmd(t, "ping"); got != "OK " {
 		t.Fatal(got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "post-reset after storm", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "post-reset after storm", func() bool {
 		n := 0
 		for _, r := range w.rpci.Requests() {
 			if strings.HasPrefix(r, "vmx.capability.unified_loop") {
@@ -190,7 +190,7 @@ func TestResetAndStartup(t *testing.T) {
 func TestSetOption(t *testing.T) {
 	w := start(t)
 	w.cmd(t, "reset")
-	testutil.WaitFor(t, 5*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
 	n := len(w.rpci.Requests())
 	tests := []struct{ cmd, want string }{
 		{"Set_Option broadcastIP 1", "OK "},
@@ -223,7 +223,7 @@ func TestSetOption(t *testing.T) {
 func TestCapabilitiesRegister(t *testing.T) {
 	w := start(t)
 	w.cmd(t, "reset")
-	testutil.WaitFor(t, 5*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "ready", func() bool { return w.ready.Load() == 1 })
 	n := len(w.rpci.Requests())
 	if got := w.cmd(t, "Capabilities_Register"); got != "OK " {
 		t.Fatal(got)

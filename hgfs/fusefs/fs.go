@@ -99,6 +99,35 @@ type node struct {
 	found   int
 	foundAt time.Time
 	storm   *storm
+	// gone is set when this node's name was removed or renamed over
+	// through this mount: its path now names nothing or another file,
+	// so the kernel's open descriptors of it (fstat on a directory
+	// renamed over) are answered from what was last known, as a host
+	// answers fstat on a deleted file, and never by that path.
+	gone bool
+}
+
+// markGone records that n's name no longer leads to n.
+func (n *node) markGone() {
+	n.mu.Lock()
+	n.gone = true
+	n.mu.Unlock()
+}
+
+// goneAttr returns, for a gone node, its last known attributes.
+func (n *node) goneAttr() (a hgfs.Attr, known, gone bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.attr, !n.attrAt.IsZero(), n.gone
+}
+
+// goneChild marks the node the kernel holds for name, if any, gone.
+func (n *node) goneChild(name string) {
+	if c := n.GetChild(name); c != nil {
+		if cn, ok := c.Operations().(*node); ok {
+			cn.markGone()
+		}
+	}
 }
 
 // listed records a full listing taken now.
@@ -424,7 +453,16 @@ func (n *node) newChildAt(ctx context.Context, name string, a hgfs.Attr, t time.
 	}
 	child := &node{fsys: n.fsys}
 	child.rememberAt(a, t)
-	return n.NewInode(ctx, child, stable(a))
+	ino := n.NewInode(ctx, child, stable(a))
+	if on, ok := ino.Operations().(*node); ok && on != child {
+		// The kernel still held an inode of this number (a host that
+		// reuses file ids): it is found by a name again.
+		on.mu.Lock()
+		on.gone = false
+		on.mu.Unlock()
+		on.rememberAt(a, t)
+	}
+	return ino
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -483,6 +521,14 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	if n.denied(ctx) {
 		return syscall.EACCES
 	}
+	if a, known, gone := n.goneAttr(); gone {
+		if !known {
+			return syscall.ENOENT
+		}
+		n.fsys.fill(a, &out.Attr)
+		out.Nlink = 0
+		return 0
+	}
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	a, _, err := n.fsys.c.Getattr(ctx, n.hpath())
@@ -509,6 +555,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
+	}
+	if _, _, gone := n.goneAttr(); gone {
+		return syscall.ENOENT // its path is another file's now
 	}
 	base, haveBase := n.known(n.fsys.attrTimeout)
 	var s hgfs.SetAttr
@@ -739,6 +788,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 			return n.errno(err)
 		}
 	}
+	n.goneChild(name)
 	n.nameRemoved(name)
 	return 0
 }
@@ -758,6 +808,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return n.errno(err)
 		}
 	}
+	n.goneChild(name)
 	n.nameRemoved(name)
 	return 0
 }
@@ -782,10 +833,19 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return syscall.EXDEV
 	}
 	src, dst := n.child(name), np.child(newName)
+	victim := np.GetChild(newName)
+	if victim != nil && victim == n.GetChild(name) {
+		victim = nil // renamed onto itself
+	}
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
 		n.unsure(err, name)
 		np.unsure(err, newName)
 		return n.errno(err)
+	}
+	if victim != nil {
+		if vn, ok := victim.Operations().(*node); ok {
+			vn.markGone()
+		}
 	}
 	n.nameRemoved(name)
 	np.nameAdded(newName)

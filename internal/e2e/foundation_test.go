@@ -129,7 +129,7 @@ func rawFrame(t *testing.T, dir string, b []byte) ([]byte, bool) {
 	defer c.Close()
 	c.Write(b)
 	c.(*net.UnixConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var all []byte
 	buf := make([]byte, 4096)
 	for {
@@ -250,7 +250,7 @@ func TestTCLOHeartbeat(t *testing.T) {
 		}
 		return s
 	}
-	testutil.WaitFor(t, 5*time.Second, "tools running with a green heartbeat", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "tools running with a green heartbeat", func() bool {
 		s := state()
 		return s.Tools.Running && s.Tools.Heartbeat == vmxsim.HeartbeatGreen
 	})
@@ -273,7 +273,7 @@ func TestTCLOHeartbeat(t *testing.T) {
 
 	frozen.Store(true)
 	var sawYellow bool
-	testutil.WaitFor(t, 5*time.Second, "red heartbeat after the guest stops answering", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "red heartbeat after the guest stops answering", func() bool {
 		hb := state().Tools.Heartbeat
 		sawYellow = sawYellow || hb == vmxsim.HeartbeatYellow
 		return hb == vmxsim.HeartbeatRed
@@ -285,7 +285,7 @@ func TestTCLOHeartbeat(t *testing.T) {
 		t.Error("tools stopped counting as running while the channel is open")
 	}
 	frozen.Store(false)
-	testutil.WaitFor(t, 5*time.Second, "green again once the guest answers", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "green again once the guest answers", func() bool {
 		return state().Tools.Heartbeat == vmxsim.HeartbeatGreen
 	})
 }
@@ -300,14 +300,14 @@ func TestToolsGoneTurnsGray(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { loop.Run(ctx); close(done) }()
-	testutil.WaitFor(t, 5*time.Second, "green", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "green", func() bool {
 		s, _ := ctl.State(t.Context())
 		return s.Tools.Heartbeat == vmxsim.HeartbeatGreen
 	})
 	cancel()
 	<-done
 	var seq []string
-	testutil.WaitFor(t, 5*time.Second, "gray after the tools timeout", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "gray after the tools timeout", func() bool {
 		s, _ := ctl.State(t.Context())
 		if len(seq) == 0 || seq[len(seq)-1] != s.Tools.Heartbeat {
 			seq = append(seq, s.Tools.Heartbeat)

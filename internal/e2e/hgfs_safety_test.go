@@ -226,7 +226,7 @@ func TestHGFSUnsafeNoPermissions(t *testing.T) {
 	if got := asUser(t, nobody, mnt, "cat secret"); got != "" {
 		t.Errorf("uid %d with the checks off: %s (the host decides: it lets the VM read)", nobody, got)
 	}
-	testutil.WaitFor(t, 5e9, "the warning", func() bool { return strings.Contains(e.logs(), "permission checks are off") })
+	testutil.WaitFor(t, 10*time.Second, "the warning", func() bool { return strings.Contains(e.logs(), "permission checks are off") })
 }
 
 // awkwardNames are names the HGFS escaping must carry unchanged: its

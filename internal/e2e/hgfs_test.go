@@ -596,7 +596,7 @@ func TestHGFSRoundTrips(t *testing.T) {
 	// A file the host creates in the directory we made shows once the
 	// mount's negative timeout (1 s) has passed.
 	os.WriteFile(filepath.Join(e.share, "d", "from-host"), []byte("h"), 0o644)
-	testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the host's new file to show", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "from-host"))
 		return err == nil
 	})
@@ -676,7 +676,7 @@ func TestHGFSLookupStorm(t *testing.T) {
 				if got := state().Requests["GETATTR_V3"]; got != before["GETATTR_V3"] {
 					t.Errorf("a name the complete listing lacks was asked for")
 				}
-				testutil.WaitFor(t, 5*time.Second, "the listing's search to be closed", func() bool {
+				testutil.WaitFor(t, 10*time.Second, "the listing's search to be closed", func() bool {
 					return state().OpenSearches == 0
 				})
 			}
@@ -688,7 +688,7 @@ func TestHGFSLookupStorm(t *testing.T) {
 			}
 			os.Lstat(filepath.Join(mnt, "d", "late"))
 			os.WriteFile(filepath.Join(dir, "late"), []byte("late"), 0o644)
-			testutil.WaitFor(t, 5*time.Second, "the host's new file to show", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "the host's new file to show", func() bool {
 				fi, err := os.Lstat(filepath.Join(mnt, "d", "late"))
 				return err == nil && fi.Size() == 4
 			})
@@ -737,16 +737,18 @@ func TestHGFSBadReplies(t *testing.T) {
 			t.Fatalf("after %s replies: %q %v", fault, b, err)
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "the log line", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the log line", func() bool {
 		return strings.Contains(e.logs(), "malformed reply")
 	})
 }
 
-// TestHGFSPosix runs go-fuse's posixtest suite on a mount of a vmxsim
-// share.
-func TestHGFSPosix(t *testing.T) {
-	e := newHGFSEnv(t, ours)
-	notApplicable := map[string]string{
+// posixNotApplicable are the posixtest tests that cannot apply to HGFS,
+// not run; posixMaySkip those that run and may skip themselves. Both are
+// listed with the same reasons in docs/posixtest.md
+// (TestPosixSkipsDocumented); any other skip fails under
+// GOVMTOOLS_REQUIRE_ALL=1.
+var (
+	posixNotApplicable = map[string]string{
 		"Link":                "HGFS V3 has no hard links (link returns EPERM, as in vmhgfs-fuse)",
 		"LinkUnlinkRename":    "needs hard links",
 		"NlinkZero":           "needs hard links (st_nlink is always 1 over HGFS)",
@@ -758,17 +760,64 @@ func TestHGFSPosix(t *testing.T) {
 		"FallocateKeepSize":   "HGFS V3 has no fallocate",
 		"FstatDeleted":        "HGFS handles do not keep unlinked files alive (a reopen by path finds nothing)",
 	}
+	posixMaySkip = map[string]string{
+		"Tmpfile": "HGFS has no unnamed files: O_TMPFILE fails with EOPNOTSUPP, and posixtest skips",
+	}
+)
+
+// TestHGFSPosix runs go-fuse's posixtest suite on a mount of a vmxsim
+// share. Its own skips go through testutil.GuardSkips.
+func TestHGFSPosix(t *testing.T) {
+	e := newHGFSEnv(t, ours)
 	for name, fn := range posixtest.All {
 		t.Run(name, func(t *testing.T) {
-			if why, ok := notApplicable[name]; ok {
-				t.Skipf("not applicable: %s", why)
+			if why, ok := posixNotApplicable[name]; ok {
+				testutil.NotApplicable(t, why)
 			}
+			testutil.GuardSkips(t, posixMaySkip[name])
 			// Each test gets a fresh directory on the share.
 			sub := filepath.Join(e.share, name)
 			os.Mkdir(sub, 0o777)
 			mnt := e.mount(t, ".host:/s/"+name)
 			fn(t, mnt)
 		})
+	}
+}
+
+// TestPosixSkipsDocumented: every posixtest skip allowed is in
+// docs/posixtest.md with its reason, and the document lists no other,
+// and names only tests posixtest has.
+func TestPosixSkipsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/posixtest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) == 5 && strings.HasPrefix(strings.TrimSpace(f[1]), "`") {
+			listed[strings.Trim(strings.TrimSpace(f[1]), "`")] = strings.TrimSpace(f[2]) + "|" + strings.TrimSpace(f[3])
+		}
+	}
+	want := map[string]string{}
+	for n, why := range posixNotApplicable {
+		want[n] = "not run|" + why
+	}
+	for n, why := range posixMaySkip {
+		want[n] = "may skip|" + why
+	}
+	for n, w := range want {
+		if listed[n] != w {
+			t.Errorf("docs/posixtest.md: %s is %q, want %q", n, listed[n], w)
+		}
+		if posixtest.All[n] == nil {
+			t.Errorf("%s is no posixtest test", n)
+		}
+	}
+	for n := range listed {
+		if _, ok := want[n]; !ok {
+			t.Errorf("docs/posixtest.md lists %s, which the test does not allow to skip", n)
+		}
 	}
 }
 
@@ -858,5 +907,19 @@ func TestHGFSCommandLine(t *testing.T) {
 		if _, errOut, code := testutil.RunBinary(t, filepath.Join(bin, "vmhgfs-fuse"), "--enabled"); code != 0 {
 			t.Fatalf("--enabled with /dev/fuse present: %d %s", code, errOut)
 		}
+	}
+}
+
+// TestPosixRenameOpenDirHost: on the host's own file system fstat of an
+// open directory that another was renamed over shows the removed
+// directory's mode, so RenameOpenDir through a mount must not skip.
+func TestPosixRenameOpenDirHost(t *testing.T) {
+	skipped := false
+	t.Run("host", func(t *testing.T) {
+		t.Cleanup(func() { skipped = t.Skipped() })
+		posixtest.RenameOpenDir(t, t.TempDir())
+	})
+	if skipped {
+		t.Fatal("RenameOpenDir skipped on the host's file system")
 	}
 }

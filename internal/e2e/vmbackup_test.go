@@ -279,7 +279,7 @@ func TestVmtoolsdQuiesceNeverFrozen(t *testing.T) {
 				vmx.waitEvent(t, "req.aborted 4 Quiesce canceled.")
 			}
 			if tc.name == "sigkill" {
-				testutil.WaitFor(t, 5*time.Second, "the guard's log", func() bool {
+				testutil.WaitFor(t, 10*time.Second, "the guard's log", func() bool {
 					return strings.Contains(out.String(), "vmbackup guard: the daemon went away: thawed "+mnt)
 				})
 			}

@@ -27,7 +27,7 @@ func TestTrapFreezeAllow(t *testing.T) {
 	if _, errOut, code := tr.Run(t, fsfreeze, "-u", b); code != 0 {
 		t.Fatalf("fsfreeze -u B under the trap: %d %s", code, errOut)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the recorded freeze and thaw in the trap's log", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the recorded freeze and thaw in the trap's log", func() bool {
 		l := tr.Logs()
 		return strings.Contains(l, "trap: FIFREEZE recorded, not executed") && strings.Contains(l, "trap: FITHAW recorded, not executed") && strings.Contains(l, "path="+b)
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 
@@ -101,6 +102,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"duplicate id", append(append([]byte{}, good...), good[:16]...), ErrDuplicateID},
 		{"huge list count", u32(3, 1, 0xffffffff), ErrTruncated},
 		{"huge string length", u32(2, 2, 0x7fffffff), ErrTruncated},
+		// Past the end by less than the offset: the bound is what is left
+		// after the offset, not the whole input.
+		{"string past the end after a field", append(append(Encode(Map{1: {Type: TypeInt64, Int: 1}}), u32(2, 2, 20)...), make([]byte, 10)...), ErrTruncated},
+		{"list past the end after a field", append(append(Encode(Map{1: {Type: TypeInt64, Int: 1}}), u32(3, 2, 3)...), make([]byte, 16)...), ErrTruncated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +141,9 @@ func TestReadFrame(t *testing.T) {
 	}
 	if _, err := ReadFrame(bytes.NewReader(frame[:7]), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short body: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(frame[:4]), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("header without a body: %v", err)
 	}
 	if _, err := ReadFrame(bytes.NewReader(nil), 100); err != io.EOF {
 		t.Fatalf("clean EOF: %v", err)
@@ -178,4 +186,35 @@ func FuzzDecodePacket(f *testing.F) {
 			t.Fatalf("packet changed on round trip: %+v -> %+v", p, p2)
 		}
 	})
+}
+
+// TestMaxGuestFrame: the largest guest packet (a full message, with
+// FAST_CLOSE) is exactly MaxGuestFrame bytes of content.
+func TestMaxGuestFrame(t *testing.T) {
+	p := EncodePacket(Packet{Type: PacketData, Payload: make([]byte, MaxGuestMessage), FastClose: true})
+	if len(p) != MaxGuestFrame {
+		t.Fatalf("largest guest packet is %d bytes, MaxGuestFrame %d", len(p), MaxGuestFrame)
+	}
+}
+
+// TestListCountBoundsAllocation: a list count the remaining bytes cannot
+// hold is refused before anything is allocated for it, so garbage cannot
+// make the decoder allocate more than a small multiple of its input.
+func TestListCountBoundsAllocation(t *testing.T) {
+	const rest = 1 << 20
+	in := binary.BigEndian.AppendUint32(nil, uint32(TypeInt64List))
+	in = binary.BigEndian.AppendUint32(in, 1)
+	in = binary.BigEndian.AppendUint32(in, rest) // rest int64s claimed in rest bytes
+	in = append(in, make([]byte, rest)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := Decode(in)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Decode = %v, want ErrTruncated", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > rest {
+		t.Errorf("decoding %d bytes allocated %d", len(in), got)
+	}
 }

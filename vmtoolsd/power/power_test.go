@@ -139,7 +139,7 @@ func TestDefaultScriptRunsAndReports(t *testing.T) {
 	if b, _ := os.ReadFile(marker); strings.TrimSpace(string(b)) != h.ops.ConfDir {
 		t.Errorf("script ran in %q, want the conf dir", b)
 	}
-	testutil.WaitFor(t, 5*time.Second, "poweroff recorded", func() bool { return slices.Equal(h.recorded(), []string{"poweroff"}) })
+	testutil.WaitFor(t, 10*time.Second, "poweroff recorded", func() bool { return slices.Equal(h.recorded(), []string{"poweroff"}) })
 	reqs := strings.Join(h.host.Requests(), "|")
 	for _, want := range []string{"log Executing script for state change 'OS_Halt'.\x00", "log Script exit code: 0, success = 1\x00", "log Initiating halt.\x00"} {
 		if !strings.Contains(reqs, want) {
@@ -175,7 +175,7 @@ func TestSecondTry(t *testing.T) {
 	if got := h.waitStatuses(t, 4); got[3] != "tools.os.statechange.status 1 1\x00" {
 		t.Fatalf("second try %q", got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "poweroff", func() bool { return slices.Equal(h.recorded(), []string{"poweroff"}) })
+	testutil.WaitFor(t, 10*time.Second, "poweroff", func() bool { return slices.Equal(h.recorded(), []string{"poweroff"}) })
 	if !strings.Contains(strings.Join(h.host.Requests(), "|"), "log Script exit code: 3, success = 0\x00") {
 		t.Error("exit code not logged")
 	}
@@ -196,7 +196,7 @@ func TestInProgressAndDisabledAndMissing(t *testing.T) {
 	if got := h.waitStatuses(t, 1); got[0] != "tools.os.statechange.status 1 5\x00" {
 		t.Fatal(got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "idle", func() bool { return h.cmd(t, "OS_Resume") == "OK " })
+	testutil.WaitFor(t, 10*time.Second, "idle", func() bool { return h.cmd(t, "OS_Resume") == "OK " })
 
 	// toolScripts.beforeSuspend=0 disables the script: synchronous OK.
 	os.Remove(gate)

@@ -68,6 +68,8 @@ func TestPolicy(t *testing.T) {
 	}{
 		{"in sync", 100 * time.Millisecond, 0, "", false, false, ActionNone},
 		{"within host max lag", 900 * time.Millisecond, time.Second, "", false, false, ActionNone},
+		{"exactly the host max lag", time.Second, time.Second, "", false, false, ActionNone},
+		{"exactly the host max lag, ahead", -time.Second, time.Second, "", true, false, ActionNone},
 		{"behind, no daemon: step", 5 * time.Second, 0, "", false, false, ActionStep},
 		{"behind, chrony: slew", 5 * time.Second, 0, "chronyd", false, false, ActionSlew},
 		{"behind, chrony, slewing off: leave", 5 * time.Second, 0, "chronyd", false, true, ActionLeave},

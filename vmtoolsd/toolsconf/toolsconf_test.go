@@ -172,7 +172,7 @@ func TestWatcherReloads(t *testing.T) {
 	if n := rec.count("typo: unknown key"); n != 3 {
 		t.Errorf("unknown key warned %d times, want once per content (3)", n)
 	}
-	testutil.WaitFor(t, time.Second, "Current to follow", func() bool { return len(w.Current().Groups()) == 0 })
+	testutil.WaitFor(t, 10*time.Second, "Current to follow", func() bool { return len(w.Current().Groups()) == 0 })
 }
 
 func TestWatcherRunStops(t *testing.T) {
@@ -187,7 +187,7 @@ func TestWatcherRunStops(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
 }
@@ -198,7 +198,7 @@ func TestWatcherRunStops(t *testing.T) {
 // run one Watcher at a time.
 func waitArmed(t *testing.T) {
 	t.Helper()
-	testutil.WaitFor(t, 5*time.Second, "the watcher to arm inotify", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the watcher to arm inotify", func() bool {
 		fds, _ := os.ReadDir("/proc/self/fd")
 		for _, e := range fds {
 			if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:inotify" {

@@ -207,7 +207,7 @@ func TestGuardThawsAfterSIGKILL(t *testing.T) {
 			if !tc.kill && time.Since(start) < time.Second {
 				t.Errorf("thawed after %v, before the deadline", time.Since(start))
 			}
-			testutil.WaitFor(t, 5*time.Second, "the guard's log", func() bool { return strings.Contains(stderr.String(), "thawed "+mnt) })
+			testutil.WaitFor(t, 10*time.Second, "the guard's log", func() bool { return strings.Contains(stderr.String(), "thawed "+mnt) })
 		})
 	}
 }

@@ -155,7 +155,7 @@ func TestScriptHangs(t *testing.T) {
 			}
 			want(t, "scripts", h.ran(t), []string{"10-a_freeze", "20-hang_freeze", "10-a_freezeFail"})
 			b, _ := os.ReadFile(pidfile)
-			testutil.WaitFor(t, 5*time.Second, "the script's child to be killed", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "the script's child to be killed", func() bool {
 				_, err := os.Stat("/proc/" + strings.TrimSpace(string(b)) + "/cmdline")
 				st, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
 				return err != nil || strings.Contains(string(st), ") Z ")

@@ -3,6 +3,7 @@ package vmxlog
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -104,23 +105,36 @@ func TestDedupAndRateLimit(t *testing.T) {
 	})
 }
 
+// TestLongLineAndFullQueue: Log never blocks; a full queue drops the
+// lines past it and Run says how many; a long line is cut to MaxLine.
 func TestLongLineAndFullQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		sink := NewSink(rec, Options{Burst: 1000})
+		sink := NewSink(rec, Options{Burst: 1000, Every: 10 * time.Second})
 		// Not running: the queue fills and Log must not block.
-		for range queueLen + 10 {
-			sink.Log(strings.Repeat("x", 5000))
+		const extra = 10
+		for i := range queueLen + extra {
+			sink.Log(fmt.Sprintf("%03d %s", i, strings.Repeat("x", 5000)))
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { sink.Run(ctx); close(done) }()
 		synctest.Wait() // Run has sent what it could and waits for more
+		time.Sleep(11 * time.Second)
+		synctest.Wait()
 		cancel()
 		<-done
 		l := rec.lines()
-		if len(l) == 0 || len(l[0]) != MaxLine || !strings.HasSuffix(l[0], "\x00") {
-			t.Fatalf("first line %d bytes", len(l[0]))
+		if len(l) != queueLen+1 {
+			t.Fatalf("sent %d lines, want the %d queued and a drop report", len(l), queueLen)
+		}
+		for i, line := range l[:queueLen] {
+			if len(line) != MaxLine || !strings.HasSuffix(line, "\x00") || !strings.HasPrefix(line, fmt.Sprintf("log %03d x", i)) {
+				t.Fatalf("line %d: %d bytes %.20q, want %d bytes in order", i, len(line), line, MaxLine)
+			}
+		}
+		if want := fmt.Sprintf("log %d log lines suppressed (rate limit)\x00", extra); l[queueLen] != want {
+			t.Fatalf("after the queued lines %q, want %q", l[queueLen], want)
 		}
 	})
 }

@@ -123,6 +123,10 @@ func errStatus(err error) hstatus {
 		return hgfsproto.StatusNameTooLong
 	case syscall.EXDEV:
 		return hgfsproto.StatusNotSameDevice
+	case syscall.ENETRESET:
+		return hgfsproto.StatusStaleSession
+	case syscall.ECONNREFUSED:
+		return hgfsproto.StatusTooManySessions
 	}
 	return hgfsproto.StatusGenericError
 }

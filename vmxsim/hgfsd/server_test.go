@@ -406,15 +406,59 @@ func FuzzHGFSDispatch(f *testing.F) {
 			f.Add(b[2:])
 		}
 	}
+	// The share sits deep below outer, so that a name escaping it by any
+	// number of ".." levels up to the depth lands in outer's skeleton,
+	// where anything new is seen; escapes deeper than that are
+	// FuzzHGFSResolve's (every name resolves inside the share).
 	outer := f.TempDir()
-	dir := filepath.Join(outer, "share")
-	os.Mkdir(dir, 0o755)
+	const depth = 12
+	skeleton := []string{outer}
+	for i := range depth {
+		skeleton = append(skeleton, filepath.Join(skeleton[i], fmt.Sprint(i)))
+	}
+	dir := filepath.Join(skeleton[depth], "share")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.Fatal(err)
+	}
 	h := New(Options{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		h.Dispatch(p)
-		ents, _ := os.ReadDir(outer)
-		if len(ents) != 1 {
-			t.Fatalf("something was created outside the share: %v", ents)
+		for i, d := range skeleton {
+			want := "share"
+			if i < depth {
+				want = fmt.Sprint(i)
+			}
+			ents, _ := os.ReadDir(d)
+			if len(ents) != 1 || ents[0].Name() != want || !ents[0].IsDir() {
+				t.Fatalf("something was created outside the share, in %s: %v", d, ents)
+			}
+		}
+	})
+}
+
+// FuzzHGFSResolve: every CP name the server accepts resolves to a path
+// inside its share, at any depth: joined to the share's directory and
+// cleaned, it is the directory or below it.
+func FuzzHGFSResolve(f *testing.F) {
+	for _, p := range []string{"s", "s/x", "s/a/b/c", "s/../x", "s/a/../../x", "s/./x", "x/y"} {
+		f.Add(hgfsproto.CPName(p))
+	}
+	f.Add([]byte("s\x00..\x00..\x00etc"))
+	f.Add([]byte("s\x00a\x00..\x00..\x00..\x00..\x00x"))
+	f.Add([]byte("s\x00/..\x00x"))
+	dir := f.TempDir()
+	h := New(Options{Shares: []ShareSpec{{Name: "s", Dir: dir}}})
+	f.Fuzz(func(t *testing.T, cp []byte) {
+		sh, rel, st := h.resolve(hgfsproto.PathName(cp))
+		if st != hgfsproto.StatusSuccess || sh == nil {
+			return
+		}
+		if !filepath.IsLocal(rel) && rel != "." {
+			t.Fatalf("%q resolves to %q, not a local path", cp, rel)
+		}
+		full := filepath.Clean(filepath.Join(dir, rel))
+		if full != dir && !strings.HasPrefix(full, dir+string(filepath.Separator)) {
+			t.Fatalf("%q resolves to %s, outside the share %s", cp, full, dir)
 		}
 	})
 }

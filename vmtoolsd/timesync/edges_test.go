@@ -1,0 +1,28 @@
+package timesync
+
+import (
+	"testing"
+	"time"
+)
+
+// TestTrimArgs: Time_Synchronize's argument loses surrounding spaces and
+// trailing NULs; nothing is left of an empty or all-space argument.
+func TestTrimArgs(t *testing.T) {
+	for in, want := range map[string]string{"": "", " ": "", " 1 \x00": "1", "1\x00\x00": "1", "  0": "0", "1 0": "1 0"} {
+		if got := trim([]byte(in)); got != want {
+			t.Errorf("trim(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPeriodOption: synctime.period of 0 or less, or not a number, is the
+// default period; a positive number is taken in seconds.
+func TestPeriodOption(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0": DefaultPeriod, "-5": DefaultPeriod, "x": DefaultPeriod, "1": time.Second, "90": 90 * time.Second} {
+		s := &Syncer{}
+		s.SetOption(t.Context(), "synctime.period", in)
+		if s.period != want {
+			t.Errorf("synctime.period=%s: %v, want %v", in, s.period, want)
+		}
+	}
+}
