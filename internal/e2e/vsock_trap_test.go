@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // The vsock trap: under `vmxsim run` the programs' AF_VSOCK sockets are
@@ -237,5 +238,31 @@ func TestVSockTrapProbe(t *testing.T) {
 	// Outside the trap the probe refuses to create the socket at all.
 	if _, _, code := testutil.RunBinary(t, probe, "vsock"); code != 4 {
 		t.Fatalf("vsock probe outside the trap: exit %d, want 4", code)
+	}
+}
+
+// TestVSphereExtraConfigGuestinfo: as on vSphere, the guestinfo.* keys of
+// the VM's extraConfig are what the guest reads: the VM starts with
+// --guestinfo's in its extraConfig, and `govc vm.change -e
+// guestinfo.meta=abc` (how admins hand cloud-init its metadata) is what
+// Debian's vmware-rpctool and ours read next; an empty value removes it.
+func TestVSphereExtraConfigGuestinfo(t *testing.T) {
+	p := testutil.Peer(t)
+	tr := testutil.StartTrap(t, "--vsphere", "127.0.0.1:0", "--guestinfo", "seed=s1")
+	ctl := vmxsim.NewCtl(tr.Dir)
+	if out := govc(t, ctl, "vm.info", "-e", "govmtools-vm"); !strings.Contains(out, "guestinfo.seed:") || !strings.Contains(out, "s1") {
+		t.Errorf("extraConfig lacks --guestinfo's guestinfo.seed:\n%s", out)
+	}
+	govc(t, ctl, "vm.change", "-vm", "govmtools-vm", "-e", "guestinfo.meta=abc")
+	get := "info-get guestinfo.meta"
+	if o, e, c := tr.RunEnv(t, p.Env, p.Bin("vmware-rpctool"), get); o != "abc\n" || c != 0 {
+		t.Errorf("Debian's vmware-rpctool: %q %q %d", o, e, c)
+	}
+	if o, e, c := tr.Run(t, filepath.Join(tr.Bin, "vmware-rpctool"), get); o != "abc\n" || c != 0 {
+		t.Errorf("our vmware-rpctool: %q %q %d", o, e, c)
+	}
+	govc(t, ctl, "vm.change", "-vm", "govmtools-vm", "-e", "guestinfo.meta=")
+	if o, e, c := tr.RunEnv(t, p.Env, p.Bin("vmware-rpctool"), get); c != 1 || e != "No value found\n" {
+		t.Errorf("after removing the key: %q %q %d", o, e, c)
 	}
 }

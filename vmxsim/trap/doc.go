@@ -9,11 +9,15 @@
 //     HelperArg) that installs a seccomp filter and then execs it, so the
 //     filter is inherited by everything the program starts: iopl and ioperm
 //     succeed without effect (a root child cannot reach real ports);
-//     socket(AF_VSOCK, ...) fails with EAFNOSUPPORT (nothing reaches the
-//     host's vsock; tools fall back to the backdoor as on a kernel without
-//     vsock); settimeofday, clock_settime, adjtimex, clock_adjtime and
-//     reboot fail with EPERM; 32-bit system calls fail with ENOSYS.
-//     GOVMTOOLS_SIMULATED=1 is set in its environment.
+//     without Config.VSock socket(AF_VSOCK, ...) fails with EAFNOSUPPORT
+//     (tools fall back to the backdoor as on a kernel without vsock); with
+//     it the program's vsock sockets become unix sockets connected to the
+//     simulator (vsock_linux_amd64.go), and no AF_VSOCK socket is ever
+//     made; socketpair(AF_VSOCK) fails with EAFNOSUPPORT, io_uring_setup
+//     with ENOSYS; settimeofday, clock_settime, adjtimex, clock_adjtime
+//     and reboot fail with EPERM; 32-bit system calls fail with ENOSYS.
+//     GOVMTOOLS_SIMULATED=1 is set in its environment, and with
+//     Config.VSock also GOVMTOOLS_VSOCK_TRAP=1 (EnvVSock).
 //   - The FIFREEZE/FITHAW ioctls stop in the tracer (SECCOMP_RET_TRACE;
 //     ENOSYS if no tracer is attached): on a mount point listed in
 //     Config.FreezeAllow (vmxsim run --freeze-allow DIR, for loop file
