@@ -207,13 +207,13 @@ func benchVmtoolsd(ctx context.Context, e *env) ([]row, error) {
 		r("vmtoolsd: CPU time over "+win+" idle", func(f daemonFigures) string { return fmt.Sprintf("%.3f s", f.cpuSeconds) },
 			"utime+stime from /proc/PID/stat (the daemon's own; the trap's work is vmxsim's); the VMX pings every 1 s"),
 		r("vmtoolsd: wake-ups per second, idle", func(f daemonFigures) string { return fmt.Sprintf("%.1f", f.wakeupsPerSec) },
-			"context switches of all threads (/proc/PID/task/*/status); the backdoor is polled every 100 ms when idle (rpcin.c) and each trapped call adds a ptrace stop, which VMware does not have (see below)"),
+			"context switches of all threads (/proc/PID/task/*/status); the backdoor is polled every 100 ms when idle (rpcin.c) and each trapped call adds a ptrace stop, which VMware does not have (see below); over vsock nothing polls: the TCLO socket wakes for the VMX's 1 s ping"),
 		r("vmtoolsd: backdoor calls per second, idle", func(f daemonFigures) string {
 			if !f.trapped {
 				return ""
 			}
 			return fmt.Sprintf("%.1f", f.bdCallsPerSec)
-		}, "LB + HB calls counted by vmxsim over the idle window: the work each asks of the VMX, the same on VMware"),
+		}, "LB + HB calls counted by vmxsim over the idle window: the work each asks of the VMX, the same on VMware; 0 over vsock, where TCLO and RPCI are sockets"),
 	}, nil
 }
 
