@@ -33,7 +33,7 @@ func vsockDaemons(t *testing.T) []vmtoolsdCmd {
 	p := testutil.Peer(t)
 	work := t.TempDir()
 	conf := filepath.Join(work, "tools.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("[logging]\nlog = true\nvmsvc.level = debug\nvmsvc.handler = file\nvmsvc.data = %s/vmsvc.log\n", work)), 0o644)
+	os.WriteFile(conf, []byte(fmt.Sprintf("[logging]\nlog = true\nvmsvc.level = debug\nvmsvc.handler = file\nvmsvc.data = %s/vmsvc.log\n\n[guestinfo]\npoll-interval = 1\n", work)), 0o644)
 	args := append(append([]string{}, p.Env...), "HOME="+work, p.Bin("vmtoolsd"), "-c", conf, "-p", p.PluginDir, "--common-path", p.CommonPluginDir)
 	return append(out, vmtoolsdCmd{"debian", "/usr/bin/env", args})
 }
@@ -264,5 +264,43 @@ func TestVSphereExtraConfigGuestinfo(t *testing.T) {
 	govc(t, ctl, "vm.change", "-vm", "govmtools-vm", "-e", "guestinfo.meta=")
 	if o, e, c := tr.RunEnv(t, p.Env, p.Bin("vmware-rpctool"), get); c != 1 || e != "No value found\n" {
 		t.Errorf("after removing the key: %q %q %d", o, e, c)
+	}
+}
+
+// TestPeerGoldenBothTransports: Debian's vmtoolsd's startup exchange is
+// the same over vsock (the DataMap framing of its real AF_VSOCK code,
+// decoded by vmxsim) as over the backdoor, and both agree with the golden
+// vectors in testdata/peer; the trace names the transport of every RPCI.
+func TestPeerGoldenBothTransports(t *testing.T) {
+	want := render(startupVectors(testutil.GoldenPeerTrace(t, GoldenStartup)))
+	var d vmtoolsdCmd
+	for _, c := range vsockDaemons(t) {
+		if c.name == "debian" {
+			d = c
+		}
+	}
+	for _, via := range []string{"vsock", "backdoor"} {
+		t.Run(via, func(t *testing.T) {
+			trace := filepath.Join(t.TempDir(), "trace.jsonl")
+			args := []string{"--ping-interval", "200ms", "--trace", trace}
+			if via == "backdoor" {
+				args = append(args, "--no-vsock")
+			}
+			tr := testutil.StartTrap(t, args...)
+			runDaemon(t, tr, d, "with its capabilities", func(st map[string]any) bool {
+				caps, _ := st["capabilities"].([]any)
+				guest, _ := st["guest"].(map[string]any)
+				return len(caps) > 0 && guest["hostName"] != nil
+			})
+			msgs := testutil.ReadTrace(t, trace)
+			for _, m := range msgs {
+				if m.Ch == "rpci" && m.Via != via {
+					t.Fatalf("RPCI %q crossed %q, want %q", m.Msg, m.Via, via)
+				}
+			}
+			if got := render(startupVectors(msgs)); got != want {
+				t.Errorf("startup over %s differs from the golden vectors:\n got:\n%s\nwant:\n%s", via, got, want)
+			}
+		})
 	}
 }
