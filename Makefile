@@ -16,7 +16,7 @@ LDFLAGS := -X github.com/govmtools/govmtools/internal/version.version=$(VERSION)
 # Package architectures (Go names).
 PKG_ARCHES ?= amd64,arm64
 
-.PHONY: all build test lint cross fuzz demo bench clean test-deps package mutate
+.PHONY: all build test test-arm64 lint cross fuzz demo bench clean test-deps package mutate
 
 all: build
 
@@ -39,6 +39,12 @@ test-deps:
 
 test: lint build cross test-deps
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	scripts/test-arm64.sh
+
+# test-arm64 is the arm64 tier alone (part of test): unit and sim tests
+# compiled for arm64, run under qemu-user.
+test-arm64:
+	scripts/test-arm64.sh
 
 fuzz:
 	scripts/fuzz.sh $${FUZZTIME:-10s}

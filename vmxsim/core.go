@@ -42,6 +42,15 @@ type Options struct {
 	// HGFSMaxPacket is the HGFS packet size the host offers in session
 	// negotiation; 0 means 522240 (HGFS_LARGE_PACKET_MAX).
 	HGFSMaxPacket uint32
+	// NoRPCIVSock makes the VMX reset RPCI connections over vsock, as
+	// with guest_rpc.rpci.usevsocket = "FALSE": guests fall back to the
+	// backdoor. TCLO over vsock is unaffected.
+	NoRPCIVSock bool
+	// SecureRPC are RPCI commands only a privileged caller (a vsock
+	// connection from a port below 1024, or a root peer of rpci.sock)
+	// may send, as with guest_rpc.rpci.auth.cmd.NAME = "TRUE"; anyone
+	// else, the backdoor included, gets "0 Permission denied".
+	SecureRPC []string
 }
 
 // Caller describes who sent an RPCI, as the VMX sees it.
@@ -84,6 +93,9 @@ type Core struct {
 	trace    *Tracer
 	hgfs     *hgfsd.Server
 	faults   faults // fault injection (fault.go)
+
+	secure     map[string]bool            // Options.SecureRPC
+	transports map[string]*TransportStats // by Caller.Transport; guarded by mu
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -115,6 +127,11 @@ func New(opts Options) (*Core, error) {
 		handlers:     map[string]RPCIHandler{},
 		guestinfo:    map[string]string{},
 		guestInfoRaw: map[int][]byte{},
+		secure:       map[string]bool{},
+		transports:   map[string]*TransportStats{},
+	}
+	for _, name := range opts.SecureRPC {
+		c.secure[name] = true
 	}
 	if opts.Trace != nil {
 		c.trace = NewTracer(opts.Trace)
@@ -152,6 +169,8 @@ func (c *Core) HandleRPCI(name string, h RPCIHandler) {
 const (
 	ReplyUnknownCommand = "0 Unknown command"
 	ReplyNoValue        = "0 No value found"
+	// ReplyPermissionDenied answers an RPCI the caller may not send.
+	ReplyPermissionDenied = "0 Permission denied"
 )
 
 // RPCI answers one RPCI request. It never panics on bad input: unknown or
@@ -168,6 +187,7 @@ func (c *Core) RPCI(ctx context.Context, caller Caller, req []byte) []byte {
 func (c *Core) Answer(ctx context.Context, caller Caller, req []byte) (reply []byte, dropped bool) {
 	c.trace.Record("rpci", "guest", caller.Transport, req)
 	reply, dropped = c.rpci(ctx, caller, req)
+	c.count(caller.Transport, func(st *TransportStats) { st.RPCI++ })
 	c.trace.Record("rpci", "host", caller.Transport, reply)
 	return reply, dropped
 }
@@ -188,6 +208,9 @@ func (c *Core) rpci(ctx context.Context, caller Caller, req []byte) ([]byte, boo
 	name, args := splitRPCI(req)
 	if c.faults.wait(ctx, name) {
 		return []byte("0 Dropped"), true
+	}
+	if c.secureDenied(name, caller) {
+		return []byte(ReplyPermissionDenied), false
 	}
 	c.handlersMu.RLock()
 	h := c.handlers[name]

@@ -25,7 +25,9 @@
 //     binaries with --rpc unix:DIR; DIR/ctl.sock is the control API, whose
 //     client is Ctl;
 //   - through the ptrace backdoor trap (vmxsim run), which plugs message
-//     channels into the same core.
+//     channels into the same core, and connects the programs' vsock
+//     streams to DIR/vsock.sock (vsock.go), where a preamble carries their
+//     vsock addresses: the source port tells privileged callers apart.
 //
 // vmxsim is an independent host-side implementation: it shares only the
 // pure wire codecs with the guest side (rpc/datamap and the like) and never

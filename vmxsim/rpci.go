@@ -182,3 +182,11 @@ func (c *Core) GuestInfoRaw(typ int) ([]byte, bool) {
 	v, ok := c.guestInfoRaw[typ]
 	return append([]byte(nil), v...), ok
 }
+
+// DeleteGuestInfoVar removes a guestinfo variable from the host side, as
+// a vSphere reconfigure that sets it to "" does.
+func (c *Core) DeleteGuestInfoVar(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.guestinfo, strings.TrimPrefix(key, "guestinfo."))
+}

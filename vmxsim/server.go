@@ -58,7 +58,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 			ln.Close()
 		}
 	}()
-	for _, name := range []string{TCLOSocket, RPCISocket, CtlSocket} {
+	for _, name := range []string{TCLOSocket, RPCISocket, CtlSocket, VSockSocket} {
 		ln, err := listenUnix(filepath.Join(s.Dir, name))
 		if err != nil {
 			return err
@@ -82,6 +82,9 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		s.accept(ctx, lns[1], &wg, func(c net.Conn) {
 			s.Core.ServeRPCIConn(ctx, c, Caller{Transport: "unix", Privileged: peerUID(c) == 0})
 		})
+	})
+	wg.Go(func() {
+		s.accept(ctx, lns[3], &wg, func(c net.Conn) { s.serveVSock(ctx, c) })
 	})
 	hs := &http.Server{Handler: s.ctl, ReadHeaderTimeout: 10 * time.Second}
 	wg.Go(func() { hs.Serve(lns[2]) })

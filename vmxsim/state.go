@@ -29,6 +29,9 @@ type State struct {
 	// HGFS is the shared-folders server: shares, sessions, open handles
 	// and round trips.
 	HGFS hgfsd.State `json:"hgfs"`
+	// Transports counts RPCIs and TCLO channels by transport: vsock,
+	// unix (rpci.sock and tclo.sock) and backdoor.
+	Transports map[string]TransportStats `json:"transports"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -109,6 +112,10 @@ func (c *Core) State() State {
 		Log: c.log.Path(),
 	}
 	s.Backdoor = bs
+	s.Transports = map[string]TransportStats{}
+	for k, v := range c.transports {
+		s.Transports[k] = *v
+	}
 	s.Power.State = c.power
 	s.Power.StateChanges = c.stateChanges
 	if s.Power.State == "" {

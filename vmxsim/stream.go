@@ -63,8 +63,14 @@ func (c *Core) refuse(channel string, err error) {
 // the guest answers each with a DATA packet and sends PING packets in
 // between. It returns when the session ends; the connection is closed.
 func (c *Core) ServeTCLOConn(ctx context.Context, conn net.Conn) error {
+	return c.serveTCLOConn(ctx, conn, "unix")
+}
+
+// serveTCLOConn is ServeTCLOConn, counted for transport.
+func (c *Core) serveTCLOConn(ctx context.Context, conn net.Conn, transport string) error {
+	c.count(transport, func(st *TransportStats) { st.TCLO++ })
 	p := tclo.NewStreamPeer(conn, func(err error) { c.refuse("tclo", err) })
-	err := c.ServeTCLO(ctx, p)
+	err := c.tclo.Serve(ctx, p)
 	p.Close()
 	p.Wait()
 	return err

@@ -22,6 +22,7 @@ var ErrNoTools = tclo.ErrNoTools
 // ServeTCLO drives one guest TCLO channel (see tclo.Driver.Serve); the
 // channel is closed on return.
 func (c *Core) ServeTCLO(ctx context.Context, peer TCLOPeer) error {
+	c.count("backdoor", func(st *TransportStats) { st.TCLO++ })
 	return c.tclo.Serve(ctx, peer)
 }
 

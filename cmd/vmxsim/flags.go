@@ -37,6 +37,8 @@ type simFlags struct {
 	hgfsMaxPacket   uint
 	guestinfo       kvFlag
 	cpuprofile      string
+	rpciVSock       bool
+	secureRPC       pathList
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -53,6 +55,8 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.Var(&f.shares, "share", hgfsd.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the simulator to this file (go tool pprof)")
+	fs.BoolVar(&f.rpciVSock, "rpci-vsock", true, "accept RPCI over vsock; false resets those connections, as guest_rpc.rpci.usevsocket = \"FALSE\" (guests fall back to the backdoor)")
+	fs.Var(&f.secureRPC, "secure-rpc", "an RPCI command only privileged callers (vsock from a port below 1024) may send, as guest_rpc.rpci.auth.cmd.CMD = \"TRUE\"; others get \"Permission denied\" (repeatable)")
 	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
@@ -79,6 +83,8 @@ func (f *simFlags) options(logger *slog.Logger) (sim.Options, func() error, erro
 			Logger:          logger,
 			Shares:          f.shares,
 			HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
+			NoRPCIVSock:     !f.rpciVSock,
+			SecureRPC:       f.secureRPC,
 		},
 		GuestInfo: f.guestinfo,
 	}

@@ -20,6 +20,7 @@ import (
 type runFlags struct {
 	sim         *simFlags
 	lb, keep    bool
+	noVSock     bool
 	clockOffset time.Duration
 	freezeAllow pathList
 	cmd         []string
@@ -29,6 +30,7 @@ func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	rf := &runFlags{sim: addSimFlags(fs, "warn")}
 	fs.BoolVar(&rf.lb, "lb", false, "withhold the high-bandwidth status bit, so guests use the low-bandwidth path")
+	fs.BoolVar(&rf.noVSock, "no-vsock", false, "leave socket(AF_VSOCK) failing with EAFNOSUPPORT (backdoor only), instead of turning the program's vsock sockets into connections to the simulator")
 	fs.BoolVar(&rf.keep, "keep-dead-channels", false, "keep the backdoor channels of a process that exits, as the VMX does (it cannot tell guest processes apart); by default they are closed")
 	fs.Var(&rf.freezeAllow, "freeze-allow", "a mount point (a loop file system the caller made) where the program's FIFREEZE/FITHAW really run (repeatable); elsewhere they are recorded no-ops")
 	fs.DurationVar(&rf.clockOffset, "clock-offset", 0, "run the host clock of the backdoor time commands this far ahead of the real time (negative: behind); change it later with ctl backdoor clock")
@@ -99,7 +101,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		s.Backdoor.SetClockOffset(rf.clockOffset)
 	}
 	logger.Info("running under the trap", "dir", rf.sim.dir, "cmd", rf.cmd, "lb", rf.lb)
-	return trap.Run(ctx, trap.Config{Backdoor: s.Backdoor, Path: path, Args: rf.cmd[1:], Env: trapEnv(rf.sim.dir), Helper: self, Logger: logger, FreezeAllow: rf.freezeAllow})
+	cfg := trap.Config{Backdoor: s.Backdoor, Path: path, Args: rf.cmd[1:], Env: trapEnv(rf.sim.dir), Helper: self, Logger: logger, FreezeAllow: rf.freezeAllow}
+	if !rf.noVSock {
+		cfg.VSock = &trap.VSockHost{Endpoint: s.Server.VSockEndpoint}
+	}
+	return trap.Run(ctx, cfg)
 }
 
 // trapEnv is the traced program's environment: GOVMTOOLS_RPC is dropped

@@ -120,13 +120,13 @@ func (v *trapVmtoolsd) recorded() []string {
 }
 
 // TestTrapVmtoolsdToolsRunning is TestVmtoolsdToolsRunning over the
-// backdoor: under `vmxsim run --vsphere`, soon after start (timed by the
-// bench, not here) the host sees
+// backdoor (--no-vsock): under `vmxsim run --vsphere`, soon after start
+// (timed by the bench, not here) the host sees
 // tools running with version, type and capabilities; a vSphere client sees
 // guestToolsRunning and a green heartbeat; stopping vmtoolsd turns the
 // heartbeat red, then gray.
 func TestTrapVmtoolsdToolsRunning(t *testing.T) {
-	tr := testutil.StartTrap(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
+	tr := testutil.StartTrap(t, "--no-vsock", "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(tr.Dir)
 	testutil.Govc(t)
 	v := startTrapVmtoolsd(t, tr, "")

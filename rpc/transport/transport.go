@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,14 @@ const EnvRPC = "GOVMTOOLS_RPC"
 // sockets only, and an AF_VSOCK socket on a development machine reaches
 // the machine's own host.
 const EnvSimulated = "GOVMTOOLS_SIMULATED"
+
+// EnvVSockTrap is set to 1 by `vmxsim run` (without --no-vsock) for the
+// programs it traces, whose seccomp filter turns AF_VSOCK sockets into
+// connections to the simulator. Under GOVMTOOLS_SIMULATED=1 vsock is used
+// only when this is set and the process really runs under a seccomp filter
+// (/proc/self/status "Seccomp: 2"), so that neither variable alone, left
+// in an environment, lets a real AF_VSOCK socket reach the machine's host.
+const EnvVSockTrap = "GOVMTOOLS_VSOCK_TRAP"
 
 // Kind is a transport backend.
 type Kind string
@@ -107,8 +116,11 @@ func Select(flagValue, envValue string) (Mode, error) {
 type Config struct {
 	Mode Mode
 	// Simulated is true when running under vmxsim (GOVMTOOLS_SIMULATED=1):
-	// vsock is never tried.
+	// vsock is tried only under the vsock trap (VSockTrapped).
 	Simulated bool
+	// VSockTrapped says whether this process runs under vmxsim's vsock
+	// trap; nil means TrappedVSock.
+	VSockTrapped func() bool
 	// Logger receives fallback decisions; nil discards them.
 	Logger *slog.Logger
 
@@ -136,6 +148,8 @@ const (
 type Transport struct {
 	cfg   Config
 	vsock vsock.Dialer
+	// noVSock: simulated without the vsock trap, vsock is never used.
+	noVSock bool
 
 	mu        sync.Mutex
 	detected  bool
@@ -158,7 +172,11 @@ func New(cfg Config) *Transport {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Transport{cfg: cfg, vsock: vsock.Dialer{Logger: cfg.Logger, Socket: cfg.VSockSocket}}
+	if cfg.VSockTrapped == nil {
+		cfg.VSockTrapped = TrappedVSock
+	}
+	noVSock := cfg.Simulated && !cfg.VSockTrapped()
+	return &Transport{cfg: cfg, noVSock: noVSock, vsock: vsock.Dialer{Logger: cfg.Logger, Socket: cfg.VSockSocket}}
 }
 
 // Mode returns the configured mode.
@@ -263,7 +281,7 @@ func (t *Transport) dialRPCI(ctx context.Context, oneShot bool) (rpc.Channel, er
 
 // tryVSockRPCI reports whether the RPCI back-off allows a vsock attempt.
 func (t *Transport) tryVSockRPCI() bool {
-	if t.cfg.Simulated {
+	if t.noVSock {
 		return false
 	}
 	t.mu.Lock()
@@ -326,10 +344,10 @@ func (t *Transport) dialBackdoor(proto uint32) (rpc.Channel, error) {
 	return ch, nil
 }
 
-var errSimulated = errors.New("transport: vsock is disabled under vmxsim (" + EnvSimulated + "=1)")
+var errSimulated = errors.New("transport: vsock is disabled under vmxsim (" + EnvSimulated + "=1) without its vsock trap")
 
 func (t *Transport) dialVSockTCLO(ctx context.Context) (rpc.Channel, error) {
-	if t.cfg.Simulated {
+	if t.noVSock {
 		return nil, errSimulated
 	}
 	c, err := t.vsock.DialTCLO(ctx)
@@ -340,7 +358,7 @@ func (t *Transport) dialVSockTCLO(ctx context.Context) (rpc.Channel, error) {
 }
 
 func (t *Transport) dialVSockRPCI(ctx context.Context, oneShot bool) (rpc.Channel, error) {
-	if t.cfg.Simulated {
+	if t.noVSock {
 		return nil, errSimulated
 	}
 	c, privileged, err := t.vsock.DialRPCI(ctx)
@@ -365,4 +383,22 @@ func (t *Transport) dialUnix(ctx context.Context, name string, oneShot bool) (rp
 	ch := sockchan.New(c)
 	ch.FastClose = oneShot
 	return ch, nil
+}
+
+// TrappedVSock reports whether this process runs under vmxsim's vsock
+// trap: GOVMTOOLS_VSOCK_TRAP=1 and a seccomp filter in force.
+func TrappedVSock() bool {
+	if os.Getenv(EnvVSockTrap) != "1" {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
+			return strings.TrimSpace(v) == "2"
+		}
+	}
+	return false
 }

@@ -281,10 +281,13 @@ func (b *Server) Stats() vmx.BackdoorStats {
 }
 
 // InjectCheckpoint simulates a checkpoint (suspend/resume, snapshot,
-// vMotion): on every channel open now, the next call in the middle of a
-// transfer fails with the CPT status and the transfer starts over; a
-// message being sent is dropped, a message being received is kept for the
-// retry.
+// vMotion): on every channel open now, idle or in the middle of a
+// transfer, the next payload call (SENDPAYLOAD, RECVPAYLOAD, RECVSTATUS or
+// an HB transfer, of the transfer under way or else of the next one) fails
+// with the CPT status and the transfer starts over; a message being sent
+// is dropped, a message being received is kept for the retry. The size
+// calls that start a transfer do not consume it: open-vm-tools only checks
+// CPT on the payload calls.
 func (b *Server) InjectCheckpoint() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -363,8 +363,10 @@ func TestBackdoorChannelLimitAndOwners(t *testing.T) {
 }
 
 // TestBackdoorCheckpoint injects a checkpoint before every call of a round
-// trip in turn: the call in the middle of a transfer fails with CPT, the
-// guest restarts the transfer, and the request is answered exactly once.
+// trip in turn: the next payload call (of the transfer under way, or of
+// the next one when the channel is idle or between transfers) fails with
+// CPT, the guest restarts the transfer, and the request is answered
+// exactly once.
 func TestBackdoorCheckpoint(t *testing.T) {
 	for _, noHB := range []bool{false, true} {
 		c, b, g := newBackdoor(t, Options{NoHB: noHB})
@@ -418,10 +420,13 @@ func TestBackdoorCheckpoint(t *testing.T) {
 				break
 			}
 		}
-		// Every call but SENDSIZE and RECVSIZE is mid-transfer: HB out,
-		// HB in and RECVSTATUS; or 5 SENDPAYLOADs (19 bytes), 4
-		// RECVPAYLOADs (15 bytes) and RECVSTATUS.
-		if want := map[bool]int{false: 3, true: 10}[noHB]; cpts != want {
+		// A checkpoint before any call is hit: one before a payload
+		// call fails that call, one before SENDSIZE or RECVSIZE (an idle
+		// channel: k=1 is before anything was sent) fails the payload
+		// call that follows. So every call counts: SENDSIZE, HB out,
+		// RECVSIZE, HB in and RECVSTATUS; or SENDSIZE, 5 SENDPAYLOADs
+		// (19 bytes), RECVSIZE, 4 RECVPAYLOADs (15 bytes) and RECVSTATUS.
+		if want := map[bool]int{false: 5, true: 12}[noHB]; cpts != want {
 			t.Errorf("noHB=%v: %d checkpoints hit, want %d", noHB, cpts, want)
 		}
 	}

@@ -57,7 +57,6 @@ func (b *Server) sendSize(c msgCall) uint16 {
 	if b.killHere(ch, KillAtSendSize, c.owner) {
 		return 0
 	}
-	ch.cpt = false
 	n := int(uint32(c.r.BX))
 	if n > vmx.MaxGuestMessage {
 		b.lg.Warn("backdoor: guest message over 64 KiB refused", "channel", ch.id, "len", n)
@@ -100,7 +99,6 @@ func (b *Server) sendPayload(c msgCall) uint16 {
 // in EBX, with DORECV; no DORECV when nothing waits.
 func (b *Server) recvSize(c msgCall) uint16 {
 	ch, r := c.ch, c.r
-	ch.cpt = false
 	if !ch.hasOut && ch.tclo != nil {
 		ch.tclo.deliverLocked(ch)
 	}

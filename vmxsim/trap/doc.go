@@ -9,11 +9,15 @@
 //     HelperArg) that installs a seccomp filter and then execs it, so the
 //     filter is inherited by everything the program starts: iopl and ioperm
 //     succeed without effect (a root child cannot reach real ports);
-//     socket(AF_VSOCK, ...) fails with EAFNOSUPPORT (nothing reaches the
-//     host's vsock; tools fall back to the backdoor as on a kernel without
-//     vsock); settimeofday, clock_settime, adjtimex, clock_adjtime and
-//     reboot fail with EPERM; 32-bit system calls fail with ENOSYS.
-//     GOVMTOOLS_SIMULATED=1 is set in its environment.
+//     without Config.VSock socket(AF_VSOCK, ...) fails with EAFNOSUPPORT
+//     (tools fall back to the backdoor as on a kernel without vsock); with
+//     it the program's vsock sockets become unix sockets connected to the
+//     simulator (vsock_linux_amd64.go), and no AF_VSOCK socket is ever
+//     made; socketpair(AF_VSOCK) fails with EAFNOSUPPORT, io_uring_setup
+//     with ENOSYS; settimeofday, clock_settime, adjtimex, clock_adjtime
+//     and reboot fail with EPERM; 32-bit system calls fail with ENOSYS.
+//     GOVMTOOLS_SIMULATED=1 is set in its environment, and with
+//     Config.VSock also GOVMTOOLS_VSOCK_TRAP=1 (EnvVSock).
 //   - The FIFREEZE/FITHAW ioctls stop in the tracer (SECCOMP_RET_TRACE;
 //     ENOSYS if no tracer is attached): on a mount point listed in
 //     Config.FreezeAllow (vmxsim run --freeze-allow DIR, for loop file
@@ -49,6 +53,7 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/govmtools/govmtools/vmxsim/backdoor"
 )
@@ -82,7 +87,32 @@ type Config struct {
 	// FreezeAllow lists the mount points on which FIFREEZE and FITHAW
 	// really run; everywhere else they are recorded no-ops.
 	FreezeAllow []string
+	// VSock, if set, turns the program's AF_VSOCK sockets into unix
+	// sockets connected to the simulated VMX (vsock_linux_amd64.go); nil
+	// keeps socket(AF_VSOCK) failing with EAFNOSUPPORT.
+	VSock *VSockHost
 }
+
+// VSockHost is the simulated VMX's side of the vsock trap.
+type VSockHost struct {
+	// Endpoint returns the unix socket a guest's stream connect to
+	// (cid, port) reaches, or the errno the connect fails with (as
+	// ECONNRESET where the VMX has no listener or resets the port).
+	Endpoint func(cid, port uint32) (path string, errno syscall.Errno)
+	// GuestCID is the guest's own context id, the answer to
+	// IOCTL_VM_SOCKETS_GET_LOCAL_CID; 0 means DefaultGuestCID.
+	GuestCID uint32
+}
+
+// DefaultGuestCID is the guest CID the trap reports when VSockHost.GuestCID
+// is 0.
+const DefaultGuestCID = 3
+
+// EnvVSock is set to 1 in the environment of a program the trap runs with
+// Config.VSock: our tools then use vsock (their seccomp filter turns it
+// into the simulator's sockets), which under GOVMTOOLS_SIMULATED=1 they
+// otherwise never touch. The helper reads it to choose the filter.
+const EnvVSock = "GOVMTOOLS_VSOCK_TRAP"
 
 // Stats counts the trap's work.
 type Stats struct {
@@ -94,4 +124,8 @@ type Stats struct {
 	Threads  atomic.Uint64 // threads and processes followed
 	Freezes  atomic.Uint64 // FIFREEZE calls recorded and not executed
 	Thaws    atomic.Uint64 // FITHAW calls recorded and not executed
+
+	VSockSockets  atomic.Uint64 // AF_VSOCK sockets made unix sockets
+	VSockConnects atomic.Uint64 // vsock connects redirected to the simulator
+	VSockRefused  atomic.Uint64 // vsock connects failed as the VMX answered
 }

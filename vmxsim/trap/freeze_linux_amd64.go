@@ -19,17 +19,23 @@ import (
 // pid and path, and the Stats.Freezes / Stats.Thaws counters. The real
 // ones are logged as "trap: FIFREEZE executed".
 
-// freezeIoctl handles a PTRACE_EVENT_SECCOMP stop; the thread is resumed
-// by the caller.
-func (t *tracer) freezeIoctl(th *thread) {
+// seccomp handles a PTRACE_EVENT_SECCOMP stop; the thread is resumed by
+// the caller, with PTRACE_SYSCALL when it returns true.
+func (t *tracer) seccomp(th *thread) bool {
 	var regs unix.PtraceRegs
 	if err := unix.PtraceGetRegs(th.tid, &regs); err != nil {
-		t.failSafe(th, "FIFREEZE/FITHAW", err)
-		return
+		t.failSafe(th, "a traced system call", err)
+		return false
 	}
-	if regs.Orig_rax != unix.SYS_IOCTL {
-		return
+	if regs.Orig_rax == unix.SYS_IOCTL && (uint32(regs.Rsi) == fifreeze || uint32(regs.Rsi) == fithaw) {
+		t.freezeIoctl(th, &regs)
+		return false
 	}
+	return t.vsockCall(th, &regs)
+}
+
+// freezeIoctl handles FIFREEZE or FITHAW at its seccomp stop.
+func (t *tracer) freezeIoctl(th *thread, regs *unix.PtraceRegs) {
 	op := "FIFREEZE"
 	switch uint32(regs.Rsi) {
 	case fifreeze:
@@ -46,7 +52,7 @@ func (t *tracer) freezeIoctl(th *thread) {
 	// Skip the call: syscall number -1, return value 0.
 	regs.Orig_rax = ^uint64(0)
 	regs.Rax = 0
-	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
+	if err := unix.PtraceSetRegs(th.tid, regs); err != nil {
 		t.failSafe(th, op, err)
 		return
 	}

@@ -47,6 +47,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		procs:   map[int]*proc{},
 		elf:     map[string]*ELFInfo{},
 		stats:   cfg.Stats,
+		vs:      newVSockState(cfg.VSock),
 	}
 	if t.lg == nil {
 		t.lg = slog.New(slog.DiscardHandler)
@@ -107,6 +108,7 @@ type tracer struct {
 	threads map[int]*thread // by tid
 	procs   map[int]*proc   // by tgid
 	elf     map[string]*ELFInfo
+	vs      *vsockState // nil without Config.VSock
 
 	mu    sync.Mutex
 	tgids map[int]bool // live processes, for killAll
@@ -116,6 +118,9 @@ type thread struct {
 	tid   int
 	proc  *proc
 	fresh bool // has not reported its initial SIGSTOP yet
+	// socketExit is set while a rewritten socket(AF_VSOCK) runs: its
+	// syscall-exit-stop records the new socket.
+	socketExit *vsockSock
 }
 
 type proc struct {
@@ -153,7 +158,16 @@ func (s *space) clone() *space {
 
 func (t *tracer) run(started chan<- int) (int, error) {
 	argv := append([]string{t.cfg.Helper, HelperArg, t.cfg.Path}, t.cfg.Args...)
-	env := append(append([]string{}, t.cfg.Env...), "GOVMTOOLS_SIMULATED=1")
+	var env []string
+	for _, kv := range t.cfg.Env {
+		if !strings.HasPrefix(kv, EnvVSock+"=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "GOVMTOOLS_SIMULATED=1")
+	if t.vs != nil {
+		env = append(env, EnvVSock+"=1")
+	}
 	files := t.cfg.Files
 	if files == nil {
 		files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -192,7 +206,8 @@ func (t *tracer) run(started chan<- int) (int, error) {
 			// The helper stopped after its own exec (PTRACE_TRACEME).
 			first = false
 			opts := unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-				unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESECCOMP
+				unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESECCOMP |
+				unix.PTRACE_O_TRACESYSGOOD
 			if err := unix.PtraceSetOptions(tid, opts); err != nil {
 				unix.Kill(tid, unix.SIGKILL)
 				return 0, fmt.Errorf("trap: set ptrace options: %w", err)
@@ -239,6 +254,13 @@ func (t *tracer) handle(tid int, ws unix.WaitStatus) {
 		}
 	}
 	sig := ws.StopSignal()
+	if sig == unix.SIGTRAP|0x80 {
+		// A syscall-exit-stop (PTRACE_O_TRACESYSGOOD), asked for by a
+		// seccomp stop that resumed with PTRACE_SYSCALL.
+		t.syscallExit(th)
+		t.cont(tid, 0)
+		return
+	}
 	if sig == unix.SIGTRAP && ws.TrapCause() > 0 {
 		t.event(th, ws.TrapCause())
 		return
@@ -282,7 +304,13 @@ func (t *tracer) event(th *thread, cause int) {
 	case unix.PTRACE_EVENT_EXEC:
 		t.exec(th)
 	case unix.PTRACE_EVENT_SECCOMP:
-		t.freezeIoctl(th)
+		if t.seccomp(th) {
+			// See the syscall's result at its exit stop.
+			if err := unix.PtraceSyscall(th.tid, 0); err != nil && err != unix.ESRCH {
+				t.lg.Debug("trap: ptrace syscall", "tid", th.tid, "err", err)
+			}
+			return
+		}
 	}
 	t.cont(th.tid, 0)
 }

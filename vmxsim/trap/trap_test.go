@@ -102,14 +102,7 @@ func TestAnswerCPUID(t *testing.T) {
 // TestFilter runs the seccomp program in a BPF interpreter on crafted
 // seccomp_data: nothing here touches the real calls.
 func TestFilter(t *testing.T) {
-	var prog []bpf.Instruction
-	for _, f := range Filter() {
-		prog = append(prog, bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}.Disassemble())
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := filterVM(t, false)
 	data := func(arch uint32, nr int, args ...uint64) []byte {
 		b := make([]byte, 64)
 		binary.LittleEndian.PutUint32(b[0:], uint32(nr))
@@ -150,11 +143,66 @@ func TestFilter(t *testing.T) {
 		{"read", data(x86, unix.SYS_READ), unix.SECCOMP_RET_ALLOW},
 		{"x32", data(x86, 0x40000000|unix.SYS_IOPL), errno(unix.ENOSYS)},
 		{"i386", data(unix.AUDIT_ARCH_I386, 110), errno(unix.ENOSYS)},
+		{"socketpair vsock", data(x86, unix.SYS_SOCKETPAIR, unix.AF_VSOCK, unix.SOCK_STREAM), errno(unix.EAFNOSUPPORT)},
+		{"io_uring_setup", data(x86, unix.SYS_IO_URING_SETUP, 8), errno(unix.ENOSYS)},
+		{"connect untraced", data(x86, unix.SYS_CONNECT, 3), unix.SECCOMP_RET_ALLOW},
+		{"GET_LOCAL_CID untraced", data(x86, unix.SYS_IOCTL, 3, vmciGetLocalCID), unix.SECCOMP_RET_ALLOW},
 	}
-	for _, c := range cases {
-		got, err := vm.Run(swap(c.in))
-		if err != nil || got != c.want {
-			t.Errorf("%s: %#x %v, want %#x", c.name, got, err, c.want)
+	run := func(vm *bpf.VM, name string, in []byte, want int) {
+		t.Helper()
+		got, err := vm.Run(swap(in))
+		if err != nil || got != want {
+			t.Errorf("%s: %#x %v, want %#x", name, got, err, want)
 		}
 	}
+	for _, c := range cases {
+		run(vm, c.name, c.in, c.want)
+	}
+	// With vsock, socket(AF_VSOCK) and every address call stop in the
+	// tracer; the rest is as without.
+	vs := filterVM(t, true)
+	trace := unix.SECCOMP_RET_TRACE
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want int
+	}{
+		{"vsock socket", data(x86, unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM), trace},
+		{"vsock socket high bits", data(x86, unix.SYS_SOCKET, 0x100000000|unix.AF_VSOCK, unix.SOCK_DGRAM), trace},
+		{"vsock socket unix", data(x86, unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM), unix.SECCOMP_RET_ALLOW},
+		{"vsock socketpair", data(x86, unix.SYS_SOCKETPAIR, unix.AF_VSOCK, unix.SOCK_STREAM), errno(unix.EAFNOSUPPORT)},
+		{"vsock bind", data(x86, unix.SYS_BIND, 3), trace},
+		{"vsock connect", data(x86, unix.SYS_CONNECT, 3), trace},
+		{"vsock getsockname", data(x86, unix.SYS_GETSOCKNAME, 3), trace},
+		{"vsock getpeername", data(x86, unix.SYS_GETPEERNAME, 3), trace},
+		{"vsock SOL_VSOCK", data(x86, unix.SYS_GETSOCKOPT, 3, solVSock, 0), trace},
+		{"vsock level AF_VSOCK", data(x86, unix.SYS_SETSOCKOPT, 3, unix.AF_VSOCK, 6), trace},
+		{"vsock SO_DOMAIN", data(x86, unix.SYS_GETSOCKOPT, 3, unix.SOL_SOCKET, unix.SO_DOMAIN), trace},
+		{"vsock SO_RCVBUF", data(x86, unix.SYS_SETSOCKOPT, 3, unix.SOL_SOCKET, unix.SO_RCVBUF), unix.SECCOMP_RET_ALLOW},
+		{"vsock TCP option", data(x86, unix.SYS_SETSOCKOPT, 3, unix.IPPROTO_TCP, 1), unix.SECCOMP_RET_ALLOW},
+		{"vsock GET_LOCAL_CID", data(x86, unix.SYS_IOCTL, 3, vmciGetLocalCID), trace},
+		{"vsock GET_AF_VALUE", data(x86, unix.SYS_IOCTL, 3, vmciGetAFValue), trace},
+		{"vsock fifreeze", data(x86, unix.SYS_IOCTL, 3, fifreeze), trace},
+		{"vsock other ioctl", data(x86, unix.SYS_IOCTL, 3, unix.TCGETS), unix.SECCOMP_RET_ALLOW},
+		{"vsock iopl", data(x86, unix.SYS_IOPL, 3), unix.SECCOMP_RET_ERRNO},
+		{"vsock reboot", data(x86, unix.SYS_REBOOT), errno(unix.EPERM)},
+		{"vsock io_uring_setup", data(x86, unix.SYS_IO_URING_SETUP, 8), errno(unix.ENOSYS)},
+		{"vsock read", data(x86, unix.SYS_READ), unix.SECCOMP_RET_ALLOW},
+		{"vsock i386", data(unix.AUDIT_ARCH_I386, 359), errno(unix.ENOSYS)},
+	} {
+		run(vs, c.name, c.in, c.want)
+	}
+}
+
+func filterVM(t *testing.T, vsock bool) *bpf.VM {
+	t.Helper()
+	var prog []bpf.Instruction
+	for _, f := range Filter(vsock) {
+		prog = append(prog, bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}.Disassemble())
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }

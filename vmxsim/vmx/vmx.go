@@ -9,6 +9,7 @@ package vmx
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -111,3 +112,46 @@ func Printable(s string) string {
 	}
 	return s
 }
+
+// VSock connections from the trap. Under `vmxsim run` a guest program's
+// AF_VSOCK stream becomes a unix socket that the trap connects to the
+// simulator's DIR/vsock.sock; before the program can write a byte the trap
+// writes a VSockPreamble on it, so the VMX knows the vsock addresses the
+// program used, its source port above all (below 1024: a privileged
+// caller).
+
+// VSockPreambleSize is the encoded size of a VSockPreamble.
+const VSockPreambleSize = 20
+
+// vsockMagic starts every preamble.
+const vsockMagic = "VSK1"
+
+// VSockPreamble is the vsock address pair of one trapped connection.
+type VSockPreamble struct {
+	DstCID, DstPort uint32 // where the guest connected: CID 0 or 2, port 975 or 976
+	SrcCID, SrcPort uint32 // the guest's bound (or auto-bound) address
+}
+
+// Encode returns the 20-byte wire form: "VSK1" and the four values as
+// little-endian u32s in field order.
+func (p VSockPreamble) Encode() []byte {
+	b := []byte(vsockMagic)
+	for _, v := range []uint32{p.DstCID, p.DstPort, p.SrcCID, p.SrcPort} {
+		b = append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+	}
+	return b
+}
+
+// DecodeVSockPreamble parses Encode's output.
+func DecodeVSockPreamble(b []byte) (VSockPreamble, error) {
+	if len(b) != VSockPreambleSize || string(b[:4]) != vsockMagic {
+		return VSockPreamble{}, errBadPreamble
+	}
+	u := func(i int) uint32 {
+		o := 4 + 4*i
+		return uint32(b[o]) | uint32(b[o+1])<<8 | uint32(b[o+2])<<16 | uint32(b[o+3])<<24
+	}
+	return VSockPreamble{DstCID: u(0), DstPort: u(1), SrcCID: u(2), SrcPort: u(3)}, nil
+}
+
+var errBadPreamble = errors.New("vmx: bad vsock preamble")

@@ -116,6 +116,10 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 		m.Remove()
 		return nil, fmt.Errorf("vsphere: NICs: %w", err)
 	}
+	if err := v.seedExtraConfig(ctx, c); err != nil {
+		m.Remove()
+		return nil, fmt.Errorf("vsphere: extraConfig: %w", err)
+	}
 	v.AddMirror(v.guestMirror)
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
 	m.Map().Handler = v.intercept
@@ -339,8 +343,9 @@ func toolsMirror(s vmxsim.State) []types.PropertyChange {
 	}
 }
 
-// intercept is the registry's method hook: guest power operations on the
-// mirrored VM go to the guest as TCLO commands, without blocking the
+// intercept is the registry's method hook: a reconfigure's guestinfo.*
+// extraConfig keys go to the core (extraconfig.go); guest power operations
+// on the mirrored VM go to the guest as TCLO commands, without blocking the
 // caller and without vcsim's own handlers powering the VM off at once.
 func (v *FrontEnd) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
 	if m.This != v.vm {
@@ -348,6 +353,11 @@ func (v *FrontEnd) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Re
 	}
 	var cmd string
 	switch m.Name {
+	case "ReconfigVM_Task":
+		if req, ok := m.Body.(*types.ReconfigVM_Task); ok {
+			v.applyExtraConfig(req)
+		}
+		return nil, nil
 	case "ShutdownGuest":
 		cmd = "OS_Halt"
 	case "RebootGuest":

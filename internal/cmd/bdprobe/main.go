@@ -6,6 +6,7 @@
 //	bdprobe rpci N REQUEST           N round trips on one RPCI channel; prints the median in ns
 //	bdprobe hold                     open an RPCI channel, start a message, print "holding", block
 //	bdprobe seccomp                  try what the trap's seccomp filter forbids; print the errors
+//	bdprobe vsock                    exercise the vsock trap's emulation; print each result
 //	bdprobe tclo                     serve TCLO as app toolbox (Echo ARGS answers ARGS) until killed
 //	bdprobe crash                    dereference nil (Go's SIGSEGV must reach the runtime)
 //	bdprobe exec N CMD ARGS...       run CMD N times; print the median wall time in ns
@@ -35,6 +36,8 @@ func main() {
 	switch os.Args[1] {
 	case "seccomp":
 		os.Exit(seccompProbe())
+	case "vsock":
+		os.Exit(vsockProbe())
 	case "crash":
 		var p *int
 		println(*p)
