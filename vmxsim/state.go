@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/quiesce"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -29,6 +30,9 @@ type State struct {
 	// HGFS is the shared-folders server: shares, sessions, open handles
 	// and round trips.
 	HGFS hgfsd.State `json:"hgfs"`
+	// Quiesce is the snapshot driver: the last snapshot operations with
+	// every vmbackup event the guest sent, and events outside them.
+	Quiesce quiesce.State `json:"quiesce"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -95,6 +99,7 @@ func (c *Core) State() State {
 		bs = &st
 	}
 	running, hb := c.tclo.Heartbeat(time.Now())
+	qs := c.quiesce.State()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := State{
@@ -109,6 +114,7 @@ func (c *Core) State() State {
 		Log: c.log.Path(),
 	}
 	s.Backdoor = bs
+	s.Quiesce = qs
 	s.Power.State = c.power
 	s.Power.StateChanges = c.stateChanges
 	if s.Power.State == "" {

@@ -1,0 +1,54 @@
+package quiesce
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/govmtools/govmtools/vmxsim/vmx"
+)
+
+// HandleCtl adds the snapshot routes to the control API:
+//
+//   - POST /snapshot with Options as JSON runs one operation and answers
+//     its Result (with Fault and Message set when it failed);
+//   - POST /snapshot/abort sends vmbackup.abort during the running one
+//     and answers the guest's reply.
+func (d *Driver) HandleCtl(m vmx.CtlMux) {
+	m.HandleCtl("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
+		var opts Options
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err == nil && len(body) > 0 {
+			err = json.Unmarshal(body, &opts)
+		}
+		if err != nil {
+			http.Error(w, "snapshot options: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		res, _ := d.Snapshot(r.Context(), opts, d.taker())
+		vmx.WriteJSON(w, res)
+	})
+	m.HandleCtl("POST /snapshot/abort", func(w http.ResponseWriter, r *http.Request) {
+		reply, err := d.Abort(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(reply)
+	})
+}
+
+// SetTake sets what `vmxsim ctl snapshot` takes once the guest is frozen
+// (the vSphere front end sets its VM's snapshot); nil takes nothing.
+func (d *Driver) SetTake(take Take) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.take = take
+}
+
+func (d *Driver) taker() Take {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.take
+}
