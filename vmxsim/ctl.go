@@ -162,6 +162,13 @@ func (c *Ctl) SnapshotAbort(ctx context.Context) (string, error) {
 	return string(b), err
 }
 
+// SnapshotDelayDone holds vmbackup.snapshotDone back d in every later
+// snapshot operation that sets no delay of its own (fault injection).
+func (c *Ctl) SnapshotDelayDone(ctx context.Context, d time.Duration) error {
+	_, err := c.Do(ctx, http.MethodPost, "/snapshot/delay-done", d.String())
+	return err
+}
+
 // Share enables or disables one shared folder of a running simulator.
 func (c *Ctl) Share(ctx context.Context, name string, enable bool) error {
 	action := "disable"

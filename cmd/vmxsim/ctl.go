@@ -167,6 +167,13 @@ func ctlSnapshot(ctx context.Context, c *vmxsim.Ctl, args []string, out io.Write
 	if len(args) == 1 && args[0] == "abort" {
 		return writeLine(out)(c.SnapshotAbort(ctx))
 	}
+	if len(args) == 2 && args[0] == "delay-done" {
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			return ctlUsage("snapshot delay-done needs a duration such as 5s")
+		}
+		return c.SnapshotDelayDone(ctx, d)
+	}
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	noQuiesce := fs.Bool("no-quiesce", false, "take the snapshot without the guest")
 	start := fs.String("args", quiesce.DefaultStartArgs, "the arguments of vmbackup.start (\"\" sends a bare vmbackup.start)")

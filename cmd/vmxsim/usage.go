@@ -40,6 +40,9 @@ const usage = `usage:
                                     vSphere fault
   vmxsim ctl --dir DIR snapshot abort
                                     send vmbackup.abort during the running snapshot
+  vmxsim ctl --dir DIR snapshot delay-done D
+                                    hold vmbackup.snapshotDone back D in later snapshots
+                                    (govc snapshot.create -q included); 0 ends it
   vmxsim --version                  print the version
 
 DIR defaults to $VMXSIM_DIR. 'vmxsim serve --help' and 'vmxsim run --help'

@@ -196,7 +196,8 @@ type Driver struct {
 	stray    []Event
 	answered int
 	nextID   int
-	take     Take // for the control API's snapshots
+	take     Take          // for the control API's snapshots
+	delay    time.Duration // DelayDone of operations that set none
 }
 
 // op is one operation in flight or done.

@@ -20,6 +20,11 @@ func (d *Driver) Snapshot(ctx context.Context, opts Options, take Take) (Result,
 	if take == nil {
 		take = func(context.Context) (func(), error) { return nil, nil }
 	}
+	d.mu.Lock()
+	if opts.DelayDone == 0 {
+		opts.DelayDone = Duration(d.delay)
+	}
+	d.mu.Unlock()
 	o, err := d.begin(opts)
 	if err != nil {
 		return Result{Fault: FaultInProgress, Message: MsgInProgress}, err
