@@ -107,6 +107,12 @@ cp -p %[2]s/backupScripts.d/* /etc/vmware-tools/backupScripts.d/
 exec /usr/bin/env %[3]s HOME=%[2]s %[4]s -c %[2]s/tools.conf -p %[5]s --common-path %[6]s
 `, layer, conf, strings.Join(p.Env, " "), p.Bin("vmtoolsd"), p.PluginDir, p.CommonPluginDir)
 	g.pid, g.output = tr.Start(t, unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(conf, "vmsvc.log"))
+			t.Logf("Debian's vmsvc.log:\n%s", b)
+		}
+	})
 	g.cleanup(t)
 	return g
 }

@@ -128,11 +128,7 @@ func (d *Driver) run(ctx context.Context, o *op, opts Options, take Take) error 
 	discard, takeErr := take(ctx)
 	if takeErr == nil && opts.DelayDone > 0 {
 		d.host.Remark("Snapshot: fault injection: holding snapshotDone back %v", time.Duration(opts.DelayDone))
-		select {
-		case <-time.After(time.Duration(opts.DelayDone)):
-		case <-o.abort:
-		case <-ctx.Done():
-		}
+		d.hold(ctx, o, &p, time.Duration(opts.DelayDone))
 	}
 	if d.aborted(o) {
 		undo(discard)
@@ -147,14 +143,18 @@ func (d *Driver) run(ctx context.Context, o *op, opts Options, take Take) error 
 		d.mu.Unlock()
 	}
 	if takeErr != nil {
-		d.wait(ctx, o, &p, idle, func() bool { return p.done })
+		if err == nil {
+			d.wait(ctx, o, &p, idle, func() bool { return p.done })
+		}
 		return &Error{Fault: FaultSnapshotTaken, Message: takeErr.Error()}
 	}
 	if err != nil || !strings.HasPrefix(string(reply), "OK") {
-		// The guest was no longer frozen (its own timer thawed it):
-		// the snapshot is not consistent and is rolled back.
+		// The guest was no longer frozen (its own timer thawed it), or
+		// is gone: the snapshot is not consistent and is rolled back.
 		undo(discard)
-		d.wait(ctx, o, &p, idle, func() bool { return p.done })
+		if err == nil {
+			d.wait(ctx, o, &p, idle, func() bool { return p.done })
+		}
 		return &Error{Fault: FaultFilesystem, Message: MsgFrozenLong}
 	}
 	if err := d.wait(ctx, o, &p, idle, func() bool { return p.done }); err != nil {
@@ -254,6 +254,23 @@ func (d *Driver) wait(ctx context.Context, o *op, p *progress, idle time.Duratio
 			return ctx.Err()
 		}
 	}
+}
+
+// hold holds snapshotDone back for delay (fault injection); it ends
+// early when the host aborts or the guest has finished on its own (its
+// timer thawed it), since nothing is frozen then.
+func (d *Driver) hold(ctx context.Context, o *op, p *progress, delay time.Duration) {
+	hctx, cancel := context.WithTimeout(ctx, delay)
+	defer cancel()
+	go func() {
+		select {
+		case <-o.abort:
+			cancel()
+		case <-hctx.Done():
+		}
+	}()
+	// wait returns at the deadline (ctx error) or once req.done is in.
+	d.wait(hctx, o, p, delay+time.Second, func() bool { return p.done })
 }
 
 // abortTimedOut tells the guest to give up (it thaws if frozen) and
