@@ -46,6 +46,7 @@ var benchmarks = []benchmark{
 	{"vmtoolsd", benchVmtoolsd},
 	{"hgfs", benchHGFS},
 	{"kmsgdump", benchKmsgdump},
+	{"vmbackup", benchVmbackup},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch
