@@ -2,20 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
-
-	"github.com/govmtools/govmtools/vmxsim"
-	"github.com/govmtools/govmtools/vmxsim/quiesce"
 )
 
 // snapshotRuns is how many quiesced snapshots each daemon takes.
 const snapshotRuns = 5
 
 // benchVmbackup measures quiesced snapshots driven by vmxsim's host half
-// (`vmxsim ctl snapshot`) under the trap, for our vmtoolsd and Debian's:
+// (`vmxsim ctl snapshot`, read over the control socket as any client) under the trap, for our vmtoolsd and Debian's:
 // from sending vmbackup.start to receiving prov.snapshotCommit (the guest
 // frozen), and from sending vmbackup.snapshotDone to its reply (the
 // guest thaws before it answers). Both run without backup scripts and
@@ -72,15 +72,47 @@ func benchVmbackup(ctx context.Context, e *env) ([]row, error) {
 	}, nil
 }
 
+// snapResult is the part of a `ctl snapshot` record the rows use.
+type snapResult struct {
+	ID              int     `json:"id"`
+	Quiesced        bool    `json:"quiesced"`
+	Fault           string  `json:"fault"`
+	Message         string  `json:"message"`
+	StartToCommitMs float64 `json:"startToCommitMs"`
+	DoneToThawedMs  float64 `json:"doneToThawedMs"`
+}
+
+// ctlJSON sends one control request and decodes its JSON answer.
+func ctlJSON(ctx context.Context, hc *http.Client, method, path, body string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://vmxsim"+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ctl %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
 // measureSnapshots waits for the tools and takes snapshotRuns quiesced
 // snapshots through the simulator at dir; it returns the median times
 // from start to commit and from snapshotDone to its reply.
 func measureSnapshots(ctx context.Context, dir string) (commit, thaw time.Duration, err error) {
-	ctl := vmxsim.NewCtl(dir)
+	hc := ctlClient(dir)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		s, err := ctl.State(ctx)
-		if err == nil && s.Tools.Running {
+		var st struct {
+			Tools struct {
+				Running bool `json:"running"`
+			} `json:"tools"`
+		}
+		err := ctlJSON(ctx, hc, http.MethodGet, "/state", "", &st)
+		if err == nil && st.Tools.Running {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -92,11 +124,11 @@ func measureSnapshots(ctx context.Context, dir string) (commit, thaw time.Durati
 	}
 	var commits, thaws []time.Duration
 	for range snapshotRuns {
-		res, err := ctl.Snapshot(ctx, quiesce.Options{Quiesce: true, EventTimeout: quiesce.Duration(30 * time.Second)})
-		if err != nil {
+		var res snapResult
+		if err := ctlJSON(ctx, hc, http.MethodPost, "/snapshot", `{"quiesce": true}`, &res); err != nil {
 			return 0, 0, fmt.Errorf("snapshot: %w", err)
 		}
-		if !res.Quiesced || res.StartToCommitMs < 0 || res.DoneToThawedMs < 0 {
+		if res.Fault != "" || !res.Quiesced || res.StartToCommitMs < 0 || res.DoneToThawedMs < 0 {
 			return 0, 0, fmt.Errorf("snapshot %d not measured: %+v", res.ID, res)
 		}
 		commits = append(commits, time.Duration(res.StartToCommitMs*float64(time.Millisecond)))
