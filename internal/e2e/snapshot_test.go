@@ -152,7 +152,7 @@ func (g *snapGuest) waitCommit(t *testing.T) {
 func eventSeq(r quiesce.Result) []string {
 	var out []string
 	for _, e := range r.Events {
-		if e.Name != quiesce.EventKeepAlve {
+		if e.Name != quiesce.EventKeepAlive {
 			out = append(out, fmt.Sprintf("%s %d", e.Name, e.Code))
 		}
 	}

@@ -26,7 +26,7 @@ import (
 // them in "vmbackup.eventSet <name> <code> <message>".
 const (
 	EventReset    = "reset"
-	EventKeepAlve = "req.keepAlive"
+	EventKeepAlive = "req.keepAlive"
 	EventCommit   = "prov.snapshotCommit"
 	EventManifest = "req.genericManifest"
 	EventError    = "req.error"
@@ -44,7 +44,7 @@ const (
 // knownEvents are the event names a host accepts (the Windows-only ones
 // included: the host does not know the guest's OS).
 var knownEvents = map[string]bool{
-	EventReset: true, EventKeepAlve: true, EventCommit: true, EventManifest: true,
+	EventReset: true, EventKeepAlive: true, EventCommit: true, EventManifest: true,
 	EventError: true, EventAborted: true, EventDone: true,
 	"req.manifest": true, "prov.snapshotPrepare": true, "prov.snapshotAbort": true, "req.writerError": true,
 }
