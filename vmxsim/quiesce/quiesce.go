@@ -25,13 +25,13 @@ import (
 // Event names and codes (open-vm-tools' VmBackupStatus), as guests send
 // them in "vmbackup.eventSet <name> <code> <message>".
 const (
-	EventReset    = "reset"
+	EventReset     = "reset"
 	EventKeepAlive = "req.keepAlive"
-	EventCommit   = "prov.snapshotCommit"
-	EventManifest = "req.genericManifest"
-	EventError    = "req.error"
-	EventAborted  = "req.aborted"
-	EventDone     = "req.done"
+	EventCommit    = "prov.snapshotCommit"
+	EventManifest  = "req.genericManifest"
+	EventError     = "req.error"
+	EventAborted   = "req.aborted"
+	EventDone      = "req.done"
 
 	CodeSuccess         = 0
 	CodeInvalidState    = 1
