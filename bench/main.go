@@ -47,6 +47,7 @@ var benchmarks = []benchmark{
 	{"vmtoolsd", benchVmtoolsd},
 	{"hgfs", benchHGFS},
 	{"kmsgdump", benchKmsgdump},
+	{"vmbackup", benchVmbackup},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch

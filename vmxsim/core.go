@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/quiesce"
 	"github.com/govmtools/govmtools/vmxsim/tclo"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
@@ -92,7 +93,8 @@ type Core struct {
 	backdoor func() vmx.BackdoorStats // set by ReportBackdoor, for State
 	trace    *Tracer
 	hgfs     *hgfsd.Server
-	faults   faults // fault injection (fault.go)
+	quiesce  *quiesce.Driver // quiesced snapshots (vmbackup)
+	faults   faults          // fault injection (fault.go)
 
 	secure     map[string]bool            // Options.SecureRPC
 	transports map[string]*TransportStats // by Caller.Transport; guarded by mu
@@ -145,6 +147,8 @@ func New(opts Options) (*Core, error) {
 	registerCoreRPCI(c)
 	c.hgfs = hgfsd.New(hgfsd.Options{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
 	c.HandleRPCI("f", func(_ context.Context, _ Caller, args []byte) []byte { return c.hgfs.RPCI(args) })
+	c.quiesce = quiesce.New(quiesce.Host{Send: c.tclo.Send, NoTools: tclo.ErrNoTools, Remark: c.log.Host, Logger: opts.Logger})
+	c.HandleRPCI("vmbackup.eventSet", func(_ context.Context, _ Caller, args []byte) []byte { return c.quiesce.EventSet(args) })
 	return c, nil
 }
 
@@ -153,6 +157,9 @@ func (c *Core) Close() error { return c.log.Close() }
 
 // HGFS returns the core's shared-folders server.
 func (c *Core) HGFS() *hgfsd.Server { return c.hgfs }
+
+// Quiesce returns the core's snapshot driver (the host half of vmbackup).
+func (c *Core) Quiesce() *quiesce.Driver { return c.quiesce }
 
 // Log returns the core's vmware.log.
 func (c *Core) Log() *VMXLog { return c.log }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/govmtools/govmtools/vmxsim/quiesce"
 )
 
 // Ctl is a client of a running simulator's control API (DIR/ctl.sock).
@@ -129,6 +131,42 @@ func (c *Ctl) BackdoorKill(ctx context.Context, at string, after int) (json.RawM
 // JSON.
 func (c *Ctl) BackdoorClock(ctx context.Context, d time.Duration) (json.RawMessage, error) {
 	return c.Do(ctx, http.MethodPost, "/backdoor/clock", d.String())
+}
+
+// Snapshot runs one snapshot operation (`vmxsim ctl snapshot`) and
+// returns its record; a failed one is also an error naming the vSphere
+// fault.
+func (c *Ctl) Snapshot(ctx context.Context, opts quiesce.Options) (quiesce.Result, error) {
+	var res quiesce.Result
+	body, err := json.Marshal(opts)
+	if err != nil {
+		return res, err
+	}
+	b, err := c.Do(ctx, http.MethodPost, "/snapshot", string(body))
+	if err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		return res, fmt.Errorf("vmxsim ctl snapshot: %w", err)
+	}
+	if res.Fault != "" {
+		return res, &quiesce.Error{Fault: res.Fault, Message: res.Message}
+	}
+	return res, nil
+}
+
+// SnapshotAbort sends vmbackup.abort during the running snapshot
+// operation and returns the guest's reply.
+func (c *Ctl) SnapshotAbort(ctx context.Context) (string, error) {
+	b, err := c.Do(ctx, http.MethodPost, "/snapshot/abort", "")
+	return string(b), err
+}
+
+// SnapshotDelayDone holds vmbackup.snapshotDone back d in every later
+// snapshot operation that sets no delay of its own (fault injection).
+func (c *Ctl) SnapshotDelayDone(ctx context.Context, d time.Duration) error {
+	_, err := c.Do(ctx, http.MethodPost, "/snapshot/delay-done", d.String())
+	return err
 }
 
 // Share enables or disables one shared folder of a running simulator.

@@ -11,6 +11,7 @@
 //
 //   - tclo: the TCLO driver (reset, ping, Set_Option, the heartbeat);
 //   - hgfsd: the HGFS (shared folders) server behind the "f" RPCI;
+//   - quiesce: the host half of quiesced snapshots (vmbackup);
 //   - backdoor: the backdoor ports and message channels the trap serves;
 //   - vsphere: the vSphere front end (vcsim) that mirrors the core;
 //   - trap: the ptrace supervisor of `vmxsim run`;

@@ -40,6 +40,7 @@ func NewServer(core *Core, dir string) *Server {
 	s := &Server{Core: core, Dir: dir, ctl: http.NewServeMux()}
 	s.registerCtl()
 	core.HGFS().HandleCtl(s)
+	core.Quiesce().HandleCtl(s)
 	s.registerFaultCtl()
 	return s
 }

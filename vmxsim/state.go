@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/quiesce"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -32,6 +33,9 @@ type State struct {
 	// Transports counts RPCIs and TCLO channels by transport: vsock,
 	// unix (rpci.sock and tclo.sock) and backdoor.
 	Transports map[string]TransportStats `json:"transports"`
+	// Quiesce is the snapshot driver: the last snapshot operations with
+	// every vmbackup event the guest sent, and events outside them.
+	Quiesce quiesce.State `json:"quiesce"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -98,6 +102,7 @@ func (c *Core) State() State {
 		bs = &st
 	}
 	running, hb := c.tclo.Heartbeat(time.Now())
+	qs := c.quiesce.State()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := State{
@@ -116,6 +121,7 @@ func (c *Core) State() State {
 	for k, v := range c.transports {
 		s.Transports[k] = *v
 	}
+	s.Quiesce = qs
 	s.Power.State = c.power
 	s.Power.StateChanges = c.stateChanges
 	if s.Power.State == "" {

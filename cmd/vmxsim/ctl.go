@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
+	"github.com/govmtools/govmtools/vmxsim/quiesce"
 )
 
 // ctlVerb runs one `vmxsim ctl` verb with the words after it.
@@ -34,6 +36,7 @@ var ctlVerbs = map[string]ctlVerb{
 	"share":    ctlShare,
 	"hgfs":     ctlHGFS,
 	"fault":    ctlFault,
+	"snapshot": ctlSnapshot,
 }
 
 // ctl is `vmxsim ctl --dir DIR VERB ARGS...`.
@@ -155,4 +158,35 @@ func ctlFault(ctx context.Context, c *vmxsim.Ctl, args []string, out io.Writer) 
 		return write(out)(c.FaultStatus(ctx))
 	}
 	return ctlUsage("fault hold RPCI [after N] | release [drop] | status")
+}
+
+// ctlSnapshot is `ctl snapshot [flags]` (a quiesced snapshot unless
+// -no-quiesce; prints the operation's record, fails with its fault) and
+// `ctl snapshot abort`.
+func ctlSnapshot(ctx context.Context, c *vmxsim.Ctl, args []string, out io.Writer) error {
+	if len(args) == 1 && args[0] == "abort" {
+		return writeLine(out)(c.SnapshotAbort(ctx))
+	}
+	if len(args) == 2 && args[0] == "delay-done" {
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			return ctlUsage("snapshot delay-done needs a duration such as 5s")
+		}
+		return c.SnapshotDelayDone(ctx, d)
+	}
+	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
+	noQuiesce := fs.Bool("no-quiesce", false, "take the snapshot without the guest")
+	start := fs.String("args", quiesce.DefaultStartArgs, "the arguments of vmbackup.start (\"\" sends a bare vmbackup.start)")
+	delay := fs.Duration("delay-done", 0, "fault injection: hold vmbackup.snapshotDone back this long")
+	idle := fs.Duration("event-timeout", 0, "how long the guest may stay silent (0: 30s)")
+	total := fs.Duration("timeout", 0, "bound on the whole operation (0: 15m)")
+	if err := parseFlags(fs, args, out, "vmxsim ctl snapshot [-no-quiesce] [-args A] [-delay-done D] [-event-timeout D] [-timeout D] | abort"); err != nil {
+		return err
+	}
+	opts := quiesce.Options{Quiesce: !*noQuiesce, StartArgs: start, DelayDone: quiesce.Duration(*delay),
+		EventTimeout: quiesce.Duration(*idle), Timeout: quiesce.Duration(*total)}
+	res, err := c.Snapshot(ctx, opts)
+	b, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Fprintf(out, "%s\n", b)
+	return err
 }

@@ -34,6 +34,15 @@ const usage = `usage:
                                     hold requests of an RPCI command unhandled (after
                                     N more pass), then release them (handled) or drop
                                     them (never handled)
+  vmxsim ctl --dir DIR snapshot [-no-quiesce] [-args A] [-delay-done D] [-event-timeout D] [-timeout D]
+                                    a quiesced snapshot as the VMX drives it (vmbackup);
+                                    prints its record with every event, fails with the
+                                    vSphere fault
+  vmxsim ctl --dir DIR snapshot abort
+                                    send vmbackup.abort during the running snapshot
+  vmxsim ctl --dir DIR snapshot delay-done D
+                                    hold vmbackup.snapshotDone back D in later snapshots
+                                    (govc snapshot.create -q included); 0 ends it
   vmxsim --version                  print the version
 
 DIR defaults to $VMXSIM_DIR. 'vmxsim serve --help' and 'vmxsim run --help'

@@ -20,8 +20,9 @@ import (
 // quiesceVMX is the host half of a quiesced snapshot in miniature, over
 // vmxsim's unix:DIR sockets (the DataMap framing): every RPCI is answered
 // "1 " and recorded, and TCLO commands go to the guest one at a time.
-// vmxsim's own quiesce driver (and govc snapshot.create -q) will replace
-// it; until then this drives the real vmtoolsd through the wire protocol.
+// It drives the real vmtoolsd through the wire protocol command by
+// command (and can vanish at once); vmxsim's own quiesce driver is tested
+// in snapshot_test.go.
 type quiesceVMX struct {
 	dir  string
 	lns  []net.Listener

@@ -153,6 +153,15 @@ func (s *Sim) Stop(t testing.TB) {
 	s.stop(t)
 }
 
+// Kill kills the simulator (SIGKILL), as a host that disappears at
+// once; it waits for the process to end. Its socket files stay behind.
+func (s *Sim) Kill(t testing.TB) {
+	t.Helper()
+	if err := s.proc.Stop(syscall.SIGKILL, 10*time.Second); errors.Is(err, ErrStopTimeout) {
+		t.Fatalf("vmxsim did not die of SIGKILL within 10 s")
+	}
+}
+
 func (s *Sim) stop(t testing.TB) {
 	if s.proc.Exited() {
 		return

@@ -46,6 +46,7 @@ type FrontEnd struct {
 	server  *simulator.Server
 	vm      types.ManagedObjectReference
 	proxy   types.ManagedObjectReference // guestPower, registered in the map
+	snapper types.ManagedObjectReference // snapshotter, registered in the map
 	lg      *slog.Logger
 	every   time.Duration
 	mirrors []Mirror
@@ -56,7 +57,9 @@ type FrontEnd struct {
 
 	lastVC, lastCore string // power states seen by syncPower
 
-	ops sync.WaitGroup // guest power operations in flight
+	ops       sync.WaitGroup // guest power operations and snapshots in flight
+	opsCtx    context.Context
+	cancelOps context.CancelFunc // ends the snapshots in flight (Run's end)
 }
 
 // Mirror maps the core's state to VM properties (path -> value). It must
@@ -100,6 +103,7 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	}
 	v := &FrontEnd{core: core, model: m, lg: opts.Logger, every: opts.Interval, pushed: map[string]any{}}
 	v.mirrors = []Mirror{toolsMirror}
+	v.opsCtx, v.cancelOps = context.WithCancel(context.Background())
 
 	c, err := vim25.NewClient(ctx, m.Service)
 	if err != nil {
@@ -122,6 +126,7 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	}
 	v.AddMirror(v.guestMirror)
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
+	v.snapper = m.Map().Put(&snapshotter{self: types.ManagedObjectReference{Type: "GovmtoolsSnapshotter", Value: "snapshotter-1"}, v: v}).Reference()
 	m.Map().Handler = v.intercept
 
 	m.Service.TLS = new(tls.Config)
@@ -190,6 +195,7 @@ func (v *FrontEnd) AddMirror(m Mirror) { v.mirrors = append(v.mirrors, m) }
 // the VM's (powered off: tools state cleared, guest channels refused).
 func (v *FrontEnd) Run(ctx context.Context) error {
 	defer v.ops.Wait()
+	defer v.cancelOps()
 	t := time.NewTicker(v.every)
 	defer t.Stop()
 	for {
@@ -205,6 +211,7 @@ func (v *FrontEnd) Run(ctx context.Context) error {
 
 // Close stops the HTTPS server and removes the model.
 func (v *FrontEnd) Close() {
+	v.cancelOps()
 	v.server.Close()
 	v.model.Remove()
 }
@@ -362,6 +369,9 @@ func (v *FrontEnd) intercept(ctx *simulator.Context, m *simulator.Method) (mo.Re
 		cmd = "OS_Halt"
 	case "RebootGuest":
 		cmd = "OS_Reboot"
+	case "CreateSnapshot_Task", "CreateSnapshotEx_Task":
+		v.interceptSnapshot(m)
+		return nil, nil
 	default:
 		return nil, nil
 	}
