@@ -23,6 +23,7 @@ var CodecPackages = []string{
 	"guestinfo/infoproto",
 	"hgfs/hgfsproto",
 	"kmsgdump/kmsg",
+	"vmtoolsd/vix/vixproto",
 }
 
 // simMayImport are the module packages besides the codecs that vmxsim may
