@@ -119,6 +119,7 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	v.AddMirror(v.guestMirror)
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
 	m.Map().Handler = v.intercept
+	v.installGuestOps(*c.ServiceContent.GuestOperationsManager)
 
 	m.Service.TLS = new(tls.Config)
 	m.Service.Listen = &url.URL{Host: opts.Addr}

@@ -30,6 +30,19 @@ type Request struct {
 	Header
 	Body []byte // BodyLength bytes after the header
 	Cred []byte // CredLength bytes after the body
+	raw  []byte
+}
+
+// Raw is the whole message as decoded.
+func (r *Request) Raw() []byte { return r.raw }
+
+// WithOpCode returns a copy of msg with its opcode replaced.
+func WithOpCode(msg []byte, op uint32) []byte {
+	out := append([]byte(nil), msg...)
+	if len(out) >= HeaderLen {
+		binary.LittleEndian.PutUint32(out[23:], op)
+	}
+	return out
 }
 
 // Credential is a decoded name/password credential. Wipe it when done.
@@ -139,7 +152,7 @@ func Decode(msg []byte) (*Request, error) {
 		return nil, ErrInvalidMessageHeader
 	}
 	bodyEnd := HeaderLen + int(h.BodyLength)
-	return &Request{Header: h, Body: msg[HeaderLen:bodyEnd], Cred: msg[bodyEnd : bodyEnd+int(h.CredLength)]}, nil
+	return &Request{Header: h, Body: msg[HeaderLen:bodyEnd], Cred: msg[bodyEnd : bodyEnd+int(h.CredLength)], raw: msg}, nil
 }
 
 // NewRequest encodes a request: header, body, then the credential block.
