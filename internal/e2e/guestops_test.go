@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +63,38 @@ func TestGuestOps(t *testing.T) {
 	startVmtoolsd(t, sim, "", nil)
 	waitToolsRunning(t, ctl, 10*time.Second)
 	waitVSphereRunning(t, ctl)
+	guestOpsScenario(t, ctl, name, password, uid)
+}
+
+// TestGuestOpsPeer runs the same scenario against Debian's vmtoolsd
+// under the trap, with its vix plugin and PAM (tools.conf
+// [guestoperations] useVGAuth=false: no VGAuthService runs here).
+func TestGuestOpsPeer(t *testing.T) {
+	p := testutil.Peer(t)
+	name, password, uid := guestUser(t)
+	testutil.Govc(t)
+	work := t.TempDir()
+	plugins := filepath.Join(work, "plugins")
+	os.MkdirAll(plugins, 0o755)
+	conf := filepath.Join(work, "tools.conf")
+	os.WriteFile(conf, []byte("[guestoperations]\nuseVGAuth=false\n[logging]\nlog=false\n"), 0o644)
+	tr := testutil.StartTrap(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
+	args := append(append([]string{}, p.Env...), "HOME="+work, p.Bin("vmtoolsd"), "-c", conf, "-p", plugins, "--common-path", p.CommonPluginDir)
+	pid, output := tr.Start(t, "/usr/bin/env", args...)
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGTERM)
+		tr.Run(t, "/bin/sh", "-c", "wait")
+		if t.Failed() {
+			t.Logf("Debian's vmtoolsd:\n%s", output())
+		}
+	})
+	ctl := vmxsim.NewCtl(tr.Dir)
+	testutil.WaitFor(t, 20*time.Second, "Debian's tools running", func() bool { return state(t, ctl).Tools.Running })
+	guestOpsScenario(t, ctl, name, password, uid)
+}
+
+// guestOpsScenario is the guest-operations scenario both tools pass.
+func guestOpsScenario(t *testing.T, ctl *vmxsim.Ctl, name, password, uid string) {
 	login := "-l=" + name + ":" + password
 	psJSON := func(pid string) string {
 		t.Helper()
