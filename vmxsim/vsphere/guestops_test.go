@@ -44,7 +44,7 @@ func TestGuestOpsWithoutTools(t *testing.T) {
 	auth := &types.NamePasswordAuthentication{Username: "u", Password: "p"}
 	for range 3 {
 		_, err := pm.StartProgram(ctx, auth, &types.GuestProgramSpec{ProgramPath: "/usr/bin/id"})
-		if _, ok := soapFault(err).(*types.GuestOperationsUnavailable); !ok {
+		if _, ok := soapFault(err).(types.GuestOperationsUnavailable); !ok {
 			t.Fatalf("start program without tools: %v", err)
 		}
 	}
