@@ -29,6 +29,7 @@ var ctlVerbs = map[string]ctlVerb{
 		return writeLine(out)(c.VSphereURL(ctx))
 	},
 	"tclo":     ctlTCLO,
+	"guest":    vmxsim.GuestCommand,
 	"power":    ctlPower,
 	"backdoor": ctlBackdoor,
 	"share":    ctlShare,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
 	"github.com/govmtools/govmtools/vmxsim"
 )
 
@@ -207,5 +208,17 @@ func guestOpsScenario(t *testing.T, ctl *vmxsim.Ctl, name, password, uid string)
 	if _, err := os.Stat("/root/x-" + name); err == nil {
 		os.Remove("/root/x-" + name)
 		t.Errorf("mkdir in /root happened")
+	}
+
+	// The same operations through vmxsim ctl (VIX straight over TCLO).
+	if r, err := ctl.Guest(t.Context(), name, password, vixproto.OpValidateCredentials, nil); err != nil || r.Err != vixproto.OK {
+		t.Errorf("ctl validate: %+v %v", r, err)
+	}
+	if r, err := ctl.Guest(t.Context(), name, "wrong", vixproto.OpValidateCredentials, nil); err != nil || r.Err != vixproto.ErrInvalidLoginCredentials {
+		t.Errorf("ctl validate, wrong password: %+v %v", r, err)
+	}
+	var lsOut bytes.Buffer
+	if err := vmxsim.GuestCommand(t.Context(), ctl, []string{name + ":" + password, "ls", home}, &lsOut); err != nil || !strings.Contains(lsOut.String(), "id.out") {
+		t.Errorf("ctl guest ls: %v\n%s", err, lsOut.String())
 	}
 }
