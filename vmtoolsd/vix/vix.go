@@ -41,6 +41,8 @@ type Service struct {
 	ToolsVersion string
 
 	mu      sync.Mutex
+	pipes   map[io.Closer]bool // waiters' helper pipes, closed at stop
+	stopped bool
 	procs   []*proc
 	fails   map[string]*failures
 	waiters sync.WaitGroup
@@ -78,7 +80,7 @@ func (s *Service) Plug(r *vmtoolsd.Registry) {
 	})
 	r.Go("vix", func(ctx context.Context) error {
 		<-ctx.Done()
-		s.waiters.Wait()
+		s.stop()
 		return nil
 	})
 }
@@ -273,23 +275,53 @@ func (s *Service) started(req *vixproto.Request, user string, pidText []byte, ou
 			pr.CmdLine += " " + p.Arguments
 		}
 	}
+	closer, _ := out.(io.Closer)
 	s.mu.Lock()
 	s.reap()
 	s.procs = append(s.procs, pr)
+	if s.pipes == nil {
+		s.pipes = map[io.Closer]bool{}
+	}
+	if closer != nil {
+		s.pipes[closer] = true
+	}
 	s.mu.Unlock()
 	s.waiters.Go(func() {
 		code := int32(-1)
-		if kind, b, err := helper.ReadFrame(out, 64); err == nil && kind == helper.FrameExit {
+		kind, b, err := helper.ReadFrame(out, 64)
+		if err == nil && kind == helper.FrameExit {
 			var c int32
 			if _, err := fmt.Sscan(string(b), &c); err == nil {
 				code = c
 			}
+		}
+		s.mu.Lock()
+		stopped := s.stopped
+		delete(s.pipes, closer)
+		s.mu.Unlock()
+		if stopped && err != nil {
+			// The daemon is stopping: the program (and its waiter, the
+			// helper) go on without us, as they outlive open-vm-tools'.
+			cmd.Process.Release()
+			return
 		}
 		cmd.Wait()
 		s.mu.Lock()
 		pr.exited, pr.ExitCode, pr.End = true, code, s.now().Unix()
 		s.mu.Unlock()
 	})
+}
+
+// stop lets the waiters go: their pipes are closed, so they return
+// without waiting for programs still running.
+func (s *Service) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	for c := range s.pipes {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.waiters.Wait()
 }
 
 func cmdName(path string) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,4 +173,26 @@ func TestHelperOps(t *testing.T) {
 	if !s.limited("other") {
 		t.Fatal("not limited after repeated failures")
 	}
+}
+
+// A program still running when the daemon stops does not hold the stop.
+func TestStopWithRunningProgram(t *testing.T) {
+	s := newService(t)
+	sp := (&vixproto.StartProgram{ProgramPath: "/bin/sleep", Arguments: "30"}).Encode()
+	e, pid := relay(t, s, request(t, vixproto.OpStartProgram, 1, sp, currentUser(t), "right"))
+	if e != 0 {
+		t.Fatalf("start: %v", e)
+	}
+	done := make(chan struct{})
+	go func() { s.stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop waited for the running program")
+	}
+	var n int
+	for _, c := range pid {
+		n = n*10 + int(c-'0')
+	}
+	syscall.Kill(n, syscall.SIGKILL)
 }
