@@ -6,6 +6,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
@@ -13,5 +15,15 @@ import (
 )
 
 func main() {
-	os.Exit(helper.Main(os.Stdin, os.Stdout, os.Stderr, pamauth.Authenticate))
+	os.Exit(helper.Main(os.Stdin, os.Stdout, os.Stderr, authenticate))
+}
+
+// authenticate is PAM, with its infrastructure failures marked for the
+// helper.
+func authenticate(user string, password []byte) error {
+	err := pamauth.Authenticate(user, password)
+	if errors.Is(err, pamauth.ErrUnavailable) {
+		return fmt.Errorf("%w: %v", helper.ErrUnavailable, err)
+	}
+	return err
 }

@@ -26,7 +26,6 @@ import (
 	"syscall"
 
 	"github.com/govmtools/govmtools/vmtoolsd/vix/guestops"
-	"github.com/govmtools/govmtools/vmtoolsd/vix/pamauth"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
 )
 
@@ -62,8 +61,14 @@ func ReadFrame(r io.Reader, max int) (byte, []byte, error) {
 	return h[0], b, nil
 }
 
-// Authenticator checks a login; pamauth.Authenticate in the binary.
+// Authenticator checks a login (PAM in the binary, whose main adapts
+// vmtoolsd/vix/pamauth: this package stays free of cgo, since vmtoolsd
+// imports it for the frames). An error wrapping ErrUnavailable is an
+// infrastructure failure (VIX 1); any other error a refused login (3050).
 type Authenticator func(user string, password []byte) error
+
+// ErrUnavailable marks an authentication that could not be attempted.
+var ErrUnavailable = errors.New("authentication unavailable")
 
 // Main runs one request: stdin holds the VIX message.
 func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
@@ -99,7 +104,7 @@ func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
 	if aerr != nil {
 		fmt.Fprintf(stderr, "vix-helper: login of %q refused: %v\n", cred.Name, aerr)
 		code := vixproto.ErrInvalidLoginCredentials
-		if errors.Is(aerr, pamauth.ErrUnavailable) {
+		if errors.Is(aerr, ErrUnavailable) {
 			code = vixproto.ErrFail
 		}
 		reply(guestops.Result{Err: code})
