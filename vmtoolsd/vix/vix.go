@@ -102,6 +102,7 @@ func (s *Service) now() time.Time {
 // relayed answers Vix_1_Relayed_Command: always "OK " with the VIX
 // reply inside, as open-vm-tools does.
 func (s *Service) relayed(ctx context.Context, args []byte) ([]byte, error) {
+	defer clear(args) // the credential, in the request as received
 	_, msg, err := vixproto.SplitRelayed(args)
 	if err != nil {
 		return vixproto.Reply(vixproto.ErrInvalidMessageHeader, 0, nil), nil
