@@ -37,7 +37,7 @@ cross:
 test-deps:
 	@for s in scripts/test-deps.d/*.sh; do [ -x "$$s" ] && "$$s" || true; done
 
-test: lint build cross test-deps
+test: test-deps lint build cross
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	scripts/test-arm64.sh
 

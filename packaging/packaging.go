@@ -45,6 +45,11 @@ const VersionVar = "github.com/govmtools/govmtools/internal/version.version"
 // user binaries; every other command is packaged.
 var NotShipped = map[string]string{
 	"vmxsim": "the VMX simulator, for tests and demos",
+	// The packages are static CGO_ENABLED=0 builds for amd64 and arm64;
+	// the helper links PAM through cgo, so it needs a C toolchain per
+	// architecture. Until the package build has one, the packaged
+	// vmtoolsd answers guest operations with VIX_E_FAIL (no helper).
+	"vmware-vix-helper": "guest-operations helper: needs a cgo (PAM) build per architecture",
 }
 
 // Units are the systemd units the package ships (installed names) and
@@ -370,6 +375,7 @@ func Layout(format, bin, gen, dataDir string, bins []string) (files.Contents, er
 		{"80-govmtools.preset", "/usr/lib/systemd/system-preset/80-govmtools.preset", "", 0o644},
 		{"tools.conf", "/etc/vmware-tools/tools.conf", files.TypeConfigNoReplace, 0o644},
 		{"statechange.subr", "/etc/vmware-tools/statechange.subr", files.TypeConfigNoReplace, 0o644},
+		{"pam.d/vmtoolsd", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644},
 		{"scripts/network", "/etc/vmware-tools/scripts/vmware/network", scriptType, 0o755},
 	}
 	for _, op := range []string{"poweron", "poweroff", "resume", "suspend"} {

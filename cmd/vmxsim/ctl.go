@@ -31,6 +31,7 @@ var ctlVerbs = map[string]ctlVerb{
 		return writeLine(out)(c.VSphereURL(ctx))
 	},
 	"tclo":     ctlTCLO,
+	"guest":    vmxsim.GuestCommand,
 	"power":    ctlPower,
 	"backdoor": ctlBackdoor,
 	"share":    ctlShare,

@@ -9,6 +9,7 @@ const usage = `usage:
   vmxsim ctl --dir DIR state        print what the host sees, as JSON
   vmxsim ctl --dir DIR log          print vmware.log
   vmxsim ctl --dir DIR tclo 'CMD'   send one TCLO command to the tools service
+  vmxsim ctl --dir DIR guest USER:PASS VERB ARGS   one guest operation (validate, start, ps, kill, ls, mkdir, rm, rmdir, getenv)
   vmxsim ctl --dir DIR power OP     queue a power operation: halt, reboot, poweron, resume, suspend
   vmxsim ctl --dir DIR vsphere      print the vSphere front end's URL (for GOVC_URL)
   vmxsim ctl --dir DIR backdoor checkpoint|reset

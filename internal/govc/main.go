@@ -12,6 +12,7 @@ import (
 	_ "github.com/vmware/govmomi/cli/ls"
 	_ "github.com/vmware/govmomi/cli/object"
 	_ "github.com/vmware/govmomi/cli/vm"
+	_ "github.com/vmware/govmomi/cli/vm/guest"
 	_ "github.com/vmware/govmomi/cli/vm/snapshot"
 )
 

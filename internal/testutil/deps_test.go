@@ -23,7 +23,15 @@ var CodecPackages = []string{
 	"guestinfo/infoproto",
 	"hgfs/hgfsproto",
 	"kmsgdump/kmsg",
+	"vmtoolsd/vix/vixproto",
 }
+
+// PAMPackage is the one package that links PAM (cgo), and PAMBinary the
+// one binary that may depend on it.
+const (
+	PAMPackage = "vmtoolsd/vix/pamauth"
+	PAMBinary  = "cmd/vmware-vix-helper"
+)
 
 // simMayImport are the module packages besides the codecs that vmxsim may
 // import: guest-free leaves every binary shares.
@@ -122,7 +130,7 @@ func TestDependencyRules(t *testing.T) {
 // ruleNames are the module packages the rules name: a rule naming a
 // package that was renamed or removed would silently check nothing.
 func ruleNames() []string {
-	return append([]string{"vmxsim", "cmd/vmxsim", "bench", "rpc/rpctest", "internal/testutil"}, CodecPackages...)
+	return append([]string{"vmxsim", "cmd/vmxsim", "bench", "rpc/rpctest", "internal/testutil", PAMPackage, PAMBinary}, CodecPackages...)
 }
 
 // TestRulesNameExistingPackages fails when a dependency rule names a
@@ -179,6 +187,11 @@ func checkDependencyRules(t *testing.T, pkgs []goPackage) {
 			dr := rel(d)
 			if d == "testing" || dr == "rpc/rpctest" || dr == "internal/testutil" || (strings.HasPrefix(d, module) && isSim(dr)) {
 				t.Errorf("binary %s depends on %s", r, d)
+			}
+			// PAM needs cgo: only the guest-operations helper links it,
+			// every other binary stays buildable with CGO_ENABLED=0.
+			if dr == PAMPackage && r != PAMBinary {
+				t.Errorf("binary %s depends on %s: only %s may (cgo)", r, d, PAMBinary)
 			}
 		}
 	}

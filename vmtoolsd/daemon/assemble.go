@@ -51,7 +51,7 @@ func (d *Daemon) assemble() *parts {
 	p.svc = vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
-		Plugins:     []vmtoolsd.Plugin{d.powerOps(p, client), d.timeSync(p, tr), p.gi, newVMBackup(p.conf, client, d.cfg.ConfDir, d.cfg.Simulated, d.cfg.Getenv, p.logger.With("component", "vmbackup"))},
+		Plugins:     []vmtoolsd.Plugin{d.powerOps(p, client), d.timeSync(p, tr), p.gi, newVMBackup(p.conf, client, d.cfg.ConfDir, d.cfg.Simulated, d.cfg.Getenv, p.logger.With("component", "vmbackup")), newVIX(p.logger.With("component", "vix"))},
 		PrimaryIP:   p.gi,
 		HideVersion: func() bool { return p.conf.Current().Bool(vmtoolsd.Group, "hide-tools-version", false) },
 		ConfDir:     d.cfg.ConfDir,
