@@ -11,6 +11,7 @@ import (
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/govmtools/govmtools/vmxsim/tclo"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	// HGFSMaxPacket is the HGFS packet size the host offers in session
 	// negotiation; 0 means 522240 (HGFS_LARGE_PACKET_MAX).
 	HGFSMaxPacket uint32
+	// Host is what the VM's host reports to toolbox commands (CPU speed,
+	// devices, guestlib statistics, the disk wiper).
+	Host vmhost.Options
 }
 
 // Caller describes who sent an RPCI, as the VMX sees it.
@@ -83,6 +87,7 @@ type Core struct {
 	backdoor func() vmx.BackdoorStats // set by ReportBackdoor, for State
 	trace    *Tracer
 	hgfs     *hgfsd.Server
+	host     *vmhost.Host
 	faults   faults // fault injection (fault.go)
 }
 
@@ -128,8 +133,20 @@ func New(opts Options) (*Core, error) {
 	registerCoreRPCI(c)
 	c.hgfs = hgfsd.New(hgfsd.Options{Shares: opts.Shares, MaxPacket: opts.HGFSMaxPacket, Logger: opts.Logger})
 	c.HandleRPCI("f", func(_ context.Context, _ Caller, args []byte) []byte { return c.hgfs.RPCI(args) })
+	c.host = vmhost.New(opts.Host)
+	for name, h := range c.host.RPCIHandlers() {
+		c.HandleRPCI(name, func(ctx context.Context, _ Caller, args []byte) []byte { return h(ctx, args) })
+	}
 	return c, nil
 }
+
+// HostCall serves the backdoor commands of the VM's host (vmhost).
+func (c *Core) HostCall(cmd uint16, bx uint32) (ax, bxOut uint32, ok bool) {
+	return c.host.HostCall(cmd, bx)
+}
+
+// Host returns the VM's host.
+func (c *Core) Host() *vmhost.Host { return c.host }
 
 // Close closes vmware.log.
 func (c *Core) Close() error { return c.log.Close() }

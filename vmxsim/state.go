@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -29,6 +30,9 @@ type State struct {
 	// HGFS is the shared-folders server: shares, sessions, open handles
 	// and round trips.
 	HGFS hgfsd.State `json:"hgfs"`
+	// Host is what the VM's host reports to toolbox commands: the
+	// time-sync option, the removable devices, the disk wiper's use.
+	Host vmhost.State `json:"host"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -125,6 +129,7 @@ func (c *Core) State() State {
 		OSShortName: c.textInfo(InfoOSName),
 	}
 	s.HGFS = c.hgfs.State()
+	s.Host = c.host.State()
 	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
 		s.Guest.Uptime = up
 	}
