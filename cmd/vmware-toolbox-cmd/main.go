@@ -1,6 +1,6 @@
 // Command vmware-toolbox-cmd queries and changes VMware Tools settings and
-// asks the host about the VM, with open-vm-tools' command line, messages
-// and exit codes (package internal/toolboxcmd):
+// asks the host about the VM, with the command line, messages and exit
+// codes of open-vm-tools' vmware-toolbox-cmd:
 //
 //	vmware-toolbox-cmd [-q] config get deployPkg enable-custom-scripts
 //	vmware-toolbox-cmd timesync status

@@ -304,3 +304,23 @@ func getopt(argv []string) (o options, args []string, bad string) {
 	}
 	return o, args, ""
 }
+
+// Option is one global option, for the man page and the completion the
+// packaging generates (open-vm-tools' --help lists none).
+type Option struct{ Short, Long, Desc string }
+
+// Options are the global options getopt accepts.
+var Options = []Option{
+	{"-h", "--help", "print the main help and exit"},
+	{"-q", "--quiet", "print nothing on stdout or stderr that a script does not need (results and errors of queries stay)"},
+	{"-v", "--version", "print the VMware Tools version and exit"},
+}
+
+// Commands lists the commands, as `help COMMAND` takes them.
+func Commands() []string {
+	var names []string
+	for _, c := range commandTable() {
+		names = append(names, c.name)
+	}
+	return names
+}
