@@ -66,13 +66,19 @@ func (r *run) lookup(k *keyFile, group, key string) (string, bool) {
 	return g.Lookup(group, key)
 }
 
-// groupOf returns the group a line opens ("" and false for other lines).
+// groupOf returns the group a line opens, as toolsconf.Parse reads it:
+// ok is false for lines that are not group headers, and a malformed
+// header opens the group "" (its keys belong to no group).
 func groupOf(line string) (string, bool) {
 	t := strings.TrimSpace(line)
-	if len(t) < 3 || t[0] != '[' || t[len(t)-1] != ']' {
+	if t == "" || t[0] != '[' {
 		return "", false
 	}
-	return t[1 : len(t)-1], true
+	end := strings.IndexByte(t, ']')
+	if end < 0 || strings.TrimSpace(t[end+1:]) != "" || end == 1 {
+		return "", true
+	}
+	return t[1:end], true
 }
 
 // keyOf returns the key of a key=value line.
@@ -86,12 +92,14 @@ func keyOf(line string) (string, bool) {
 }
 
 // escape is GLib's g_key_file_set_string escaping: backslash, newline,
-// tab, carriage return, and a leading space.
+// tab, carriage return, and a leading space; a trailing space too, which
+// a reader would otherwise trim.
 func escape(v string) string {
 	var b strings.Builder
-	for i, c := range v {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		switch {
-		case c == ' ' && i == 0:
+		case c == ' ' && (i == 0 || i == len(v)-1):
 			b.WriteString(`\s`)
 		case c == '\\':
 			b.WriteString(`\\`)
@@ -102,7 +110,7 @@ func escape(v string) string {
 		case c == '\r':
 			b.WriteString(`\r`)
 		default:
-			b.WriteRune(c)
+			b.WriteByte(c)
 		}
 	}
 	return b.String()

@@ -137,7 +137,7 @@ func hasOption(opts, o string) bool {
 	return false
 }
 
-// diskMajors are the block majors of disks: IDE, SCSI, virtio and NVMe
+// diskMajors are the block majors of disks: IDE, SCSI, XT/loop-era and NVMe
 // ones, and those /proc/devices names as disk drivers.
 func (r *run) diskMajors() map[uint32]bool {
 	m := map[uint32]bool{3: true, 8: true, 22: true, 43: true, 259: true}
@@ -160,7 +160,7 @@ func (r *run) diskMajors() map[uint32]bool {
 			continue
 		}
 		switch f[1] {
-		case "ide0", "ide1", "sd", "md", "nbd", "device-mapper", "blkext", "virtblk":
+		case "ide0", "ide1", "sd", "md", "nbd", "device-mapper", "blkext":
 			if n, err := strconv.ParseUint(f[0], 10, 32); err == nil {
 				m[uint32(n)] = true
 			}
