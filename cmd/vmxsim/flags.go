@@ -16,6 +16,7 @@ import (
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/govmtools/govmtools/vmxsim/sim"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vsphere"
 )
 
@@ -37,6 +38,7 @@ type simFlags struct {
 	hgfsMaxPacket   uint
 	guestinfo       kvFlag
 	cpuprofile      string
+	diskWiper       bool
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -53,6 +55,7 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.Var(&f.shares, "share", hgfsd.ShareFlagUsage)
 	fs.UintVar(&f.hgfsMaxPacket, "hgfs-max-packet", 0, "HGFS packet size the host offers (default 522240)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the simulator to this file (go tool pprof)")
+	fs.BoolVar(&f.diskWiper, "disk-wiper", false, "let the guest wipe and shrink its disks (disk.wiper.enable answers 1); by default it answers 0, as vSphere does for most disks")
 	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
@@ -79,6 +82,7 @@ func (f *simFlags) options(logger *slog.Logger) (sim.Options, func() error, erro
 			Logger:          logger,
 			Shares:          f.shares,
 			HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
+			Host:            vmhost.Options{Wiper: f.diskWiper},
 		},
 		GuestInfo: f.guestinfo,
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -332,4 +333,34 @@ func TestToolboxCmdHotReload(t *testing.T) {
 		sc := state(t, ctl).Power.LastStateChange
 		return sc != nil && *sc == vmxsim.StateChange{State: 1, Success: false}
 	})
+}
+
+// TestToolboxCmdPeerDiskWiper: on a host that allows shrinking
+// (vmxsim run --disk-wiper), Debian's and ours list the same shrinkable
+// mount points of this machine and give the same answers for a loop file
+// system (not on a disk device: "not shrinkable", 69) and for
+// shrinkonly; ours asks the host the same number of times.
+func TestToolboxCmdPeerDiskWiper(t *testing.T) {
+	p := testutil.Peer(t)
+	mnt, _ := testutil.LoopFS(t)
+	run := func(bin string, env []string) (results []string, asks float64) {
+		tr := testutil.StartTrap(t, "--disk-wiper")
+		for _, args := range [][]string{{"disk", "list"}, {"disk", "wipe", mnt}, {"disk", "shrink", mnt}, {"disk", "wipe", mnt + "/nosuch"}} {
+			out, errOut, code := tr.RunEnv(t, env, bin, args...)
+			results = append(results, fmt.Sprintf("%q: exit %d\nstdout %q\nstderr %q", args, code, strings.ReplaceAll(out, bin, "vmware-toolbox-cmd"), strings.ReplaceAll(errOut, bin, "vmware-toolbox-cmd")))
+		}
+		host, _ := tr.State(t)["host"].(map[string]any)
+		asks, _ = host["wiperAsks"].(float64)
+		return results, asks
+	}
+	theirs, theirAsks := run(p.Bin("vmware-toolbox-cmd"), p.Env)
+	ours, ourAsks := run(filepath.Join(testutil.Binaries(t), "vmware-toolbox-cmd"), nil)
+	for i := range theirs {
+		if theirs[i] != ours[i] {
+			t.Errorf("Debian's:\n%s\nours:\n%s", theirs[i], ours[i])
+		}
+	}
+	if theirAsks != ourAsks || theirAsks == 0 {
+		t.Errorf("disk.wiper.enable asked %v times by Debian's, %v by ours", theirAsks, ourAsks)
+	}
 }

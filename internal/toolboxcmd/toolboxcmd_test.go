@@ -275,3 +275,23 @@ func FuzzKeyFileEdit(f *testing.F) {
 func validName(s, bad string) bool {
 	return s != "" && s == strings.TrimSpace(s) && !strings.ContainsAny(s, bad) && !strings.HasPrefix(s, "#") && !strings.HasPrefix(s, ";")
 }
+
+// TestWipeFills: a wipe fills a real file system to its last 5 MB with
+// files that are gone when it returns, drawing the progress up to 100.
+func TestWipeFills(t *testing.T) {
+	mnt, _ := testutil.LoopFS(t)
+	var out, errOut bytes.Buffer
+	r := &run{Env: &Env{Stdout: &out, Stderr: &errOut}, prog: "tbc"}
+	if err := r.fill(mnt); err != nil {
+		t.Fatalf("%v %s", err, errOut.String())
+	}
+	if !strings.HasSuffix(out.String(), "\rProgress: 100 [===========>]") || strings.Count(out.String(), "\rProgress: ") < 3 {
+		t.Fatalf("progress: %q", out.String())
+	}
+	entries, _ := os.ReadDir(mnt)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "wiper") {
+			t.Fatalf("%s left behind", e.Name())
+		}
+	}
+}
