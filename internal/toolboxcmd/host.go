@@ -62,7 +62,8 @@ func (r *run) timesync() int {
 			// With the C string's terminator, as open-vm-tools sends it.
 			req := "vmx.set_option synctime " + b01(!want) + " " + b01(want) + "\x00"
 			if reply, ok := r.rpcReply(req); !ok {
-				r.printErr("Error: %s\n", replyText(reply))
+				// The host's reason; "" when the VMX could not be reached.
+				r.printErr("Error: %s\n", reply)
 				return ExitFailure
 			}
 		}
@@ -93,10 +94,6 @@ func enabledText(b bool) string {
 	}
 	return "Disabled"
 }
-
-// replyText is VM_SAFE_STR of a reply: "(NULL)" hides nothing here, the
-// C tool prints "" for a missing reply.
-func replyText(s string) string { return s }
 
 // stat is `stat SUBCOMMAND`.
 func (r *run) stat() int {
