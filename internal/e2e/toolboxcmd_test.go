@@ -125,13 +125,13 @@ var toolboxCases = []toolboxCase{
 // namespace of its own with an overlay on /etc, where /etc/vmware-tools
 // holds only the case's tools.conf: the machine's /etc is never
 // written, and whatever it holds does not matter.
-func runToolboxCases(t *testing.T, bin string, env []string) []toolboxResult {
+func runToolboxCases(t *testing.T, bin string, env []string, trapArgs ...string) []toolboxResult {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		testutil.Require(t, false, "unshare (util-linux)", "apt-get install util-linux")
 	}
-	tr := testutil.StartTrap(t)
+	tr := testutil.StartTrap(t, trapArgs...)
 	work := t.TempDir()
 	binDir := filepath.Join(work, "bin")
 	os.Mkdir(binDir, 0o755)
@@ -281,7 +281,8 @@ func TestToolboxCmdGolden(t *testing.T) {
 // and ours as Debian's. GOVMTOOLS_UPDATE_GOLDEN=1 rewrites the file.
 func TestToolboxCmdPeer(t *testing.T) {
 	p := testutil.Peer(t)
-	theirs := runToolboxCases(t, p.Bin("vmware-toolbox-cmd"), p.Env)
+	traces := t.TempDir()
+	theirs := runToolboxCases(t, p.Bin("vmware-toolbox-cmd"), p.Env, "--trace", filepath.Join(traces, "debian.jsonl"))
 	if os.Getenv(EnvUpdateGolden) == "1" {
 		data, err := json.MarshalIndent(theirs, "", " ")
 		if err != nil {
@@ -297,8 +298,33 @@ func TestToolboxCmdPeer(t *testing.T) {
 			t.Errorf("Debian's now answers %q with %d %q, the golden file says %d %q", golden[i].Args, theirs[i].Code, theirs[i].Stdout, golden[i].Code, golden[i].Stdout)
 		}
 	}
-	ours := runToolboxCases(t, filepath.Join(testutil.Binaries(t), "vmware-toolbox-cmd"), nil)
+	ours := runToolboxCases(t, filepath.Join(testutil.Binaries(t), "vmware-toolbox-cmd"), nil, "--trace", filepath.Join(traces, "ours.jsonl"))
 	compareToolbox(t, theirs, ours)
+	want, got := toolboxRequests(t, filepath.Join(traces, "debian.jsonl")), toolboxRequests(t, filepath.Join(traces, "ours.jsonl"))
+	if len(want) < 15 || !slices.Contains(want, "vmx.set_option synctime 0 1\x00") || !slices.Contains(want, "guestlib.info.get 3") {
+		t.Errorf("Debian's trace lacks the toolbox requests: %q", want)
+	}
+	if !slices.Equal(want, got) {
+		t.Errorf("the host received different requests:\nDebian's: %q\nours:     %q", want, got)
+	}
+}
+
+// toolboxRequests are the RPCIs a trace holds, as sent (NULs included),
+// with SetGuestInfo's NIC payload (this machine's) cut after its header.
+func toolboxRequests(t *testing.T, path string) []string {
+	t.Helper()
+	var reqs []string
+	for _, m := range testutil.ReadTrace(t, path) {
+		if m.Ch != "rpci" || m.From != "guest" {
+			continue
+		}
+		s := string(m.Msg)
+		if strings.HasPrefix(s, "SetGuestInfo  10 ") {
+			s = "SetGuestInfo  10 ..."
+		}
+		reqs = append(reqs, s)
+	}
+	return reqs
 }
 
 // TestToolboxCmdHotReload: `vmware-toolbox-cmd script shutdown set`
