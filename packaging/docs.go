@@ -27,6 +27,9 @@ type Help struct {
 	Usage   []string // the usage lines
 	Options []Option
 	Text    []string // other paragraphs
+	// Commands are texts printed as they are under COMMANDS (the help
+	// of each vmware-toolbox-cmd command).
+	Commands []string
 }
 
 var optionLine = regexp.MustCompile(`^[ \t]{1,4}(-{1,2}[A-Za-z0-9?][^ \t]*)`)
@@ -217,6 +220,16 @@ func ManPage(name, version string, date time.Time, docText string, h Help, seeAl
 		for _, l := range strings.Split(t, "\n") {
 			fmt.Fprintf(&b, "%s\n", roff(l))
 		}
+	}
+	for i, t := range h.Commands {
+		if i == 0 {
+			b.WriteString(".SH COMMANDS\n")
+		}
+		b.WriteString(".PP\n.nf\n")
+		for _, l := range strings.Split(t, "\n") {
+			fmt.Fprintf(&b, "%s\n", roff(l))
+		}
+		b.WriteString(".fi\n")
 	}
 	if len(seeAlso) > 0 {
 		var refs []string

@@ -29,7 +29,9 @@ import (
 	"github.com/goreleaser/nfpm/v2"
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers "deb"
 	"github.com/goreleaser/nfpm/v2/files"
+
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers "rpm"
+	"github.com/govmtools/govmtools/internal/toolboxcmd"
 )
 
 //go:embed data
@@ -190,13 +192,20 @@ func buildBinaries(ctx context.Context, o Options, dir, arch string, bins []stri
 	return nil
 }
 
-// helpOf runs bin --help (only that: nothing else of a binary runs at
-// package time) and returns what it printed.
-func helpOf(ctx context.Context, bin string) (string, error) {
+// helpOf runs bin --help, or bin args (only help: nothing else of a
+// binary runs at package time), and returns what it printed.
+func helpOf(ctx context.Context, bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--help")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C"}
+	if len(args) == 0 {
+		args = []string{"--help"}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Args[0] = filepath.Base(bin) // what the help names the program (vmware-toolbox-cmd prints argv[0])
+	// GOVMTOOLS_RPC names a simulator that is not there: vmware-toolbox-cmd
+	// refuses to run outside a VM, as open-vm-tools' does, except with
+	// --rpc unix:DIR; its help never reaches the VMX.
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C", "GOVMTOOLS_RPC=unix:/nonexistent"}
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
@@ -210,6 +219,27 @@ func helpOf(ctx context.Context, bin string) (string, error) {
 	return buf.String(), nil
 }
 
+// toolboxHelp completes vmware-toolbox-cmd's help, which is
+// open-vm-tools' and lists no options: the options come from
+// toolboxcmd.Options, and each command's `help COMMAND` goes under
+// COMMANDS.
+func toolboxHelp(ctx context.Context, bin string, h Help) (Help, error) {
+	for _, o := range toolboxcmd.Options {
+		h.Options = append(h.Options, Option{Names: []string{o.Short, o.Long}, Desc: o.Desc})
+	}
+	for _, c := range toolboxcmd.Commands() {
+		if c == "help" {
+			continue
+		}
+		out, err := helpOf(ctx, bin, "help", c)
+		if err != nil {
+			return h, err
+		}
+		h.Commands = append(h.Commands, strings.TrimRight(out, "\n"))
+	}
+	return h, nil
+}
+
 // Generate writes into gen the man pages (man/), bash completions
 // (completion/), units (units/) and docs (doc/) for bins, running each
 // binary in hostBin with --help. packaging/cmd/mkdocs runs it for the
@@ -221,6 +251,11 @@ func Generate(ctx context.Context, o Options, gen, hostBin string, bins []string
 			return err
 		}
 		h := ParseHelp(out)
+		if b == "vmware-toolbox-cmd" {
+			if h, err = toolboxHelp(ctx, filepath.Join(hostBin, b), h); err != nil {
+				return err
+			}
+		}
 		if len(h.Options) == 0 {
 			return fmt.Errorf("%s --help lists no options:\n%s", b, out)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/govmtools/govmtools/vmxsim/quiesce"
 	"github.com/govmtools/govmtools/vmxsim/tclo"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -52,6 +53,9 @@ type Options struct {
 	// may send, as with guest_rpc.rpci.auth.cmd.NAME = "TRUE"; anyone
 	// else, the backdoor included, gets "0 Permission denied".
 	SecureRPC []string
+	// Host is what the VM's host reports to toolbox commands (CPU speed,
+	// devices, guestlib statistics, the disk wiper).
+	Host vmhost.Options
 }
 
 // Caller describes who sent an RPCI, as the VMX sees it.
@@ -98,6 +102,7 @@ type Core struct {
 
 	secure     map[string]bool            // Options.SecureRPC
 	transports map[string]*TransportStats // by Caller.Transport; guarded by mu
+	host       *vmhost.Host
 }
 
 // toolsState is what the VMX knows about the tools service.
@@ -149,8 +154,20 @@ func New(opts Options) (*Core, error) {
 	c.HandleRPCI("f", func(_ context.Context, _ Caller, args []byte) []byte { return c.hgfs.RPCI(args) })
 	c.quiesce = quiesce.New(quiesce.Host{Send: c.tclo.Send, NoTools: tclo.ErrNoTools, Remark: c.log.Host, Logger: opts.Logger})
 	c.HandleRPCI("vmbackup.eventSet", func(_ context.Context, _ Caller, args []byte) []byte { return c.quiesce.EventSet(args) })
+	c.host = vmhost.New(opts.Host)
+	for name, h := range c.host.RPCIHandlers() {
+		c.HandleRPCI(name, func(ctx context.Context, _ Caller, args []byte) []byte { return h(ctx, args) })
+	}
 	return c, nil
 }
+
+// HostCall serves the backdoor commands of the VM's host (vmhost).
+func (c *Core) HostCall(cmd uint16, bx uint32) (ax, bxOut uint32, ok bool) {
+	return c.host.HostCall(cmd, bx)
+}
+
+// Host returns the VM's host.
+func (c *Core) Host() *vmhost.Host { return c.host }
 
 // Close closes vmware.log.
 func (c *Core) Close() error { return c.log.Close() }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/govmtools/govmtools/vmxsim/quiesce"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
@@ -36,6 +37,9 @@ type State struct {
 	// Quiesce is the snapshot driver: the last snapshot operations with
 	// every vmbackup event the guest sent, and events outside them.
 	Quiesce quiesce.State `json:"quiesce"`
+	// Host is what the VM's host reports to toolbox commands: the
+	// time-sync option, the removable devices, the disk wiper's use.
+	Host vmhost.State `json:"host"`
 }
 
 // ToolsStatus is the tools service as vSphere shows it.
@@ -138,6 +142,7 @@ func (c *Core) State() State {
 		OSShortName: c.textInfo(InfoOSName),
 	}
 	s.HGFS = c.hgfs.State()
+	s.Host = c.host.State()
 	if up, err := strconv.ParseInt(c.textInfo(InfoUptime), 10, 64); err == nil {
 		s.Guest.Uptime = up
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
 	"github.com/govmtools/govmtools/vmxsim/sim"
+	"github.com/govmtools/govmtools/vmxsim/vmhost"
 	"github.com/govmtools/govmtools/vmxsim/vsphere"
 )
 
@@ -39,6 +40,7 @@ type simFlags struct {
 	cpuprofile      string
 	rpciVSock       bool
 	secureRPC       pathList
+	diskWiper       bool
 }
 
 func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
@@ -57,6 +59,7 @@ func addSimFlags(fs *flag.FlagSet, defaultLevel string) *simFlags {
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the simulator to this file (go tool pprof)")
 	fs.BoolVar(&f.rpciVSock, "rpci-vsock", true, "accept RPCI over vsock; false resets those connections, as guest_rpc.rpci.usevsocket = \"FALSE\" (guests fall back to the backdoor)")
 	fs.Var(&f.secureRPC, "secure-rpc", "an RPCI command only privileged callers (vsock from a port below 1024) may send, as guest_rpc.rpci.auth.cmd.CMD = \"TRUE\"; others get \"Permission denied\" (repeatable)")
+	fs.BoolVar(&f.diskWiper, "disk-wiper", false, "let the guest wipe and shrink its disks (disk.wiper.enable answers 1); by default it answers 0, as vSphere does for most disks")
 	fs.Var(&f.guestinfo, "guestinfo", "guestinfo variable KEY=VALUE the VM is configured with, as a .vmx line guestinfo.KEY = \"VALUE\" (repeatable)")
 	return f
 }
@@ -85,6 +88,7 @@ func (f *simFlags) options(logger *slog.Logger) (sim.Options, func() error, erro
 			HGFSMaxPacket:   uint32(f.hgfsMaxPacket),
 			NoRPCIVSock:     !f.rpciVSock,
 			SecureRPC:       f.secureRPC,
+			Host:            vmhost.Options{Wiper: f.diskWiper},
 		},
 		GuestInfo: f.guestinfo,
 	}

@@ -41,6 +41,10 @@ func TestCLIConvention(t *testing.T) {
 	versions := map[string]string{}
 	for _, name := range commands(t) {
 		path := filepath.Join(bin, name)
+		if name == "vmware-toolbox-cmd" {
+			t.Run(name, func(t *testing.T) { versions[name] = toolboxCmdConvention(t, path) })
+			continue
+		}
 		t.Run(name+"/help", func(t *testing.T) {
 			out, errOut, code := testutil.RunBinary(t, path, "--help")
 			first, _, _ := strings.Cut(out, "\n")
@@ -73,6 +77,36 @@ func TestCLIConvention(t *testing.T) {
 	if len(seen) > 1 {
 		t.Errorf("binaries disagree on the version: %v", seen)
 	}
+}
+
+// toolboxCmdConvention holds vmware-toolbox-cmd to open-vm-tools'
+// convention instead, which scripts depend on (docs/toolbox-cmd.md):
+// --help prints the usage once to stdout and exits 0; --version prints
+// "12.2.0.0 (govmtools VERSION)"; a bad option prints getopt's line and
+// "Try 'NAME -h' for more information." to stderr and exits 1. Outside a
+// VM it refuses everything, as open-vm-tools does, so it runs against a
+// simulator here. It returns VERSION.
+func toolboxCmdConvention(t *testing.T, path string) string {
+	sim := testutil.StartSim(t)
+	run := func(args ...string) (string, string, int) {
+		return testutil.RunBinary(t, "env", append([]string{"GOVMTOOLS_RPC=" + sim.Mode(), path}, args...)...)
+	}
+	out, errOut, code := run("--help")
+	first, _, _ := strings.Cut(out, "\n")
+	if code != 0 || errOut != "" || !strings.HasPrefix(first, "Usage: "+path+" <command>") || strings.Count(out, first) != 1 {
+		t.Errorf("--help: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	out, errOut, code = run("--version")
+	v, ok := strings.CutPrefix(strings.TrimSuffix(out, "\n"), "12.2.0.0 (govmtools ")
+	v, ok2 := strings.CutSuffix(v, ")")
+	if code != 0 || errOut != "" || !ok || !ok2 || v == "" || strings.Contains(v, " ") {
+		t.Errorf("--version: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	out, errOut, code = run("--no-such-flag")
+	if want := path + ": unrecognized option '--no-such-flag'\nTry '" + path + " -h' for more information.\n"; code != 1 || out != "" || errOut != want {
+		t.Errorf("--no-such-flag: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	return v
 }
 
 // TestVmtoolsdBadLogLevel: a wrong --log-level lists the valid levels.

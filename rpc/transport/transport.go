@@ -333,6 +333,42 @@ func (t *Transport) HostClock() (c *backdoor.HostClock, ok bool) {
 	return nil, false
 }
 
+// LowBandwidth returns the backdoor's low-bandwidth port for the commands
+// that exist only there (GETMHZ, GETGUIOPTIONS, the device list; the time
+// commands), in the modes that may reach the backdoor: auto and backdoor.
+// call first requires the cached VMware detection to have succeeded, so
+// that no backdoor instruction runs elsewhere. vsock and unix:DIR have no
+// backdoor: ok is false.
+func (t *Transport) LowBandwidth() (call func(r *backdoor.Regs) error, ok bool) {
+	switch t.cfg.Mode.Kind {
+	case Auto, Backdoor:
+	default:
+		return nil, false
+	}
+	return func(r *backdoor.Regs) error {
+		if err := t.checkVMware(); err != nil {
+			return err
+		}
+		t.cfg.Hypercall.LB(r)
+		return nil
+	}, true
+}
+
+// ErrNoBackdoor is returned for a backdoor call in a mode without one
+// (vsock, unix:DIR).
+var ErrNoBackdoor = errors.New("transport: this --rpc mode has no backdoor")
+
+// CheckVMware reports whether the mode may reach a VMX: in auto and
+// backdoor, whether this is a VMware VM (backdoor.Detect, cached); vsock
+// and unix:DIR are taken as given.
+func (t *Transport) CheckVMware() error {
+	switch t.cfg.Mode.Kind {
+	case Auto, Backdoor:
+		return t.checkVMware()
+	}
+	return nil
+}
+
 func (t *Transport) dialBackdoor(proto uint32) (rpc.Channel, error) {
 	if err := t.checkVMware(); err != nil {
 		return nil, err

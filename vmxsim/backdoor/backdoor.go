@@ -407,7 +407,13 @@ func (b *Server) LB(r *Regs, owner int) {
 	case CmdMessage:
 		b.message(r, owner)
 	default:
-		set32(&r.AX, 0xFFFFFFFF)
+		ax, bx, ok := b.core.HostCall(cmd, uint32(r.BX))
+		if !ok {
+			set32(&r.AX, 0xFFFFFFFF)
+			return
+		}
+		set32(&r.AX, ax)
+		set32(&r.BX, bx)
 	}
 }
 

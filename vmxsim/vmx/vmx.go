@@ -56,6 +56,11 @@ type Core interface {
 	// "backdoor" object of `vmxsim ctl state`). stats is called without
 	// the core's lock held.
 	ReportBackdoor(stats func() BackdoorStats)
+	// HostCall answers a low-bandwidth backdoor command that is about the
+	// VM and its host rather than the message channel (GETMHZ, the
+	// device list, GETGUIOPTIONS): bx is EBX in, ax and bxOut are EAX
+	// and EBX out; ok is false for a command the core does not know.
+	HostCall(cmd uint16, bx uint32) (ax, bxOut uint32, ok bool)
 }
 
 // BackdoorStats counts the calls a backdoor has served; it is the
