@@ -2,7 +2,9 @@ package kmsg
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // TestEscapeEveryByte: every byte survives Escape then Unescape; control
@@ -55,5 +57,17 @@ func TestDumpHeaderReasonLetters(t *testing.T) {
 		if _, ok := ParseDumpHeader([]byte(r + "#1 Part1")); ok {
 			t.Errorf("reason %q accepted", r)
 		}
+	}
+}
+
+// TestTimestampLimit: the largest timestamp that fits a time.Duration
+// in microseconds is accepted, one more is refused.
+func TestTimestampLimit(t *testing.T) {
+	max := uint64(1<<63-1) / uint64(time.Microsecond)
+	if _, err := Decode([]byte(fmt.Sprintf("6,1,%d,-;x", max))); err != nil {
+		t.Errorf("timestamp %d: %v", max, err)
+	}
+	if _, err := Decode([]byte(fmt.Sprintf("6,1,%d,-;x", max+1))); err == nil {
+		t.Errorf("timestamp %d: no error", max+1)
 	}
 }
