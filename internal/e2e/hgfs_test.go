@@ -33,6 +33,15 @@ type hgfsEnv struct {
 	mounter hgfswork.Mounter
 	logs    func() string  // what the client has logged so far
 	trap    *testutil.Trap // the trap the client runs under, if it does
+	logged  sync.Once      // the client's log is shown once on failure
+}
+
+// logOnFailure shows the client's log if the test failed, once for the
+// environment however many mounts it made.
+func (e *hgfsEnv) logOnFailure(t *testing.T) {
+	if t.Failed() {
+		e.logged.Do(func() { t.Logf("client log:\n%s", e.logs()) })
+	}
 }
 
 // hgfsClient is one client the workloads run against and how it reaches
@@ -149,9 +158,7 @@ func (e *hgfsEnv) mount(t *testing.T, source string, opts ...string) string {
 		if err := hgfswork.Unmount(mnt); err != nil {
 			t.Error(err)
 		}
-		if t.Failed() {
-			t.Logf("client log:\n%s", e.logs())
-		}
+		e.logOnFailure(t)
 	})
 	return mnt
 }
@@ -939,9 +946,7 @@ func openWhileMounting(t *testing.T, e *hgfsEnv, source, name string) (string, *
 		if err := hgfswork.Unmount(mnt); err != nil {
 			t.Error(err)
 		}
-		if t.Failed() {
-			t.Logf("client log:\n%s", e.logs())
-		}
+		e.logOnFailure(t)
 	})
 	mounted := false
 	for deadline := time.Now().Add(30 * time.Second); ; {
