@@ -942,30 +942,34 @@ func openWhileMounting(t *testing.T, e *hgfsEnv, source, name string) (string, *
 	mnt := t.TempDir()
 	done := make(chan error, 1)
 	go func() { done <- e.mounter.Mount(t.Context(), source, mnt) }()
-	t.Cleanup(func() {
-		if err := hgfswork.Unmount(mnt); err != nil {
-			t.Error(err)
-		}
-		e.logOnFailure(t)
-	})
 	mounted := false
+	// The unmount is registered once the mounter has returned, after
+	// the cleanups it registers (waiting for a foreground daemon to
+	// exit), so it runs before them.
+	mountDone := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounted = true
+		t.Cleanup(func() {
+			if err := hgfswork.Unmount(mnt); err != nil {
+				t.Error(err)
+			}
+			e.logOnFailure(t)
+		})
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		f, err := os.Open(filepath.Join(mnt, name))
 		if err == nil {
 			if !mounted {
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
+				mountDone(<-done)
 			}
 			return mnt, f
 		}
 		if !mounted {
 			select {
 			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-				mounted = true
+				mountDone(err)
 			default:
 			}
 		}
