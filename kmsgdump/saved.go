@@ -94,11 +94,10 @@ func ScanPstore(dir string) ([]*SavedRecord, error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("kmsgdump: pstore: %w", err)
+		raw, info, err := readSaved(dir, e.Name())
+		if errors.Is(err, errNotRegular) || errors.Is(err, fs.ErrNotExist) {
+			continue // replaced since the listing
 		}
-		info, err := e.Info()
 		if err != nil {
 			return nil, fmt.Errorf("kmsgdump: pstore: %w", err)
 		}
@@ -275,12 +274,20 @@ func ScanCrash(dir string) ([]*SavedRecord, error) {
 	}
 	var recs []*SavedRecord
 	for _, path := range paths {
-		info, err := os.Stat(path)
-		if err != nil || !info.Mode().IsRegular() {
+		// A symlink (to the dump file or to its directory), a FIFO or a
+		// device is no dump: skipped, never read.
+		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		raw, err := os.ReadFile(path)
+		rel, err := filepath.Rel(dir, path)
 		if err != nil {
+			continue
+		}
+		raw, info, err := readSaved(dir, filepath.ToSlash(rel))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+				continue
+			}
 			return nil, fmt.Errorf("kmsgdump: crash directory: %w", err)
 		}
 		h := sha256.New()

@@ -343,8 +343,8 @@ func (d *Dumper) dispose(rec *SavedRecord) error {
 		}
 		defer dir.close()
 		for _, f := range rec.Files {
-			b, err := os.ReadFile(f)
-			if errors.Is(err, fs.ErrNotExist) {
+			b, err := readSavedRecordFile(rec.Kind, f)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
 				continue
 			}
 			if err != nil {

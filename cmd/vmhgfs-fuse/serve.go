@@ -87,15 +87,14 @@ func mount(ctx context.Context, a args, logger *slog.Logger) (*mounted, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Mountpoint = a.mountpoint
 	root, fopts := fusefs.New(c, base, opts, logger)
 	server, err := fs.Mount(a.mountpoint, root, fopts)
 	if err != nil {
 		c.Close(context.Background())
 		return nil, fmt.Errorf("mount %s: %w", a.mountpoint, err)
 	}
-	if err := fusefs.SetReadahead(a.mountpoint, fusefs.Readahead(opts, fopts)); err != nil {
-		logger.Debug("cannot set the mount's readahead", "err", err)
-	}
+	fusefs.ApplyReadahead(root) // the error is logged once
 	sz := c.Sizes()
 	logger.Info("mounted", "source", a.source, "mountpoint", a.mountpoint, "maxPacket", sz.MaxPacket, "maxRead", sz.MaxRead, "maxWrite", sz.MaxWrite)
 	return &mounted{a: a, client: c, root: root, server: server, logger: logger}, nil

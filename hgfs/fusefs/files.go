@@ -84,6 +84,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if n.denied(ctx) {
 		return nil, 0, syscall.EACCES
 	}
+	n.fsys.applyReadahead()
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly && writes(flags) {
@@ -142,6 +143,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if !hgfsproto.CanonicalName(name) {
 		return nil, nil, 0, syscall.EINVAL // it would reach the host as another name
 	}
+	n.fsys.applyReadahead()
 	ctx, cancel := rctx(ctx)
 	defer cancel()
 	if n.fsys.opts.ReadOnly {
@@ -158,7 +160,19 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	if err != nil {
 		n.unsure(err, name)
-		return nil, nil, 0, n.errno(err)
+		if _, ok := n.didCreate(ctx, err, p, hgfsproto.FileTypeRegular); ok {
+			// The reply was lost and the file is there: the kernel sent
+			// the create because it found no such name, so the request
+			// made the file (or opened the one it found). Open it as it
+			// is now rather than answer EIO beside the kernel's
+			// negative entry, which would say the file is not there.
+			of.Create = hgfsproto.OpenFlagOpen
+			f, err = n.fsys.c.Open(ctx, p, of)
+			isNew = false
+		}
+		if err != nil {
+			return nil, nil, 0, n.errno(err)
+		}
 	}
 	n.nameAdded(name)
 	h := &fileHandle{f: f, append: flags&syscall.O_APPEND != 0}

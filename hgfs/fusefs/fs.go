@@ -51,6 +51,12 @@ type FS struct {
 	// no GETATTR.
 	newMu    sync.Mutex
 	newFiles newFileDefaults
+
+	// ra sets the mount's readahead once: after the mount, and before
+	// the first open is answered (see applyReadahead).
+	ra    sync.Once
+	raKB  int
+	raErr error
 }
 
 // newFileDefaults is what the host does to a file it creates for us.
@@ -71,6 +77,8 @@ const recheckEvery = 256
 type node struct {
 	fs.Inode
 	fsys *FS
+	// hostIno is set when the inode number is the host's file ID.
+	hostIno bool
 
 	mu       sync.Mutex
 	lastSize uint64 // at the last open, for cache=auto
@@ -301,6 +309,10 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	if opts.MaxRead != 0 {
 		maxWrite = min(maxWrite, opts.MaxRead)
 	}
+	f.raKB = opts.Readahead
+	if f.raKB == ReadaheadAuto {
+		f.raKB = 2 * maxWrite / 1024
+	}
 	mo := fuse.MountOptions{
 		// allow_root needs the kernel's allow_other; the requests of
 		// other users are then refused here (callerAllowed).
@@ -449,9 +461,20 @@ func (n *node) newChildAt(ctx context.Context, name string, a hgfs.Attr, t time.
 	if old := n.GetChild(name); old != nil {
 		if on, ok := old.Operations().(*node); ok && old.StableAttr().Mode == stable(a).Mode {
 			on.rememberAt(a, t)
+			if !on.hostIno {
+				// The inode was made without the host's file ID (a file
+				// or directory this mount created, answered from learned
+				// defaults) and has one of go-fuse's numbers: it is the
+				// same object. A new inode would make the kernel drop the
+				// entry and everything below it, and a process whose
+				// working directory it is could no longer name it
+				// (getcwd: ENOENT, git's "unable to get current working
+				// directory").
+				return old
+			}
 		}
 	}
-	child := &node{fsys: n.fsys}
+	child := &node{fsys: n.fsys, hostIno: a.Mask&hgfsproto.AttrValidFileID != 0}
 	child.rememberAt(a, t)
 	ino := n.NewInode(ctx, child, stable(a))
 	if on, ok := ino.Operations().(*node); ok && on != child {
@@ -478,6 +501,12 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		return nil, syscall.ENAMETOOLONG
 	}
 	hname := name
+	if n.shareLevel() {
+		// The host's virtual root: share names come and go with the
+		// host's configuration (a share disabled for a while), so none
+		// is taken as absent for longer than this one answer.
+		return n.lookupShare(ctx, name, out)
+	}
 	if n.surelyAbsent(hname) {
 		return nil, syscall.ENOENT
 	}
@@ -516,6 +545,33 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	}
 	return n.newChild(ctx, name, a, out), 0
 }
+
+// shareLevel reports whether n is the host's virtual root (the root of a
+// mount of every share), whose children are the shares.
+func (n *node) shareLevel() bool { return n.fsys.base == "" && n.IsRoot() }
+
+// lookupShare looks a share up in the virtual root: always on the host
+// (no listing or storm answers for it).
+func (n *node) lookupShare(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, _, err := n.fsys.c.Getattr(ctx, n.child(name))
+	if err != nil {
+		errno := n.errno(err)
+		if errno == syscall.ENOENT {
+			uncachedENOENT(out)
+		}
+		return nil, errno
+	}
+	return n.newChild(ctx, name, a, out), 0
+}
+
+// uncachedENOENT makes a lookup's ENOENT reach the kernel as the error
+// itself rather than as a negative entry: the kernel then keeps no
+// negative dentry (fuse_lookup invalidates the entry of a -ENOENT reply),
+// and the next lookup of the name asks again. go-fuse turns ENOENT into a
+// negative entry with the mount's negative timeout only when the lookup
+// left the entry timeout at zero; the timeout set here is not sent (the
+// reply is an error).
+func uncachedENOENT(out *fuse.EntryOut) { out.SetEntryTimeout(time.Nanosecond) }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if n.denied(ctx) {
@@ -840,7 +896,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := n.fsys.c.Rename(ctx, src, dst, flags&unix.RENAME_NOREPLACE != 0); err != nil {
 		n.unsure(err, name)
 		np.unsure(err, newName)
-		return n.errno(err)
+		if !n.didRename(ctx, err, src, dst) {
+			return n.errno(err)
+		}
 	}
 	if victim != nil {
 		if vn, ok := victim.Operations().(*node); ok {
@@ -870,20 +928,42 @@ func (f *FS) renamed(in *fs.Inode, src, dst string) {
 	}
 }
 
+// applyReadahead sets the mount's readahead (Options.Readahead) once.
+// Open and Create call it before they answer: the kernel copies the
+// readahead into a file's state when the open returns from the file
+// system, so a file opened before the readahead is set reads 128 KiB per
+// request for as long as it stays open. The kernel's INIT handshake
+// cannot raise it (the kernel keeps the smaller of its default and the
+// reply's), and an observer may use the mount as soon as it shows in
+// mountinfo, before the mounting program gets to set it.
+func (f *FS) applyReadahead() error {
+	f.ra.Do(func() {
+		if f.opts.Mountpoint == "" || f.raKB <= 0 {
+			return
+		}
+		f.raErr = SetReadahead(f.opts.Mountpoint, f.raKB)
+		if f.raErr != nil {
+			f.lg.Info("cannot set the mount's readahead; sequential reads use the kernel's 128 KiB requests", "readaheadKiB", f.raKB, "err", f.raErr)
+		}
+	})
+	return f.raErr
+}
+
+// ApplyReadahead sets the readahead of the mount whose root New returned,
+// at Options.Mountpoint, unless an open has already done so; call it
+// right after mounting. The error is also logged once.
+func ApplyReadahead(root fs.InodeEmbedder) error {
+	if n, ok := root.(*node); ok {
+		return n.fsys.applyReadahead()
+	}
+	return nil
+}
+
 // ReadaheadAuto makes the kernel readahead two of the mount's largest
 // READ requests (480 KiB each with the sizes hosts negotiate), so
 // sequential reads cost one round trip per 480 KiB instead of one per
 // 128 KiB, the kernel's default for FUSE.
 const ReadaheadAuto = -1
-
-// Readahead returns the readahead in KiB that opts ask for a mount made
-// with fopts (what New returned).
-func Readahead(opts Options, fopts *fs.Options) int {
-	if opts.Readahead == ReadaheadAuto {
-		return 2 * fopts.MaxWrite / 1024
-	}
-	return opts.Readahead
-}
 
 // SetReadahead sets the kernel readahead of the mount at mountpoint to kb
 // KiB (the read_ahead_kb of its backing device in sysfs, as gcsfuse's
@@ -894,13 +974,11 @@ func SetReadahead(mountpoint string, kb int) error {
 	if kb <= 0 {
 		return nil
 	}
+	// No stat of the mount point as a fallback: called while the mount
+	// answers an open, it could wait on the mount itself.
 	dev, err := mountDevice(mountpoint)
 	if err != nil {
-		var st unix.Stat_t
-		if err := unix.Stat(mountpoint, &st); err != nil {
-			return err
-		}
-		dev = fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+		return err
 	}
 	return os.WriteFile("/sys/class/bdi/"+dev+"/read_ahead_kb", []byte(strconv.Itoa(kb)), 0)
 }
@@ -1026,4 +1104,21 @@ func (n *node) didRemove(ctx context.Context, err error, p string) bool {
 	_, _, gerr := n.fsys.c.Getattr(ctx, p)
 	s, ok := hgfs.StatusOf(gerr)
 	return ok && hgfs.StatusErrno(s) == syscall.ENOENT
+}
+
+// didRename asks the host, after a rename whose reply was lost or
+// malformed, whether it was carried out: the old name is gone and the new
+// one is there. Otherwise (the old name still there, or any doubt) the
+// caller answers the error, and the kernel keeps its entries, which unsure
+// has told it to drop.
+func (n *node) didRename(ctx context.Context, err error, src, dst string) bool {
+	if !hgfs.Uncertain(err) {
+		return false
+	}
+	_, _, serr := n.fsys.c.Getattr(ctx, src)
+	if s, ok := hgfs.StatusOf(serr); !ok || hgfs.StatusErrno(s) != syscall.ENOENT {
+		return false
+	}
+	_, _, derr := n.fsys.c.Getattr(ctx, dst)
+	return derr == nil
 }

@@ -63,6 +63,9 @@ type Options struct {
 	// kernel's default of 128; ReadaheadAuto: two of the largest READ
 	// requests).
 	Readahead int
+	// Mountpoint is where the caller mounts the file system (not a mount
+	// option): the readahead is set on the mount there (ApplyReadahead).
+	Mountpoint string
 	// Debug traces every FUSE request.
 	Debug bool
 }

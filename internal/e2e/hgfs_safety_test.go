@@ -504,3 +504,80 @@ func TestHGFSFaultsNoStaleEntries(t *testing.T) {
 		t.Errorf("the outage's cause is not in the log:\n%s", b)
 	}
 }
+
+// TestHGFSLostCreateRenameReplies: a create or a rename whose reply is
+// mangled after the host carried it out leaves no stale entry. The
+// client asks the host what became of the request: the application gets
+// the outcome (EIO only when the host cannot tell, which it can here),
+// and at once, without waiting out a cache, the mount shows what the
+// host has.
+func TestHGFSLostCreateRenameReplies(t *testing.T) {
+	e := newHGFSEnv(t, ours)
+	mnt := e.mount(t, ".host:/s")
+	host := func(name string) string { return filepath.Join(e.share, name) }
+
+	// Create: the name's absence was known (a listing and a negative
+	// lookup) before.
+	os.ReadDir(mnt)
+	c := filepath.Join(mnt, "c")
+	if _, err := os.Stat(c); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("stat before: %v", err)
+	}
+	e.ctl(t, "hgfs", "fault", "truncate", "1", "OPEN_V3")
+	f, err := os.OpenFile(c, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	// The host answers again: the client can ask it, so the outcome, not
+	// EIO.
+	if err != nil {
+		t.Errorf("create with a mangled reply: %v, want success (the host made the file)", err)
+	}
+	if fi, err := os.Stat(c); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("stat right after the mangled create: %v (a stale negative entry)", err)
+	}
+	if _, err := os.Stat(host("c")); err != nil {
+		t.Fatalf("the host did not make the file: %v", err)
+	}
+	if f != nil {
+		if _, err := f.Write([]byte("through the handle")); err != nil {
+			t.Errorf("write to the file the mangled create opened: %v", err)
+		}
+		f.Close()
+		if b := must(os.ReadFile(host("c"))); string(b) != "through the handle" {
+			t.Errorf("host has %q", b)
+		}
+	}
+	if _, err := os.OpenFile(c, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("exclusive create again: %v, want EEXIST", err)
+	}
+	if !slices.Contains(dirNames(t, mnt), "c") {
+		t.Errorf("listing lacks c: %q", dirNames(t, mnt))
+	}
+
+	// Rename onto a free name and over an existing file: the kernel held
+	// both names (a positive and a negative entry, or two positive ones).
+	os.WriteFile(host("a"), []byte("A"), 0o644)
+	os.WriteFile(host("old"), []byte("OLD"), 0o644)
+	for _, to := range []string{"b", "old"} {
+		from := filepath.Join(mnt, "a")
+		// The host made a behind the mount's back: it shows once the
+		// negative timeout has passed.
+		testutil.WaitFor(t, 10*time.Second, "the host's a to show", func() bool {
+			_, err := os.ReadFile(from)
+			return err == nil
+		})
+		os.Stat(filepath.Join(mnt, to))
+		e.ctl(t, "hgfs", "fault", "truncate", "1", "RENAME_V3")
+		if err := os.Rename(from, filepath.Join(mnt, to)); err != nil {
+			t.Errorf("rename to %s with a mangled reply: %v, want success (the host renamed it)", to, err)
+		}
+		if _, err := os.Stat(from); !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("stat of a right after the mangled rename to %s: %v, want ENOENT (a stale entry)", to, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(mnt, to)); err != nil || string(b) != "A" {
+			t.Errorf("%s right after the mangled rename: %q %v, want the renamed file", to, b, err)
+		}
+		if b, err := os.ReadFile(host(to)); err != nil || string(b) != "A" {
+			t.Fatalf("the host did not rename a to %s: %q %v", to, b, err)
+		}
+		os.WriteFile(host("a"), []byte("A"), 0o644)
+	}
+}

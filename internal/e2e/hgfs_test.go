@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +33,15 @@ type hgfsEnv struct {
 	mounter hgfswork.Mounter
 	logs    func() string  // what the client has logged so far
 	trap    *testutil.Trap // the trap the client runs under, if it does
+	logged  sync.Once      // the client's log is shown once on failure
+}
+
+// logOnFailure shows the client's log if the test failed, once for the
+// environment however many mounts it made.
+func (e *hgfsEnv) logOnFailure(t *testing.T) {
+	if t.Failed() {
+		e.logged.Do(func() { t.Logf("client log:\n%s", e.logs()) })
+	}
 }
 
 // hgfsClient is one client the workloads run against and how it reaches
@@ -148,9 +158,7 @@ func (e *hgfsEnv) mount(t *testing.T, source string, opts ...string) string {
 		if err := hgfswork.Unmount(mnt); err != nil {
 			t.Error(err)
 		}
-		if t.Failed() {
-			t.Logf("client log:\n%s", e.logs())
-		}
+		e.logOnFailure(t)
 	})
 	return mnt
 }
@@ -346,7 +354,9 @@ func workLargeWrites(t *testing.T, e *hgfsEnv, dir string) {
 
 // workShareToggle: disabling and re-enabling the share, restarting the
 // host's HGFS server, and turning sharing off and on keep the mount
-// working, with no remount and never ENOTCONN.
+// working, with no remount and never ENOTCONN. What the host answered
+// while a share or sharing was off is not kept: the listing works the
+// moment sharing is back.
 func workShareToggle(t *testing.T, e *hgfsEnv, dir string) {
 	p := filepath.Join(dir, "keep")
 	os.WriteFile(p, []byte("kept content"), 0o644)
@@ -368,12 +378,28 @@ func workShareToggle(t *testing.T, e *hgfsEnv, dir string) {
 		}
 		t.Fatalf("read %s: %q %v", when, buf[:n], err)
 	}
+	// A mount that looks the share up for the first time while it is
+	// disabled (the kernel then holds no entry for it).
+	fresh := e.mount(t, ".host:/")
 	e.ctl(t, "share", "disable", "s")
+	if _, err := os.Stat(filepath.Join(fresh, "s")); err == nil || errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("stat of a disabled share: %v, want ENOENT or EIO", err)
+	}
 	_, err = os.Stat(filepath.Join(dir, "never-looked-up"))
 	if errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("disabled share: %v", err)
 	}
+	// Once the kernel's entry for the share has expired, a lookup asks
+	// the host, which says the share is not there: the mount must not
+	// keep that answer once the share is back.
+	testutil.WaitFor(t, 10*time.Second, "the mount to see the disabled share gone", func() bool {
+		_, err := os.Stat(dir)
+		return err != nil
+	})
 	e.ctl(t, "share", "enable", "s")
+	if _, err := os.Stat(filepath.Join(fresh, "s")); err != nil {
+		t.Fatalf("stat of the share the moment it is enabled again: %v (a negative entry from the outage)", err)
+	}
 	readOld("from a file opened before the toggle")
 	e.ctl(t, "hgfs", "restart")
 	readOld("after a host HGFS restart")
@@ -387,18 +413,6 @@ func workShareToggle(t *testing.T, e *hgfsEnv, dir string) {
 		// The request that met STALE_SESSION failed; the client made a
 		// new session meanwhile, so the next one works.
 		_, err = os.ReadDir(dir)
-	}
-	if errors.Is(err, syscall.ENOENT) {
-		// A lookup of the share made while sharing was off was answered
-		// ENOENT, and the kernel keeps that negative entry for the
-		// negative timeout (1 s by default), as for any absent name:
-		// the listing must come back once it has passed.
-		// TODO(issue 12): answer lookups during an outage without a
-		// negative entry, and make this wait an immediate check again.
-		testutil.WaitFor(t, 10*time.Second, "the share to list again after sharing came back", func() bool {
-			_, err = os.ReadDir(dir)
-			return err == nil
-		})
 	}
 	if err != nil {
 		t.Fatalf("listing after sharing came back: %v", err)
@@ -921,5 +935,153 @@ func TestPosixRenameOpenDirHost(t *testing.T) {
 	})
 	if skipped {
 		t.Fatal("RenameOpenDir skipped on the host's file system")
+	}
+}
+
+// TestHGFSReadSize: on every mount, from its first open, a sequential
+// read goes to the host in requests of the negotiated size (the mount's
+// largest READ_V3, readahead two of them), not the 128 KiB the kernel
+// reads ahead of a FUSE mount by default. The file is opened the moment
+// the mount shows in mountinfo, which is all the foreground mounter
+// waits for. The sizes come from the client's "mounted" log line; the
+// requests are counted by the simulator.
+func TestHGFSReadSize(t *testing.T) {
+	for _, c := range []*hgfsClient{ours, oursBackdoor} {
+		t.Run(c.name, func(t *testing.T) {
+			testutil.RequireRoot(t) // the readahead is set in sysfs
+			e := newHGFSEnv(t, c)
+			const size = 24 << 20
+			data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+			if err := os.WriteFile(filepath.Join(e.share, "big"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctl := vmxsim.NewCtl(e.dir)
+			reads := func() uint64 {
+				st, err := ctl.State(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.HGFS.Requests["READ_V3"]
+			}
+			before := reads()
+			mnt, f := openWhileMounting(t, e, ".host:/s", "big")
+			n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, make([]byte, 1<<20))
+			f.Close()
+			if err != nil || n != size {
+				t.Fatalf("read %d bytes: %v", n, err)
+			}
+			got := reads() - before
+			var maxRead int
+			testutil.WaitFor(t, 10*time.Second, "the client's mounted line", func() bool {
+				_, rest, ok := strings.Cut(e.logs(), "maxRead=")
+				if ok {
+					fmt.Sscan(rest, &maxRead)
+				}
+				return maxRead > 0
+			})
+			ra := "?"
+			if dev, err := mountDev(mnt); err == nil {
+				if b, err := os.ReadFile("/sys/class/bdi/" + dev + "/read_ahead_kb"); err == nil {
+					ra = strings.TrimSpace(string(b))
+				}
+			}
+			want := (size + maxRead - 1) / maxRead
+			t.Logf("%d MiB read in %d READ_V3 requests (%d of %d bytes expected; readahead %s KiB)", size>>20, got, want, maxRead, ra)
+			// The kernel's readahead window grows to its full size over
+			// the first requests: on average 3/4 of the largest size.
+			if limit := uint64(size*4/3/maxRead) + 1; maxRead <= 128<<10 || got > limit {
+				t.Errorf("%d MiB sequential read took %d READ_V3 requests, want at most %d (%d bytes each; readahead %s KiB): the negotiated read size is not in effect", size>>20, got, limit, maxRead, ra)
+			}
+		})
+	}
+}
+
+// openWhileMounting mounts source and opens name on the mount the moment
+// the kernel lets it (an open tried over and over while the mounter
+// runs), as a program waiting for the mount may; the mount is unmounted
+// at the end of the test.
+func openWhileMounting(t *testing.T, e *hgfsEnv, source, name string) (string, *os.File) {
+	t.Helper()
+	mnt := t.TempDir()
+	done := make(chan error, 1)
+	go func() { done <- e.mounter.Mount(t.Context(), source, mnt) }()
+	mounted := false
+	// The unmount is registered once the mounter has returned, after
+	// the cleanups it registers (waiting for a foreground daemon to
+	// exit), so it runs before them.
+	mountDone := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounted = true
+		t.Cleanup(func() {
+			if err := hgfswork.Unmount(mnt); err != nil {
+				t.Error(err)
+			}
+			e.logOnFailure(t)
+		})
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		f, err := os.Open(filepath.Join(mnt, name))
+		if err == nil {
+			if !mounted {
+				mountDone(<-done)
+			}
+			return mnt, f
+		}
+		if !mounted {
+			select {
+			case err := <-done:
+				mountDone(err)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not open within 30 s of mounting: %v", name, err)
+		}
+		runtime.Gosched()
+	}
+}
+
+// mountDev is MAJOR:MINOR of the mount at mnt, from /proc/self/mountinfo.
+func mountDev(mnt string) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	dev := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == mnt {
+			dev = f[2]
+		}
+	}
+	if dev == "" {
+		return "", fmt.Errorf("%s is not mounted", mnt)
+	}
+	return dev, nil
+}
+
+// TestHGFSCreatedDirKeepsItsInode: a directory made through the mount
+// once the client knows what the host gives new files (no GETATTR after
+// the mkdir, so no host inode number yet) stays the same inode when a
+// later lookup brings the host's attributes: a process working in it can
+// still name its working directory. This was the Git workload's flake,
+// "unable to get current working directory", when git ran in a new
+// directory for longer than the entry timeout.
+func TestHGFSCreatedDirKeepsItsInode(t *testing.T) {
+	e := newHGFSEnv(t, ours)
+	mnt := e.mount(t, ".host:/s")
+	// The first creations teach the client the host's defaults.
+	teach := filepath.Join(mnt, "teach")
+	os.Mkdir(teach, 0o755)
+	hgfswork.CreateFiles(teach, 3)
+	os.Mkdir(filepath.Join(teach, "sub"), 0o755)
+	// The sleep is what is under test: the shell stays in the new
+	// directory until the kernel's entry for it (1 s) has expired, so
+	// the next path walk through it looks it up again.
+	cmd := exec.Command("sh", "-c", "mkdir repo && cd repo && sleep 1.5 && ls ../repo >/dev/null && pwd -P")
+	cmd.Dir = teach
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != filepath.Join(teach, "repo") {
+		t.Errorf("a shell working in a directory it made: %v %q", err, out)
 	}
 }

@@ -302,7 +302,7 @@ func (tr *Trap) RunEnv(t testing.TB, env []string, path string, args ...string) 
 	t.Helper()
 	stdout, stderr, code, err := tr.sh.Run(env, append([]string{path}, args...)...)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tr.Logs())
+		t.Fatal(err) // vmxsim run's output is logged once, at the end
 	}
 	return stdout, stderr, code
 }
@@ -314,20 +314,76 @@ func (tr *Trap) Start(t testing.TB, path string, args ...string) (pid int, outpu
 	t.Helper()
 	pid, output, err := tr.sh.Start(nil, append([]string{path}, args...)...)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tr.Logs())
+		t.Fatal(err) // vmxsim run's output is logged once, at the end
 	}
 	return pid, output
 }
 
 // Wait waits for a process started with Start and returns its exit code
 // (128+n for signal n).
+//
+// A process that has not ended within a minute (a FUSE daemon that
+// stays after its unmount, say) is reported once with its state
+// (ProcState) and killed, so the shell stays usable and the test ends.
 func (tr *Trap) Wait(t testing.TB, pid int) int {
 	t.Helper()
+	if !Poll(60*time.Second, func() bool { return processEnded(pid) }) {
+		t.Errorf("pid %d under the trap did not exit within 60 s; killed. Its state:\n%s", pid, ProcState(pid))
+		syscall.Kill(pid, syscall.SIGKILL) // started by this test, under its shell
+	}
 	code, err := tr.sh.Wait(pid)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tr.Logs())
+		t.Fatal(err) // vmxsim run's output is logged once, at the end
 	}
 	return code
+}
+
+// processEnded reports whether pid is gone or a zombie.
+func processEnded(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')') // comm may hold spaces and parentheses
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// ProcState describes a stuck process for a failure report: the head of
+// /proc/PID/status, its kernel stack (root only) and each thread's state
+// and wait channel.
+func ProcState(pid int) string {
+	var b strings.Builder
+	dir := fmt.Sprintf("/proc/%d", pid)
+	if st, err := os.ReadFile(dir + "/status"); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			for _, k := range []string{"Name:", "State:", "PPid:", "TracerPid:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:"} {
+				if strings.HasPrefix(l, k) {
+					b.WriteString("  " + l + "\n")
+				}
+			}
+		}
+	} else {
+		return fmt.Sprintf("  %v\n", err)
+	}
+	if stack, err := os.ReadFile(dir + "/stack"); err == nil && len(stack) > 0 {
+		b.WriteString("  stack:\n")
+		for _, l := range strings.Split(strings.TrimSpace(string(stack)), "\n") {
+			b.WriteString("    " + l + "\n")
+		}
+	}
+	tasks, _ := os.ReadDir(dir + "/task")
+	for _, task := range tasks {
+		td := dir + "/task/" + task.Name()
+		stat, _ := os.ReadFile(td + "/stat")
+		state := "?"
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+			state = string(stat[i+2])
+		}
+		comm, _ := os.ReadFile(td + "/comm")
+		wchan, _ := os.ReadFile(td + "/wchan")
+		fmt.Fprintf(&b, "  thread %s (%s): %s wchan %s\n", task.Name(), strings.TrimSpace(string(comm)), state, wchan)
+	}
+	return b.String()
 }
 
 // Ctl runs `vmxsim ctl --dir Dir args...` and returns its output; it fails
@@ -346,7 +402,7 @@ func (tr *Trap) State(t testing.TB) map[string]any {
 	t.Helper()
 	out, errOut, code := RunBinary(t, filepath.Join(tr.Bin, "vmxsim"), "ctl", "--dir", tr.Dir, "state")
 	if code != 0 {
-		t.Fatalf("vmxsim ctl state: %d %s\n%s", code, errOut, tr.Logs())
+		t.Fatalf("vmxsim ctl state: %d %s", code, errOut)
 	}
 	var m map[string]any
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
@@ -359,9 +415,9 @@ func (tr *Trap) stop(t testing.TB) {
 	if !tr.sh.proc.Exited() {
 		switch err := tr.sh.Close(15 * time.Second); {
 		case errors.Is(err, ErrStopTimeout):
-			t.Errorf("vmxsim run did not exit within 15 s of its shell's end (background processes left?)\n%s", tr.Logs())
+			t.Errorf("vmxsim run did not exit within 15 s of its shell's end (background processes left?)")
 		case err != nil:
-			t.Errorf("vmxsim run exited with %v\n%s", err, tr.Logs())
+			t.Errorf("vmxsim run exited with %v", err)
 		}
 	}
 	for _, name := range tr.sh.proc.SocketsLeft() {
