@@ -57,6 +57,11 @@ type Loop struct {
 	RestartDelay, MaxRestartDelay time.Duration
 	// Logger receives channel failures; nil discards them.
 	Logger *slog.Logger
+	// PollSleep, if set, is how a polling channel's loop sleeps between
+	// idle polls (rpc/pollwait's Waiter, which spares the Go runtime's
+	// other threads a wake-up at every poll); nil uses a Go timer, as
+	// code under testing/synctest must.
+	PollSleep func(ctx context.Context, d time.Duration) error
 }
 
 // Run serves until ctx is cancelled, reopening the channel after failures.
@@ -150,13 +155,26 @@ func (l *Loop) servePolling(ctx context.Context, ch Channel, resets chan<- struc
 		} else {
 			delay = min(2*delay, MaxPollDelay)
 		}
-		t := time.NewTimer(time.Duration(delay) * PollUnit)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return active, ctx.Err()
-		case <-t.C:
+		if err := l.pollSleep(ctx, time.Duration(delay)*PollUnit); err != nil {
+			if ctx.Err() != nil {
+				return active, ctx.Err()
+			}
+			return active, fmt.Errorf("rpc: tclo poll wait: %w", err)
 		}
+	}
+}
+
+func (l *Loop) pollSleep(ctx context.Context, d time.Duration) error {
+	if l.PollSleep != nil {
+		return l.PollSleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -340,6 +341,79 @@ func TestEventLoopPingsRideAlongWithReplies(t *testing.T) {
 		}
 		if replies != 13 || !slices.Equal(pings, want) {
 			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v", replies, pings, want)
+		}
+	})
+}
+
+// TestPollSleep checks that an idle polling loop sleeps through
+// Loop.PollSleep with rpcin.c's back-off (10 ms doubling to 100 ms, reset
+// by a command), and that a PollSleep failure reopens the channel.
+func TestPollSleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		host := rpctest.NewPollingHost()
+		var mu sync.Mutex
+		var sleeps []time.Duration
+		fail := false
+		dials := 0
+		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox",
+			Dial: func(ctx context.Context) (rpc.Channel, error) {
+				mu.Lock()
+				dials++
+				mu.Unlock()
+				return host.Dial(ctx)
+			},
+			PollSleep: func(ctx context.Context, d time.Duration) error {
+				mu.Lock()
+				sleeps = append(sleeps, d)
+				f := fail
+				fail = false
+				mu.Unlock()
+				if f {
+					return errors.New("timer gone")
+				}
+				select { // fake time
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(d):
+					return nil
+				}
+			}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+		synctest.Wait() // idle, in a sleep
+		mu.Lock()
+		sleeps = nil
+		mu.Unlock()
+		if r, err := host.Command(ctx, "ping"); err != nil || r != "OK " {
+			t.Fatalf("ping: %q %v", r, err)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if r, _ := host.Command(ctx, "ping"); r != "OK " {
+			t.Fatal(r)
+		}
+		synctest.Wait()
+		mu.Lock()
+		got := slices.Clone(sleeps)
+		mu.Unlock()
+		ms := time.Millisecond
+		want := []time.Duration{10 * ms, 20 * ms, 40 * ms, 80 * ms, 100 * ms, 100 * ms}
+		if len(got) < len(want)+1 || !slices.Equal(got[:len(want)], want) || got[len(got)-1] != 10*ms {
+			t.Fatalf("sleeps %v, want %v..., then 10ms after the command", got, want)
+		}
+		mu.Lock()
+		fail = true
+		mu.Unlock()
+		time.Sleep(2 * time.Second) // past the 1 s reopen delay
+		mu.Lock()
+		n := dials
+		mu.Unlock()
+		if n != 2 {
+			t.Fatalf("%d dials after a PollSleep failure, want 2", n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }

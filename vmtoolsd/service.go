@@ -97,6 +97,9 @@ type Config struct {
 	// RestartDelay and MaxRestartDelay bound the channel reopen back-off
 	// (0 means rpc.Loop's defaults).
 	RestartDelay, MaxRestartDelay time.Duration
+	// PollSleep is rpc.Loop's PollSleep: how the backdoor channel sleeps
+	// between idle polls (nil: Go timers).
+	PollSleep func(ctx context.Context, d time.Duration) error
 }
 
 // Service is the running tools service.
@@ -167,6 +170,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Logger:          s.lg,
 		RestartDelay:    s.cfg.RestartDelay,
 		MaxRestartDelay: s.cfg.MaxRestartDelay,
+		PollSleep:       s.cfg.PollSleep,
 	}
 	err := loop.Run(ctx)
 	wg.Wait()

@@ -86,6 +86,7 @@ type Core struct {
 	tools        toolsState
 	guestInfoRaw map[int][]byte // SetGuestInfo payloads by type, raw
 	diskInfoRaw  []byte         // SetGuestDiskInfo payload, raw
+	nicUpdates   int            // NIC info (SetGuestInfo V3 or V2) messages accepted
 	lastState    *StateChange
 	stateChanges int    // tools.os.statechange.status reports received
 	power        string // "" means PoweredOn

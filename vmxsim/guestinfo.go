@@ -66,6 +66,7 @@ type GuestDisk struct {
 // decodeGuestInfo fills the decoded fields of g from the raw payloads.
 // Preconditions: c.mu is held.
 func (c *Core) decodeGuestInfo(g *GuestState) {
+	g.NicInfoUpdates = c.nicUpdates
 	if raw, ok := c.guestInfoRaw[infoproto.InfoOSDetailed]; ok {
 		if d, err := infoproto.DecodeOSDetailed(raw); err == nil {
 			g.OSShortName, g.OSFullName, g.Detailed = d.ShortName, d.FullName, d.Detailed

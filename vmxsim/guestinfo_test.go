@@ -69,8 +69,9 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 			{Name: "/", FSType: "ext4", Size: 4096, Free: 1000, Devices: []string{"scsi0:0"}},
 			{Name: "/boot/efi", Size: 512, Free: 0},
 		},
-		Uptime:      4242,
-		NicInfoType: 10,
+		Uptime:         4242,
+		NicInfoType:    10,
+		NicInfoUpdates: 1,
 	}
 	if !reflect.DeepEqual(g, want) {
 		a, _ := json.MarshalIndent(g, "", " ")
@@ -84,7 +85,7 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 	send(infoproto.BinaryMessage(infoproto.InfoIPAddressV2, v2), "1 ")
 	send(infoproto.BinaryMessage(infoproto.InfoDiskFreeSpace, infoproto.EncodeDiskInfoV0([]infoproto.Disk{{Name: "/data", Size: 10, Free: 5}})), "1 ")
 	g = c.State().Guest
-	if g.NicInfoType != 9 || g.IPAddress != "2001:db8::10" || len(g.Disks) != 1 || g.Disks[0].Name != "/data" {
+	if g.NicInfoType != 9 || g.NicInfoUpdates != 2 || g.IPAddress != "2001:db8::10" || len(g.Disks) != 1 || g.Disks[0].Name != "/data" {
 		t.Fatalf("fallbacks: %+v", g)
 	}
 
@@ -93,8 +94,8 @@ func TestGuestInfoDecodedIntoState(t *testing.T) {
 	send(infoproto.BinaryMessage(infoproto.InfoOSDetailed, []byte("short")), "0 Invalid guest info")
 	send([]byte("SetGuestDiskInfo {\"version\":\"9\"}\x00"), "0 Invalid disk info")
 	send([]byte("SetGuestInfo  99 x"), "0 Invalid arguments")
-	if c.State().Guest.NicInfoType != 9 {
-		t.Fatal("a refused payload replaced the stored one")
+	if g := c.State().Guest; g.NicInfoType != 9 || g.NicInfoUpdates != 2 {
+		t.Fatalf("a refused payload replaced the stored one or was counted: %+v", g)
 	}
 }
 

@@ -165,8 +165,10 @@ func (c *Core) rpciSetGuestInfo(ctx context.Context, caller Caller, args []byte)
 	switch typ {
 	case infoproto.InfoIPAddressV2:
 		delete(c.guestInfoRaw, infoproto.InfoIPAddressV3)
+		c.nicUpdates++
 	case infoproto.InfoIPAddressV3:
 		delete(c.guestInfoRaw, infoproto.InfoIPAddressV2)
+		c.nicUpdates++
 	case infoproto.InfoDiskFreeSpace:
 		c.diskInfoRaw = nil
 	}

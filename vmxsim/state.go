@@ -81,6 +81,9 @@ type GuestState struct {
 	// NicInfoType is the SetGuestInfo type the NICs came with: 10 (V3)
 	// or 9 (the V2 fallback).
 	NicInfoType int `json:"nicInfoType,omitempty"`
+	// NicInfoUpdates counts the NIC info messages (V3 or V2) accepted,
+	// changed or not: what leaves the guest for the VMX and vCenter.
+	NicInfoUpdates int `json:"nicInfoUpdates"`
 }
 
 // SetGuestInfo types with text payloads (GuestInfoType).

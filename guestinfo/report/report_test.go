@@ -436,3 +436,43 @@ func TestHostWatcher(t *testing.T) {
 		}
 	})
 }
+
+// TestChurnAtMostOnePerSecond: a container host whose network changes ten
+// times a second for a minute sends at most one NIC info update per
+// second (the storm is coalesced by MaxDelay), and within a second after
+// the churn stops the last update sent is the last state.
+func TestChurnAtMostOnePerSecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, stop := start(t, nil)
+		defer stop()
+		synctest.Wait()
+		h.vmx.take()
+		start := time.Now()
+		last := ""
+		for i := 0; time.Since(start) < time.Minute; i++ {
+			last = fmt.Sprintf("10.99.%d.%d", i/250, i%250+1)
+			h.src.set(func(s *fakeSource) { s.addrs = []string{"198.51.100.10", last} })
+			h.w.ch <- struct{}{}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(DefaultMaxDelay)
+		synctest.Wait()
+		h.vmx.mu.Lock()
+		reqs := h.vmx.reqs
+		h.vmx.mu.Unlock()
+		var nics [][]byte
+		for _, r := range reqs {
+			typ, payload, err := infoproto.SplitSetGuestInfo(bytes.TrimPrefix(r, []byte("SetGuestInfo ")))
+			if err == nil && typ == infoproto.InfoIPAddressV3 {
+				nics = append(nics, payload)
+			}
+		}
+		if len(nics) > 61 || len(nics) < 50 {
+			t.Fatalf("%d NIC info updates in a minute of churn and the second after, want at most 61 and about one a second", len(nics))
+		}
+		n, err := infoproto.DecodeNicInfo(nics[len(nics)-1])
+		if err != nil || len(n.NICs) == 0 || len(n.NICs[0].IPs) != 2 || n.NICs[0].IPs[1].Addr.String() != last {
+			t.Fatalf("the last update is not the last state (%s): %+v %v", last, n, err)
+		}
+	})
+}

@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/govmtools/govmtools/guestinfo"
 	"github.com/govmtools/govmtools/rpc"
+	"github.com/govmtools/govmtools/rpc/pollwait"
 	"github.com/govmtools/govmtools/rpc/transport"
 	"github.com/govmtools/govmtools/systemd"
 	"github.com/govmtools/govmtools/vmtoolsd"
@@ -48,6 +51,15 @@ func (d *Daemon) assemble() *parts {
 		applyLevel(f)
 		p.gi.Update()
 	}
+	// The backdoor TCLO channel sleeps between idle polls on a timerfd,
+	// which wakes only the thread that polls (rpc/pollwait).
+	var pollSleep func(context.Context, time.Duration) error
+	if w, err := pollwait.New(); err == nil {
+		p.closers = append(p.closers, func() { w.Close() })
+		pollSleep = w.Sleep
+	} else {
+		p.logger.Debug("idle polls use Go timers", "err", err)
+	}
 	p.svc = vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
@@ -60,6 +72,7 @@ func (d *Daemon) assemble() *parts {
 		OnReady:     func() { p.notifier.Ready("Tools running") },
 		OnActive:    p.watchdog.Alive,
 		OnStatus:    func(s string) { p.notifier.Status(s) },
+		PollSleep:   pollSleep,
 	})
 	return p
 }

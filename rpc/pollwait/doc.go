@@ -1,0 +1,17 @@
+// Package pollwait sleeps between the idle polls of a backdoor TCLO
+// channel without waking the Go runtime's other threads.
+//
+// A Go timer that fires every 100 ms (the idle poll cadence of
+// open-vm-tools' rpcin.c, docs/architecture.md) wakes more than the
+// thread that runs the poll: sysmon sleeps until the next timer is due
+// and then once more for its 10 ms tick, and a system call made while
+// sysmon sleeps wakes it too. Measured on an idle vmtoolsd under the trap
+// that is about three wake-ups per poll on top of the poll itself.
+//
+// On Linux a Waiter instead arms a timerfd that sits in the runtime's
+// network poller: the thread parked in epoll_wait is the only one the
+// expiry wakes, and the timer is armed and read with raw system calls,
+// which the scheduler (and so sysmon) never sees. No Go timer is pending
+// while the channel is idle, so sysmon stays in its long sleep. Elsewhere,
+// or when the timerfd cannot be had, a Waiter falls back to Go timers.
+package pollwait
