@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -170,16 +168,7 @@ type churnState struct {
 
 func churnStateOf(ctx context.Context, d *giDaemon) (churnState, error) {
 	var st churnState
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vmxsim/state", nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := d.ctl.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, d.decodeState(ctx, &st)
 }
 
 // waitRoutes polls until the churn routes (10.99/16) in `ctl state` are

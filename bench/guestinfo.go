@@ -373,16 +373,22 @@ type giState struct {
 
 func (d *giDaemon) state(ctx context.Context) (giState, error) {
 	var st giState
+	return st, d.decodeState(ctx, &st)
+}
+
+// decodeState reads `ctl state` into v, a struct holding the fields a
+// scene looks at.
+func (d *giDaemon) decodeState(ctx context.Context, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vmxsim/state", nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	resp, err := d.ctl.Do(req)
 	if err != nil {
-		return st, err
+		return err
 	}
 	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // waitIP polls `ctl state` every `every` until eth0 shows ip.

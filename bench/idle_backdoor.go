@@ -57,7 +57,7 @@ func benchIdleBackdoor(ctx context.Context, e *env) ([]row, error) {
 		}
 	}
 	// Let start-up work (the first guest info, plugin set-up) finish.
-	if err := sleepCtx(ctx, 5*time.Second); err != nil {
+	if err := sleep(ctx, 5*time.Second); err != nil {
 		return nil, err
 	}
 	for _, s := range sides {
@@ -71,7 +71,7 @@ func benchIdleBackdoor(ctx context.Context, e *env) ([]row, error) {
 		}
 	}
 	t0 := time.Now()
-	if err := sleepCtx(ctx, idleWindow); err != nil {
+	if err := sleep(ctx, idleWindow); err != nil {
 		return nil, err
 	}
 	el := time.Since(t0).Seconds()
@@ -148,15 +148,4 @@ func sampleIdle(pid int) (idleSample, error) {
 		}
 	}
 	return s, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/govmtools/govmtools/rpc/pollwait"
 )
 
 // Loop timing, from open-vm-tools (rpcChannelInt.h, rpcin.c).
@@ -168,14 +170,7 @@ func (l *Loop) pollSleep(ctx context.Context, d time.Duration) error {
 	if l.PollSleep != nil {
 		return l.PollSleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pollwait.Timer(ctx, d)
 }
 
 // serveEvents is the vsock shape: the host sends first, the guest answers,

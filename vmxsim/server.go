@@ -139,21 +139,30 @@ func listenUnix(path string) (net.Listener, error) {
 
 // peerUID returns the uid of a unix socket peer (SO_PEERCRED), or -1.
 func peerUID(c net.Conn) int {
+	if cred := peerCred(c); cred != nil {
+		return int(cred.Uid)
+	}
+	return -1
+}
+
+// peerCred returns a unix socket peer's credentials (SO_PEERCRED), or nil
+// for any other connection or when the kernel does not say.
+func peerCred(c net.Conn) *unix.Ucred {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return -1
+		return nil
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return -1
+		return nil
 	}
-	uid := -1
+	var cred *unix.Ucred
 	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			uid = int(cred.Uid)
+		if c, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			cred = c
 		}
 	})
-	return uid
+	return cred
 }
 
 // HandleCtl adds a route to the control API (pattern as http.ServeMux).

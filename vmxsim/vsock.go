@@ -116,21 +116,10 @@ func (s *Server) serveVSock(ctx context.Context, conn net.Conn) {
 
 // peerPID returns the pid of a unix socket peer (SO_PEERCRED), or -1.
 func peerPID(c net.Conn) int {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1
+	if cred := peerCred(c); cred != nil {
+		return int(cred.Pid)
 	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return -1
-	}
-	pid := -1
-	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
+	return -1
 }
 
 // secureDenied reports whether name needs a privileged caller this one is
