@@ -76,7 +76,7 @@ func benchKmsgdump(ctx context.Context, e *env) ([]row, error) {
 		{"`vmware-kmsgdump --once`, the same log as one pstore record, unix:DIR", rate(binRate), "—",
 			fmt.Sprintf("%s wall, process start and per-line journal writes included", millis(wall))},
 	}
-	lat, err := e.kmsgLatency(ctx, s.dir)
+	lat, err := e.kmsgLatency(ctx)
 	if err != nil {
 		return rows, fmt.Errorf("/dev/kmsg to vmware.log: %w", err)
 	}
@@ -108,21 +108,31 @@ func benchKmsgdump(ctx context.Context, e *env) ([]row, error) {
 
 // kmsgLatency times `vmware-kmsgdump --follow` on the real /dev/kmsg:
 // from writing a warning line to the line in vmware.log (median of 5).
-func (e *env) kmsgLatency(ctx context.Context, simDir string) (row, error) {
+func (e *env) kmsgLatency(ctx context.Context) (row, error) {
 	const what = "`vmware-kmsgdump --follow`: a /dev/kmsg warning to its line in vmware.log, unix:DIR (median of 5)"
 	w, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {
 		return row{what, "—", "—", fmt.Sprintf("needs root and a writable /dev/kmsg (%v)", err)}, nil
 	}
 	defer w.Close()
+	// A simulator of its own: the one of the rows above holds their
+	// megabytes of vmware.log, which each poll below would read again.
+	s, err := e.startSim(ctx)
+	if err != nil {
+		return row{}, err
+	}
+	defer s.stop()
+	simDir := s.dir
 	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cmd := exec.CommandContext(cctx, filepath.Join(e.bin, "vmware-kmsgdump"), "--rpc", "unix:"+simDir, "--follow", "--kmsg", "/dev/kmsg",
 		"--pstore", "", "--crash-dir", "", "--state-dir", filepath.Join(e.scratch, "kmsg-follow-state"))
 	if err := cmd.Start(); err != nil {
+		cancel()
 		return row{}, err
 	}
-	defer cmd.Wait()
+	// Stop the follower, then reap it: a Wait before the cancel would
+	// wait for ever (it follows until stopped).
+	defer func() { cancel(); cmd.Wait() }()
 	shown := func(marker string, limit time.Duration) (time.Duration, error) {
 		start := time.Now()
 		if _, err := fmt.Fprintf(w, "<4>%s\n", marker); err != nil {
