@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/guest"
@@ -116,7 +116,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 	if err := waitRunning(ctx, newSimCtl(d.dir), 20*time.Second); err != nil {
 		return nil, err
 	}
-	raw, err := vmxsim.NewCtl(d.dir).VSphereURL(ctx)
+	raw, err := newSimCtl(d.dir).vsphereURL(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -224,4 +224,22 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 	down := time.Since(t0)
 	mbs := func(d time.Duration) string { return fmt.Sprintf("%.1f MB/s", guestOpsSize/1e6/d.Seconds()) }
 	return []string{millis(median(lat)), mbs(up), mbs(down)}, nil
+}
+
+// vsphereURL is `vmxsim ctl vsphere`: the SDK URL with credentials.
+func (c *simCtl) vsphereURL(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vmxsim/vsphere", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /vsphere: %d %v", resp.StatusCode, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
