@@ -48,6 +48,7 @@ var benchmarks = []benchmark{
 	{"hgfs", benchHGFS},
 	{"kmsgdump", benchKmsgdump},
 	{"vmbackup", benchVmbackup},
+	{"guestops", benchGuestOps},
 }
 
 // env is what every benchmark gets: the built binaries and a scratch

@@ -73,6 +73,12 @@ func TestGuestOps(t *testing.T) {
 func TestGuestOpsPeer(t *testing.T) {
 	p := testutil.Peer(t)
 	name, password, uid := guestUser(t)
+	guestOpsScenario(t, startPeerVix(t, p), name, password, uid)
+}
+
+// startPeerVix starts Debian's vmtoolsd under the trap with the vix
+// plugin on PAM and waits for the host to see it running.
+func startPeerVix(t *testing.T, p *testutil.PeerTools) *vmxsim.Ctl {
 	testutil.Govc(t)
 	work := t.TempDir()
 	plugins := filepath.Join(work, "plugins")
@@ -91,7 +97,7 @@ func TestGuestOpsPeer(t *testing.T) {
 	})
 	ctl := vmxsim.NewCtl(tr.Dir)
 	testutil.WaitFor(t, 20*time.Second, "Debian's tools running", func() bool { return state(t, ctl).Tools.Running })
-	guestOpsScenario(t, ctl, name, password, uid)
+	return ctl
 }
 
 // guestOpsScenario is the guest-operations scenario both tools pass.

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmtoolsd"
+	"github.com/govmtools/govmtools/vmtoolsd/vix/guestops"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
 )
@@ -45,6 +46,7 @@ type Service struct {
 	stopped bool
 	procs   []*proc
 	fails   map[string]*failures
+	xfer    transfers
 	waiters sync.WaitGroup
 }
 
@@ -135,9 +137,9 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	case vixproto.OpStartProgram, vixproto.OpListProcessesEx, vixproto.OpTerminateProcess, vixproto.OpReadEnvVariables,
 		vixproto.OpListFiles, vixproto.OpCreateDirectoryEx, vixproto.OpDeleteFileEx, vixproto.OpDeleteDirectoryEx,
 		vixproto.OpMoveFileEx, vixproto.OpMoveDirectory, vixproto.OpCreateTempFileEx, vixproto.OpCreateTempDirectory,
-		vixproto.OpSetFileAttributes, vixproto.OpValidateCredentials, vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials:
-	case vixproto.OpHgfsSendPacket, vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo,
-		vixproto.OpLegacyRunProgram, vixproto.OpLegacyListProcesses, vixproto.OpLegacyListDirectory,
+		vixproto.OpSetFileAttributes, vixproto.OpValidateCredentials, vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials,
+		vixproto.OpHgfsSendPacket, vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
+	case vixproto.OpLegacyRunProgram, vixproto.OpLegacyListProcesses, vixproto.OpLegacyListDirectory,
 		vixproto.OpLegacyGetFileInfo, vixproto.OpLegacyKillProcess, vixproto.OpLegacyCheckUserAccount:
 		return vixproto.ErrNotSupported, 0, nil
 	default:
@@ -166,9 +168,21 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 		// Authentication only; the daemon answers.
 		msg = vixproto.WithOpCode(msg, vixproto.OpValidateCredentials)
 	}
-	e, addl, payload := s.runHelper(ctx, req, msg, name)
+	var grantReq *vixproto.Request
+	if op := req.OpCode; op == vixproto.OpInitiateTransferFrom || op == vixproto.OpInitiateTransferTo {
+		// msg (cleared below) shares req's body.
+		grantReq = &vixproto.Request{Header: req.Header, Body: append([]byte(nil), req.Body...)}
+	}
+	var e vixproto.Error
+	var addl uint32
+	var payload []byte
+	if req.OpCode == vixproto.OpHgfsSendPacket {
+		e, addl, payload = s.hgfs(ctx, req, msg, name)
+	} else {
+		e, addl, payload = s.runHelper(ctx, req, msg, name)
+	}
 	clear(msg)
-	if e == vixproto.ErrInvalidLoginCredentials {
+	if e == vixproto.ErrInvalidLoginCredentials || (req.OpCode == vixproto.OpHgfsSendPacket && e == vixproto.ErrGuestUserPermissions) {
 		s.failed(name)
 		s.lg().Warn("guest operation login failed", "user", name, "op", req.OpCode)
 		return e, addl, payload
@@ -180,6 +194,8 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	switch req.OpCode {
 	case vixproto.OpListProcessesEx:
 		return s.listProcesses(req)
+	case vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
+		s.granted(grantReq, name)
 	case vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials:
 		// Windows only in open-vm-tools; a Linux guest answers 6.
 		return vixproto.ErrNotSupported, 0, nil
@@ -226,10 +242,19 @@ func (s *Service) succeeded(name string) {
 // returns its reply. For StartProgram a waiter goroutine keeps reading
 // the helper for the exit code.
 func (s *Service) runHelper(ctx context.Context, req *vixproto.Request, msg []byte, user string) (vixproto.Error, uint32, []byte) {
+	return s.runHelperEnv(ctx, req, msg, user, guestops.Transfer{})
+}
+
+// runHelperEnv is runHelper handing the helper the file transfer t
+// (when t.Path is set).
+func (s *Service) runHelperEnv(ctx context.Context, req *vixproto.Request, msg []byte, user string, t guestops.Transfer) (vixproto.Error, uint32, []byte) {
 	if s.Helper == "" {
 		return vixproto.ErrFail, 0, nil
 	}
 	cmd := exec.Command(s.Helper)
+	if t.Path != "" {
+		cmd.Env = append(os.Environ(), helper.TransferEnv+"="+helper.EncodeTransfer(t))
+	}
 	cmd.Stdin = bytes.NewReader(msg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

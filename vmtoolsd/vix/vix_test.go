@@ -90,7 +90,7 @@ func TestBadInput(t *testing.T) {
 		"console":    {request(t, vixproto.OpListFiles, vixproto.CredConsoleUser, nil, "u", "p"), vixproto.ErrNotSupported},
 		"saml":       {request(t, vixproto.OpListFiles, vixproto.CredSAMLBearerToken, nil, "u", "p"), vixproto.ErrNotSupported},
 		"no cred":    {request(t, vixproto.OpListFiles, vixproto.CredNone, nil, "u", "p"), vixproto.ErrNotSupported},
-		"hgfs":       {request(t, vixproto.OpHgfsSendPacket, 1, nil, "u", "p"), vixproto.ErrNotSupported},
+		"hgfs":       {request(t, vixproto.OpHgfsSendPacket, 1, nil, "u", "p"), vixproto.ErrInvalidMessageBody},
 	}
 	for name, c := range cases {
 		if e, _ := relay(t, s, c.msg); e != c.want {

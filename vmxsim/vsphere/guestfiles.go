@@ -166,14 +166,3 @@ func setTimes(sa *vixproto.SetAttrs, a *types.GuestFileAttributes) {
 		sa.ModTime = a.ModificationTime.Unix()
 	}
 }
-
-// File transfer (HGFS over opcode 84 and the /guestFile URL) is not
-// relayed yet: both initiations answer OperationNotSupportedByGuest
-// rather than vcsim's container path.
-func (m *guestFileManager) InitiateFileTransferToGuest(ctx *simulator.Context, req *types.InitiateFileTransferToGuest) soap.HasFault {
-	return &methods.InitiateFileTransferToGuestBody{Fault_: fault(new(types.OperationNotSupportedByGuest))}
-}
-
-func (m *guestFileManager) InitiateFileTransferFromGuest(ctx *simulator.Context, req *types.InitiateFileTransferFromGuest) soap.HasFault {
-	return &methods.InitiateFileTransferFromGuestBody{Fault_: fault(new(types.OperationNotSupportedByGuest))}
-}

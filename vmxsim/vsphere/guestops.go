@@ -27,6 +27,7 @@ import (
 type guestOps struct {
 	v    *FrontEnd
 	reqs atomic.Uint64
+	xfer transfers
 }
 
 type noLock struct{}
@@ -54,7 +55,7 @@ type guestAuthManager struct {
 
 // installGuestOps puts the managers in vcsim's registry in place of its
 // own, and gives the GuestOperationsManager an authManager.
-func (v *FrontEnd) installGuestOps(gomRef types.ManagedObjectReference) {
+func (v *FrontEnd) installGuestOps(gomRef types.ManagedObjectReference) *guestOps {
 	g := &guestOps{v: v}
 	reg := v.model.Map()
 	gom := reg.Get(gomRef).(*simulator.GuestOperationsManager)
@@ -68,11 +69,18 @@ func (v *FrontEnd) installGuestOps(gomRef types.ManagedObjectReference) {
 	am.Self = types.ManagedObjectReference{Type: "GuestAuthManager", Value: "guestOperationsAuthManager"}
 	reg.Put(am)
 	gom.AuthManager = &am.Self
+	return g
 }
 
 // call sends one VIX request for vm and returns the payload, or the
 // fault hostd would return.
 func (g *guestOps) call(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, body []byte) ([]byte, types.BaseMethodFault) {
+	return g.callFlags(vm, auth, op, 0, body)
+}
+
+// callFlags is call with the VIX commonFlags (FlagGuestReturnsBinary
+// for HGFS packets).
+func (g *guestOps) callFlags(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, flags uint8, body []byte) ([]byte, types.BaseMethodFault) {
 	v := g.v
 	if vm != v.vm {
 		return nil, &types.ManagedObjectNotFound{Obj: vm}
@@ -103,7 +111,7 @@ func (g *guestOps) call(vm types.ManagedObjectReference, auth types.BaseGuestAut
 	default:
 		return nil, new(types.OperationNotSupportedByGuest)
 	}
-	msg, err := vixproto.NewRequest(op, 0, 0, credType, body, cred)
+	msg, err := vixproto.NewRequest(op, flags, 0, credType, body, cred)
 	clear(cred)
 	if err != nil {
 		return nil, &types.SystemError{Reason: fmt.Sprintf("vix error codes = (%d, 0).\n", vixproto.ErrArgumentTooBig)}

@@ -128,11 +128,12 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
 	v.snapper = m.Map().Put(&snapshotter{self: types.ManagedObjectReference{Type: "GovmtoolsSnapshotter", Value: "snapshotter-1"}, v: v}).Reference()
 	m.Map().Handler = v.intercept
-	v.installGuestOps(*c.ServiceContent.GuestOperationsManager)
+	g := v.installGuestOps(*c.ServiceContent.GuestOperationsManager)
 
 	m.Service.TLS = new(tls.Config)
 	m.Service.Listen = &url.URL{Host: opts.Addr}
 	v.server = m.Service.NewServer()
+	m.Service.Handle("/guestFile", g) // the transfer URLs (guestxfer.go)
 	return v, nil
 }
 

@@ -136,6 +136,18 @@ func (e *Env) Do(r *vixproto.Request) Result {
 			return vixErr(err.(vixproto.Error))
 		}
 		return setAttrs(p)
+	case vixproto.OpInitiateTransferFrom:
+		p, err := vixproto.ParseListFiles(r.Body)
+		if err != nil {
+			return vixErr(err.(vixproto.Error))
+		}
+		return initiateFrom(p)
+	case vixproto.OpInitiateTransferTo:
+		p, err := vixproto.ParseFileOp(r.OpCode, r.Body)
+		if err != nil {
+			return vixErr(err.(vixproto.Error))
+		}
+		return initiateTo(p)
 	case vixproto.OpTerminateProcess:
 		p, err := vixproto.ParseKillProcess(r.Body)
 		if err != nil {

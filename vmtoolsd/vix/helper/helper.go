@@ -117,6 +117,11 @@ func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
 		return 0
 	}
 	env := &guestops.Env{Environ: userEnviron(os.Environ(), acct), DaemonPid: os.Getppid(), User: acct.name}
+	if req.OpCode == vixproto.OpHgfsSendPacket {
+		r := hgfsPacket(req.Body)
+		WriteFrame(out, FrameReply, vixproto.BinaryReply(r.Err, r.Errno, r.Payload))
+		return 0
+	}
 	if req.OpCode != vixproto.OpStartProgram {
 		reply(env.Do(req))
 		return 0
@@ -137,6 +142,44 @@ func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
 	code := started.Wait()
 	WriteFrame(out, FrameExit, []byte(strconv.Itoa(code)))
 	return 0
+}
+
+// TransferEnv names the environment variable in which vmtoolsd hands
+// the helper the file an HGFS packet (opcode 84) may touch:
+// "<handle>:<r|w>:<path>" (see EncodeTransfer).
+const TransferEnv = "VIX_HGFS_TRANSFER"
+
+// EncodeTransfer is the TransferEnv value for t.
+func EncodeTransfer(t guestops.Transfer) string {
+	m := "r"
+	if t.Write {
+		m = "w"
+	}
+	return strconv.FormatUint(uint64(t.Handle), 10) + ":" + m + ":" + t.Path
+}
+
+func decodeTransfer(s string) (guestops.Transfer, bool) {
+	h, rest, ok1 := strings.Cut(s, ":")
+	m, path, ok2 := strings.Cut(rest, ":")
+	n, err := strconv.ParseUint(h, 10, 32)
+	if !ok1 || !ok2 || err != nil || (m != "r" && m != "w") || !strings.HasPrefix(path, "/") {
+		return guestops.Transfer{}, false
+	}
+	return guestops.Transfer{Handle: uint32(n), Write: m == "w", Path: path}, true
+}
+
+// hgfsPacket serves an 84 request as the user, on the file vmtoolsd
+// confined it to; without one, the packet is refused.
+func hgfsPacket(body []byte) guestops.Result {
+	p, err := vixproto.ParseHgfsPacket(body)
+	if err != nil {
+		return guestops.Result{Err: err.(vixproto.Error)}
+	}
+	t, ok := decodeTransfer(os.Getenv(TransferEnv))
+	if !ok {
+		return guestops.Result{Err: vixproto.ErrGuestUserPermissions}
+	}
+	return guestops.Result{Payload: guestops.HGFS(p.Packet, t)}
 }
 
 type account struct {
@@ -210,7 +253,7 @@ func userEnviron(env []string, a *account) []string {
 	out := make([]string, 0, len(env)+3)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "USER" && k != "HOME" && k != "SHELL" {
+		if k != "USER" && k != "HOME" && k != "SHELL" && k != TransferEnv {
 			out = append(out, kv)
 		}
 	}

@@ -498,3 +498,34 @@ func (p *SetAttrs) Encode() []byte {
 	w.str(p.Path)
 	return w.b
 }
+
+// HgfsPacket is VixCommandHgfsSendPacket (84): the HGFS request packet.
+type HgfsPacket struct {
+	Timeout int32
+	Packet  []byte
+}
+
+// ParseHgfsPacket decodes an 84 body: hgfsPacketSize must be non-zero
+// and equal the bytes that follow.
+func ParseHgfsPacket(body []byte) (*HgfsPacket, error) {
+	r := &reader{b: body}
+	n := r.length()
+	p := &HgfsPacket{Timeout: int32(r.u32())}
+	p.Packet = r.take(n)
+	if r.err != nil {
+		return nil, r.err
+	}
+	if n == 0 || r.off != len(r.b) {
+		return nil, ErrInvalidMessageBody
+	}
+	return p, nil
+}
+
+// Encode returns the 84 body.
+func (p *HgfsPacket) Encode() []byte {
+	w := &writer{}
+	w.u32(uint32(len(p.Packet)))
+	w.u32(uint32(p.Timeout))
+	w.b = append(w.b, p.Packet...)
+	return w.b
+}

@@ -233,7 +233,11 @@ func FuzzBody(f *testing.F) {
 	f.Add((&ListFiles{Path: "/", Pattern: "x"}).Encode())
 	f.Add((&CreateTemp{Dir: "/tmp"}).Encode())
 	f.Add([]byte("cm9vdABzZWNyZXQA\x00"))
+	f.Add((&HgfsPacket{Packet: []byte("\x01\xff\x00\x00")}).Encode())
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if p, err := ParseHgfsPacket(body); err == nil && len(p.Packet) != len(body)-8 {
+			t.Fatalf("hgfs packet of %d bytes in a %d-byte body", len(p.Packet), len(body))
+		}
 		ParseStartProgram(body)
 		ParseListProcesses(body)
 		ParseKillProcess(body)
@@ -264,4 +268,17 @@ func FuzzReply(f *testing.F) {
 			UnescapeXML(string(p))
 		}
 	})
+}
+
+func TestHgfsPacket(t *testing.T) {
+	p := &HgfsPacket{Timeout: 5, Packet: []byte("abc")}
+	q, err := ParseHgfsPacket(p.Encode())
+	if err != nil || string(q.Packet) != "abc" || q.Timeout != 5 {
+		t.Fatalf("%+v %v", q, err)
+	}
+	for _, b := range [][]byte{nil, (&HgfsPacket{}).Encode(), append(p.Encode(), 0), p.Encode()[:10]} {
+		if _, err := ParseHgfsPacket(b); err != ErrInvalidMessageBody {
+			t.Errorf("%q: %v", b, err)
+		}
+	}
 }

@@ -1,0 +1,156 @@
+package vix
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/govmtools/govmtools/hgfs/hgfsproto"
+	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
+)
+
+// hgfsCall sends one HGFS request inside opcode 84 and returns the
+// parsed HGFS reply (or the VIX error).
+func hgfsCall(t *testing.T, s *Service, user, pw string, op hgfsproto.Op, payload []byte) (vixproto.Error, hgfsproto.Reply) {
+	t.Helper()
+	pkt := hgfsproto.AppendRequestV4(nil, 7, op, 1, payload)
+	body := (&vixproto.HgfsPacket{Packet: pkt}).Encode()
+	msg, err := vixproto.NewRequest(vixproto.OpHgfsSendPacket, vixproto.FlagGuestReturnsBinary, 0, 1, body, vixproto.NamePasswordCred(user, []byte(pw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, p := relay(t, s, msg)
+	if e != 0 {
+		return e, hgfsproto.Reply{}
+	}
+	r, err := hgfsproto.ParseReply([]byte(p))
+	if err != nil {
+		t.Fatalf("hgfs reply %q: %v", p, err)
+	}
+	return 0, r
+}
+
+func openReq(path string, write bool) []byte {
+	o := hgfsproto.OpenRequest{Mask: hgfsproto.OpenValidMode | hgfsproto.OpenValidFlags, Name: hgfsproto.PathName(hgfsproto.CPName("/root" + path))}
+	if write {
+		o.Mode, o.Flags = hgfsproto.OpenModeWriteOnly, hgfsproto.OpenFlagCreateEmpty
+	}
+	return o.Append(nil)
+}
+
+func TestTransferRoundTrip(t *testing.T) {
+	s := newService(t)
+	user := currentUser(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "up")
+	to := (&vixproto.FileOp{Op: vixproto.OpInitiateTransferTo, Path: dst}).Encode()
+	if e, _ := relay(t, s, request(t, vixproto.OpInitiateTransferTo, 1, to, user, "right")); e != 0 {
+		t.Fatalf("initiate to: %v", e)
+	}
+	if e, r := hgfsCall(t, s, user, "right", hgfsproto.OpCreateSessionV4, hgfsproto.CreateSessionRequest{MaxPacketSize: 0xF800}.Append(nil)); e != 0 || r.Status != 0 {
+		t.Fatalf("session: %v %v", e, r.Status)
+	}
+	e, r := hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(dst, true))
+	if e != 0 || r.Status != 0 {
+		t.Fatalf("open for write: %v %v", e, r.Status)
+	}
+	or, _ := hgfsproto.DecodeOpenReply(r.Payload)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10000)
+	for off := 0; off < len(data); off += 0xE000 {
+		chunk := data[off:min(off+0xE000, len(data))]
+		e, r := hgfsCall(t, s, user, "right", hgfsproto.OpWriteV3, hgfsproto.WriteRequest{Handle: or.Handle, Offset: uint64(off), Data: chunk}.Append(nil))
+		if e != 0 || r.Status != 0 {
+			t.Fatalf("write at %d: %v %v", off, e, r.Status)
+		}
+		if n, _ := hgfsproto.DecodeWriteReply(r.Payload, uint32(len(chunk))); int(n) != len(chunk) {
+			t.Fatalf("wrote %d of %d", n, len(chunk))
+		}
+	}
+	if e, r := hgfsCall(t, s, user, "right", hgfsproto.OpCloseV3, hgfsproto.AppendHandleRequest(nil, or.Handle)); e != 0 || r.Status != 0 {
+		t.Fatalf("close: %v %v", e, r.Status)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
+		t.Fatalf("uploaded %d bytes, want %d", len(got), len(data))
+	}
+	// A closed handle is gone; a write on a read grant is refused.
+	if _, r := hgfsCall(t, s, user, "right", hgfsproto.OpWriteV3, hgfsproto.WriteRequest{Handle: or.Handle, Data: []byte("x")}.Append(nil)); r.Status != hgfsproto.StatusInvalidHandle {
+		t.Fatalf("write after close: %v", r.Status)
+	}
+
+	from := (&vixproto.ListFiles{Path: dst}).Encode()
+	e, fxi := relay(t, s, request(t, vixproto.OpInitiateTransferFrom, 1, from, user, "right"))
+	if f := vixproto.ParseFileInfos(fxi); e != 0 || len(f) != 1 || f[0].Size != int64(len(data)) {
+		t.Fatalf("initiate from: %v %q", e, fxi)
+	}
+	if _, r := hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(filepath.Join(dir, "other"), false)); r.Status != hgfsproto.StatusAccessDenied {
+		t.Fatalf("open of an ungranted path: %v", r.Status)
+	}
+	_, r = hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(dst, false))
+	or, _ = hgfsproto.DecodeOpenReply(r.Payload)
+	var got []byte
+	for {
+		_, r := hgfsCall(t, s, user, "right", hgfsproto.OpReadV3, hgfsproto.ReadRequest{Handle: or.Handle, Offset: uint64(len(got)), Size: 0xF000}.Append(nil))
+		if r.Status != 0 {
+			t.Fatalf("read: %v", r.Status)
+		}
+		b, err := hgfsproto.DecodeReadReply(r.Payload, 0xF000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == 0 {
+			break
+		}
+		got = append(got, b...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %d bytes, want %d", len(got), len(data))
+	}
+	// The download grant does not allow writing through a read handle.
+	if _, r := hgfsCall(t, s, user, "right", hgfsproto.OpWriteV3, hgfsproto.WriteRequest{Handle: or.Handle, Data: []byte("x")}.Append(nil)); r.Status != hgfsproto.StatusAccessDenied {
+		t.Fatalf("write on a read handle: %v", r.Status)
+	}
+	// 84 is a legacy op: a wrong password is 3015.
+	if e, _ := hgfsCall(t, s, user, "wrong", hgfsproto.OpReadV3, hgfsproto.ReadRequest{Handle: or.Handle, Size: 10}.Append(nil)); e != vixproto.ErrGuestUserPermissions {
+		t.Fatalf("wrong password: %v", e)
+	}
+}
+
+func TestInitiateChecks(t *testing.T) {
+	s := newService(t)
+	user := currentUser(t)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	os.Symlink(f, filepath.Join(dir, "l"))
+	to := func(path string, opts int32, overwrite bool) vixproto.Error {
+		b := (&vixproto.FileOp{Op: vixproto.OpInitiateTransferTo, Path: path, Options: opts, Flag: overwrite}).Encode()
+		e, _ := relay(t, s, request(t, vixproto.OpInitiateTransferTo, 1, b, user, "right"))
+		return e
+	}
+	from := func(path string) vixproto.Error {
+		e, _ := relay(t, s, request(t, vixproto.OpInitiateTransferFrom, 1, (&vixproto.ListFiles{Path: path}).Encode(), user, "right"))
+		return e
+	}
+	cases := []struct {
+		name      string
+		got, want vixproto.Error
+	}{
+		{"to exists", to(f, 0, false), vixproto.ErrFileAlreadyExists},
+		{"to overwrite", to(f, 0, true), 0},
+		{"to hidden", to(filepath.Join(dir, "n"), vixproto.AttrSetHidden, false), vixproto.ErrInvalidArg},
+		{"to symlink", to(filepath.Join(dir, "l"), 0, true), vixproto.ErrInvalidArg},
+		{"to dir", to(dir, 0, true), vixproto.ErrNotAFile},
+		{"to bad parent", to(f+"/x", 0, false), vixproto.ErrFileNameInvalid},
+		{"to new", to(filepath.Join(dir, "n"), 0, false), 0},
+		{"from missing", from(filepath.Join(dir, "n")), vixproto.ErrFileNotFound},
+		{"from dir", from(dir), vixproto.ErrNotAFile},
+		{"from symlink", from(filepath.Join(dir, "l")), vixproto.ErrInvalidArg},
+		{"from file", from(f), 0},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
