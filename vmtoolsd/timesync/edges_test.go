@@ -41,13 +41,13 @@ func TestPeriodicLoopDefaultPeriod(t *testing.T) {
 		s.SetOption(ctx, "synctime", "1")
 		time.Sleep(DefaultPeriod - time.Second)
 		synctest.Wait()
-		if h.reads != 0 {
-			t.Fatalf("%d reads before the default period", h.reads)
+		if n := h.readCount(); n != 0 {
+			t.Fatalf("%d reads before the default period", n)
 		}
 		time.Sleep(2*DefaultPeriod + 2*time.Second)
 		synctest.Wait()
-		if h.reads != 3 {
-			t.Fatalf("%d reads over three default periods, want 3", h.reads)
+		if n := h.readCount(); n != 3 {
+			t.Fatalf("%d reads over three default periods, want 3", n)
 		}
 		cancel()
 		<-done

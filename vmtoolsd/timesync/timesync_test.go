@@ -32,6 +32,12 @@ func (h *fakeHost) HostTime(ctx context.Context) (time.Time, time.Duration, erro
 	return base.Add(h.offset), h.maxLag, nil
 }
 
+func (h *fakeHost) readCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reads
+}
+
 func (h *fakeHost) StopCatchup(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
