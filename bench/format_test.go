@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,5 +70,79 @@ func TestWriteOutcome(t *testing.T) {
 	}
 	if got := writeOutcome(&os.PathError{Op: "write", Path: "/m/big", Err: syscall.EIO}); got != "fails: input/output error" {
 		t.Error(got)
+	}
+}
+
+// TestNoLiteralCells: no row of the bench's source has a figure written
+// into its govmtools or reference cell. A string constant there is only
+// "—" (nothing measured, with the reason after it), and a published
+// figure goes through cited(), so that the table says it was not
+// measured here.
+func TestNoLiteralCells(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	rows, cites := 0, 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRow := func(lit *ast.CompositeLit) {
+			rows++
+			for i, el := range lit.Elts {
+				field := []string{"What", "Ours", "Reference", "Notes"}[min(i, 3)]
+				if kv, ok := el.(*ast.KeyValueExpr); ok {
+					field, el = kv.Key.(*ast.Ident).Name, kv.Value
+				}
+				if field != "Ours" && field != "Reference" {
+					continue
+				}
+				switch v := el.(type) {
+				case *ast.BasicLit:
+					s, _ := strconv.Unquote(v.Value)
+					if !strings.HasPrefix(s, "—") {
+						t.Errorf("%s: %s cell is the literal %s", fset.Position(v.Pos()), field, v.Value)
+					}
+				case *ast.CallExpr:
+					if id, ok := v.Fun.(*ast.Ident); ok && id.Name == "cited" {
+						if field != "Reference" {
+							t.Errorf("%s: a cited figure in the govmtools column", fset.Position(v.Pos()))
+						}
+						cites++
+					}
+				}
+			}
+		}
+		isRow := func(e ast.Expr) bool { id, ok := e.(*ast.Ident); return ok && id.Name == "row" }
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			if isRow(lit.Type) {
+				checkRow(lit)
+			}
+			// []row{{...}, ...}: the elements' type is elided.
+			if at, ok := lit.Type.(*ast.ArrayType); ok && isRow(at.Elt) {
+				for _, el := range lit.Elts {
+					if el, ok := el.(*ast.CompositeLit); ok && el.Type == nil {
+						checkRow(el)
+					}
+				}
+			}
+			return true
+		})
+	}
+	if rows < 10 || cites == 0 {
+		t.Fatalf("found %d rows and %d cited cells: the check no longer sees the table", rows, cites)
+	}
+	if got := cited("1 ms", "x#1"); got != "cited: 1 ms (x#1)" {
+		t.Errorf("cited = %q", got)
 	}
 }

@@ -28,7 +28,7 @@ import (
 type row struct {
 	What      string // what is measured, with its unit
 	Ours      string
-	Reference string // open-vm-tools, native, or "—"
+	Reference string // open-vm-tools, native, cited(...), or "—"
 	Notes     string
 }
 
@@ -162,6 +162,11 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// cited is a reference cell that is a published figure, not one this
+// run measured: "cited: FIGURE (SOURCE)". The bench measures every
+// other cell it prints (TestNoLiteralCells).
+func cited(figure, source string) string { return "cited: " + figure + " (" + source + ")" }
 
 func micros(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
 

@@ -69,7 +69,7 @@ func benchTrapCost(ctx context.Context, e *env) ([]row, error) {
 		if pin {
 			what = "Backdoor trap, one instruction (GETVERSION), tracer and child pinned to one CPU"
 		}
-		rows = append(rows, row{what, micros(best), "13–17 µs pinned (docs/architecture.md §4)", "ptrace stop, decode, emulate, resume; an HB RPCI round trip is 5 such traps, an LB one 5 + one per 4 bytes each way"})
+		rows = append(rows, row{what, micros(best), cited("13–17 µs pinned", "docs/architecture.md §4"), "ptrace stop, decode, emulate, resume; an HB RPCI round trip is 5 such traps, an LB one 5 + one per 4 bytes each way"})
 	}
 	return rows, nil
 }

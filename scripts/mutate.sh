@@ -10,12 +10,15 @@
 # gremlins is installed, pinned, into .cache/bin by `go install`; results
 # of each package land in .cache/mutate/<name>.json and the report is
 # written from every result there, so packages can be run separately.
+# MUTATE_OUT=DIR keeps the results in DIR instead (a worktree of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GREMLINS_VERSION=v0.6.0
 # Per mutant, the package's tests may run this many times as long as
-# they do unmutated (a loaded 2-CPU machine is slow and uneven).
-COEFF=${MUTATE_TIMEOUT_COEFFICIENT:-8}
+# they do unmutated (a loaded 2-CPU machine is slow and uneven: at 8,
+# kmsgdump's journal had 20 mutants time out that were mostly slow runs,
+# which can hide survivors).
+COEFF=${MUTATE_TIMEOUT_COEFFICIENT:-30}
 WORKERS=${MUTATE_WORKERS:-2}
 # On a shared machine, MUTATE_LOCK=FILE runs each package under flock FILE.
 lock=()
@@ -41,7 +44,7 @@ bin=$PWD/.cache/bin
 if ! "$bin/gremlins" --version >/dev/null 2>&1; then
 	GOBIN=$bin go install "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION"
 fi
-out=.cache/mutate
+out=${MUTATE_OUT:-.cache/mutate}
 mkdir -p "$out"
 
 wanted() {
@@ -67,7 +70,7 @@ for entry in "${PACKAGES[@]}"; do
 		echo "gremlins failed for $name; see $out/$name.log" >&2
 		exit 1
 	}
-	echo "$name $pkg $files $(($(date +%s) - start))" >"$out/$name.meta"
+	echo "$name $pkg $files $(($(date +%s) - start)) $COEFF" >"$out/$name.meta"
 	tail -n 6 "$out/$name.log"
 done
 go run ./internal/cmd/mutreport -dir "$out" -explain docs/mutation-equivalent.txt >docs/mutation.md

@@ -179,3 +179,34 @@ func TestCanonicalNameLeadingEscape(t *testing.T) {
 		t.Errorf("%q is canonical", "%x")
 	}
 }
+
+// TestSearchReadNextOffsetBounds: an entry's next offset may be as small
+// as the entry itself (header, name, NUL: no padding); an offset inside
+// the entry's own name or its NUL is refused. Here the name and what
+// follows the entry are zero bytes, which read as an end-of-directory
+// entry from any offset into them: an offset inside the entry would
+// otherwise end the listing early without an error.
+func TestSearchReadNextOffsetBounds(t *testing.T) {
+	name := make([]byte, dirEntryHead+1)
+	entry := func(next uint32) []byte {
+		p := binary.LittleEndian.AppendUint64(nil, 2)
+		p = AppendReserved(p)
+		p = binary.LittleEndian.AppendUint32(p, next)
+		p = Attr{}.Append(p)
+		return FileName{Name: name}.Append(p)
+	}
+	exact := uint32(dirEntryHead + len(name) + 1)
+	p := binary.LittleEndian.AppendUint32(entry(exact), 0)
+	p = Attr{}.Append(p)
+	p = FileName{Name: []byte("z")}.Append(p)
+	got, done, err := DecodeSearchReadReply(p)
+	if err != nil || done || len(got) != 2 || len(got[0].Name) != len(name) || string(got[1].Name) != "z" {
+		t.Fatalf("packed entries (next %d): %d entries %v %v", exact, len(got), done, err)
+	}
+	for _, next := range []uint32{exact - 1, exact - 2, dirEntryHead} {
+		p := append(entry(next), make([]byte, dirEntryHead+2)...)
+		if got, done, err := DecodeSearchReadReply(p); !errors.Is(err, ErrMalformed) {
+			t.Errorf("next offset %d inside the entry: %d entries, done %v, %v", next, len(got), done, err)
+		}
+	}
+}

@@ -435,7 +435,10 @@ func DecodeSearchReadReply(p []byte) (entries []DirEntry, done bool, err error) 
 		if i == count-1 {
 			break
 		}
-		if next < dirEntryHead || uint64(next) > uint64(len(e)) {
+		// The next entry starts after this one's name and its NUL: an
+		// offset inside them would decode this entry's name bytes as
+		// the next entry's header.
+		if uint64(next) < uint64(dirEntryHead+len(name.Name)+1) || uint64(next) > uint64(len(e)) {
 			return nil, false, malformed("directory entry %d: next offset %d of %d bytes", i, next, len(e))
 		}
 		off += int(next)

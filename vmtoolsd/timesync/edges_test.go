@@ -1,7 +1,9 @@
 package timesync
 
 import (
+	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -25,4 +27,29 @@ func TestPeriodOption(t *testing.T) {
 			t.Errorf("synctime.period=%s: %v, want %v", in, s.period, want)
 		}
 	}
+}
+
+// TestPeriodicLoopDefaultPeriod: with synctime on and no synctime.period
+// ever received, the loop syncs every DefaultPeriod.
+func TestPeriodicLoopDefaultPeriod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &fakeHost{offset: 10 * time.Millisecond}
+		s := &Syncer{Host: h, Clock: &fakeClock{}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		s.SetOption(ctx, "synctime", "1")
+		time.Sleep(DefaultPeriod - time.Second)
+		synctest.Wait()
+		if n := h.readCount(); n != 0 {
+			t.Fatalf("%d reads before the default period", n)
+		}
+		time.Sleep(2*DefaultPeriod + 2*time.Second)
+		synctest.Wait()
+		if n := h.readCount(); n != 3 {
+			t.Fatalf("%d reads over three default periods, want 3", n)
+		}
+		cancel()
+		<-done
+	})
 }

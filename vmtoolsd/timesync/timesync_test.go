@@ -18,20 +18,31 @@ type fakeHost struct {
 	maxLag  time.Duration
 	reads   int
 	stopped int
+	readErr error // HostTime fails with it
+	stopErr error // StopCatchup fails with it
 }
 
 func (h *fakeHost) HostTime(ctx context.Context) (time.Time, time.Duration, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reads++
+	if h.readErr != nil {
+		return time.Time{}, 0, h.readErr
+	}
 	return base.Add(h.offset), h.maxLag, nil
+}
+
+func (h *fakeHost) readCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reads
 }
 
 func (h *fakeHost) StopCatchup(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stopped++
-	return nil
+	return h.stopErr
 }
 
 var base = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -30,6 +30,7 @@ type result struct {
 type run struct {
 	name, pkg, files string
 	seconds          string
+	coefficient      string // gremlins' --timeout-coefficient; "" in older .meta files
 	res              result
 }
 
@@ -73,10 +74,13 @@ func load(dir string) ([]run, error) {
 			return nil, err
 		}
 		f := strings.Fields(string(b))
-		if len(f) != 4 {
-			return nil, fmt.Errorf("%s: want `name pkg files seconds`", m)
+		if len(f) != 4 && len(f) != 5 {
+			return nil, fmt.Errorf("%s: want `name pkg files seconds [coefficient]`", m)
 		}
 		r := run{name: f[0], pkg: f[1], files: f[2], seconds: f[3]}
+		if len(f) == 5 {
+			r.coefficient = f[4]
+		}
 		j, err := os.ReadFile(strings.TrimSuffix(m, ".meta") + ".json")
 		if err != nil {
 			return nil, err
@@ -133,8 +137,8 @@ func write(w io.Writer, runs []run, reasons map[string]string) int {
 		return runs[i].name < runs[j].name
 	})
 	fmt.Fprint(w, header)
-	fmt.Fprintln(w, "| package | files mutated | killed | survived | not covered | timed out | not viable | score | time |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| package | files mutated | killed | survived | not covered | timed out | not viable | score | time | timeout coefficient |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	have := map[string]bool{}
 	for _, r := range runs {
 		have[r.name] = true
@@ -156,8 +160,12 @@ func write(w io.Writer, runs []run, reasons map[string]string) int {
 		if r.res.Elapsed > 0 {
 			secs = fmt.Sprintf("%.0f", r.res.Elapsed)
 		}
-		fmt.Fprintf(w, "| %s (`%s`) | `%s` | %d | %d | %d | %d | %d | %s | %s s |\n", r.name, r.pkg, r.files,
-			c.killed, c.lived, c.notCovered, c.timedOut, c.notViable, score(c), secs)
+		coeff := r.coefficient
+		if coeff == "" {
+			coeff = "not recorded"
+		}
+		fmt.Fprintf(w, "| %s (`%s`) | `%s` | %d | %d | %d | %d | %d | %s | %s s | %s |\n", r.name, r.pkg, r.files,
+			c.killed, c.lived, c.notCovered, c.timedOut, c.notViable, score(c), secs, coeff)
 	}
 	fmt.Fprintln(w, "\nScore: killed and timed out over killed, timed out and survived. A mutant times out when the")
 	fmt.Fprintln(w, "package's tests run longer than the coefficient times their unmutated time: usually a loop the")

@@ -9,7 +9,7 @@ import (
 
 func TestReport(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "datamap.meta"), []byte("datamap ./rpc/datamap .* 12\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "datamap.meta"), []byte("datamap ./rpc/datamap .* 12 30\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "datamap.json"), []byte(`{"files":[{"file_name":"packet.go","mutations":[
 		{"type":"CONDITIONALS_BOUNDARY","status":"LIVED","line":62,"column":36},
 		{"type":"CONDITIONALS_NEGATION","status":"LIVED","line":64,"column":3},
@@ -32,7 +32,7 @@ func TestReport(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| datamap (`./rpc/datamap`) | `.*` | 1 | 2 | 1 | 1 | 0 | 50.0% | 12 s |",
+		"| datamap (`./rpc/datamap`) | `.*` | 1 | 2 | 1 | 1 | 0 | 50.0% | 12 s | 30 |",
 		"| datamap | `packet.go:62:36` | CONDITIONALS_BOUNDARY | len == cap there: same branch |",
 		"| datamap | `packet.go:64:3` | CONDITIONALS_NEGATION | UNEXPLAINED |",
 		"Unexplained survivors: 1.",
