@@ -148,9 +148,17 @@ func (e *env) kmsgLatency(ctx context.Context) (row, error) {
 		return 0, fmt.Errorf("%s not in vmware.log after %v", marker, limit)
 	}
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
-	// The first line waits for the follower to be up.
-	if _, err := shown("govmtools-bench-kmsg-warmup-"+tag, 30*time.Second); err != nil {
-		return row{}, err
+	// The follower opens /dev/kmsg at its end, so a line written before
+	// it is up is never shipped: warm up with a fresh line each second
+	// until one shows.
+	for try := 0; ; try++ {
+		_, err := shown(fmt.Sprintf("govmtools-bench-kmsg-warmup-%s-%d", tag, try), time.Second)
+		if err == nil {
+			break
+		}
+		if try == 30 {
+			return row{}, fmt.Errorf("the follower shipped none of %d warm-up lines: %w", try+1, err)
+		}
 	}
 	var ds []time.Duration
 	for i := range 5 {
