@@ -32,4 +32,4 @@ pkgs=$(go list ./... | grep -v -E '/internal/e2e$|/packaging(/|$)|/systemd$|/ben
 run=${ARM64_E2E_RUN:-.}
 # shellcheck disable=SC2086
 go test -exec "$qemu" -count=1 -timeout 14m $pkgs
-go test -exec "$qemu" -count=1 -timeout 14m -short -run "$run" ./internal/e2e
+go test -exec "$qemu" -count=1 -timeout 14m -run "$run" ./internal/e2e
