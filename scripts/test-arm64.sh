@@ -8,8 +8,8 @@
 # - e2e (internal/e2e, over `unix:`): testutil.Binaries builds the arm64
 #   binaries (GOARCH follows the test binary) and the kernel runs them
 #   through qemu via binfmt_misc (scripts/test-deps.d/46-binfmt-arm64.sh).
-#   The subset ARM64_E2E_RUN (below) keeps the tier within its time
-#   budget; the trap, the peer and freezing are left out by the testutil
+#   ARM64_E2E_RUN (below) can narrow it; the trap, the peer and
+#   freezing are left out by the testutil
 #   guards (NotOnArm64, NotEmulated) with the reasons CONTRIBUTING.md lists.
 # - not here: packaging (builds .deb/.rpm for both arches, minutes, no
 #   arch-specific code), systemd (runs the host's systemd-analyze), bench.
@@ -27,8 +27,7 @@ if [ -z "$qemu" ]; then
 fi
 export GOVMTOOLS_EMULATOR=$qemu GOARCH=arm64
 pkgs=$(go list ./... | grep -v -E '/internal/e2e$|/packaging(/|$)|/systemd$|/bench(/|$)')
-# The e2e subset: the CLI and rpctool round trips, TCLO, vmtoolsd over
-# unix:, guest info, toolbox-cmd, kmsgdump and the HGFS mounts (FUSE).
+# All of e2e by default (about 90 s emulated); ARM64_E2E_RUN narrows it.
 run=${ARM64_E2E_RUN:-.}
 # shellcheck disable=SC2086
 go test -exec "$qemu" -count=1 -timeout 14m $pkgs

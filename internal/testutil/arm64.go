@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"syscall"
 	"testing"
 )
 
@@ -75,4 +76,16 @@ func arm64ExclusionKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// NewPIDCloneflag is the Cloneflags value a test starts a daemon with to
+// give it a PID namespace of its own (so nothing it starts outlives it):
+// CLONE_NEWPID natively, 0 under emulation, because qemu-user refuses
+// clone(2) with namespace flags (EINVAL). Emulated, the daemon runs in
+// the test's PID namespace; its Pdeathsig still ends it with the test.
+func NewPIDCloneflag() uintptr {
+	if Emulated() {
+		return 0
+	}
+	return syscall.CLONE_NEWPID
 }
