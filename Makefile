@@ -41,8 +41,9 @@ test: test-deps lint build cross
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	scripts/test-arm64.sh
 
-# test-arm64 is the arm64 tier alone (part of test): unit and sim tests
-# compiled for arm64, run under qemu-user.
+# test-arm64 is the arm64 tier alone (part of test): unit, sim and e2e
+# tests compiled for arm64, run under qemu-user (CONTRIBUTING.md, "The
+# arm64 tier"); run make test-deps first for the emulator and binfmt_misc.
 test-arm64:
 	scripts/test-arm64.sh
 

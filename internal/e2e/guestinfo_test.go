@@ -39,7 +39,7 @@ func startVmtoolsdNetns(t *testing.T, ns *netnstest.NS, sim *testutil.Sim, confD
 		"--power-runner", "record:"+v.record, "--log-level", "debug")
 	v.cmd.Env = append(os.Environ(), "GOVMTOOLS_SIMULATED=1")
 	v.cmd.Stdout, v.cmd.Stderr = v.out, v.out
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
 	v.start = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ exec "$@"`
 	}
 	cmd.Env = append(env, "FAKE="+fake, "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+filepath.Join(work, "no-bus"))
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

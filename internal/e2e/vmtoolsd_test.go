@@ -41,7 +41,7 @@ func startVmtoolsd(t *testing.T, sim *testutil.Sim, confDir string, env []string
 	v.cmd = exec.Command(filepath.Join(sim.Bin, "vmtoolsd"), all...)
 	v.cmd.Env = append(append(os.Environ(), "GOVMTOOLS_SIMULATED=1"), env...)
 	v.cmd.Stdout, v.cmd.Stderr = v.out, v.out
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
 	v.start = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)

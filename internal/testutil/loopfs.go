@@ -21,8 +21,11 @@ const fithaw = 0xC0045878
 // freeze for real. Cleanup thaws it (harmless when it is not frozen),
 // unmounts it, detaches the device and removes the image. Needs root,
 // loop devices, mkfs.ext4 and losetup (scripts/test-deps.d/50-e2fsprogs.sh).
+// Under user-mode emulation it is a documented skip (EmulatedFreeze): the
+// emulator cannot freeze.
 func LoopFS(t testing.TB) (mnt, dev string) {
 	t.Helper()
+	NotEmulated(t, EmulatedFreeze)
 	RequireRoot(t)
 	_, err := os.Stat("/dev/loop-control")
 	Require(t, err == nil, "/dev/loop-control", "load the loop module, or give the container /dev/loop-control and /dev/loopN")

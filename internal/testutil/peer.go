@@ -42,6 +42,7 @@ var (
 // without apt or root.
 func Peer(t testing.TB) *PeerTools {
 	t.Helper()
+	NotOnArm64(t, Arm64Peer)
 	RequireTrap(t)
 	root := ModuleRoot(t)
 	cache := filepath.Join(root, ".cache", "peer")

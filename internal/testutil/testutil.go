@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,8 +93,14 @@ var (
 // helpers in internal/cmd/..., such as bdprobe) once per test process and
 // returns the directory holding them. The directory lives
 // until the process exits.
+// Under emulation (the arm64 tier) the kernel must run the arm64
+// binaries through qemu: it requires the binfmt_misc entry.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	if Emulated() {
+		_, err := os.Stat(binfmtAarch64)
+		Require(t, err == nil, "binfmt_misc's qemu-aarch64 entry ("+binfmtAarch64+") to exec the arm64 binaries", "run make test-deps as root (scripts/test-deps.d/46-binfmt-arm64.sh registers it)")
+	}
 	buildOnce.Do(func() {
 		root := ModuleRoot(t)
 		buildDir, buildErr = os.MkdirTemp("", "govmtools-bin-")
@@ -102,6 +109,7 @@ func Binaries(t testing.TB) string {
 		}
 		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...", "./internal/cmd/...")
 		cmd.Dir = root
+		cmd.Env = goEnv()
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
@@ -112,6 +120,18 @@ func Binaries(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return buildDir
+}
+
+// binfmtAarch64 is the binfmt_misc entry Debian's qemu-user-static
+// defines for aarch64 ELF files.
+const binfmtAarch64 = "/proc/sys/fs/binfmt_misc/qemu-aarch64"
+
+// goEnv is the environment of the go builds of Binaries and Govc: the
+// binaries are built for the test binary's own architecture, so that the
+// arm64 tier (GOARCH=arm64 under qemu-user) execs arm64 binaries, run
+// through binfmt_misc (scripts/test-deps.d/46-binfmt-arm64.sh).
+func goEnv() []string {
+	return append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 }
 
 // Sim is a running `vmxsim serve`.
@@ -207,6 +227,7 @@ func Govc(t testing.TB) string {
 		govcPath = filepath.Join(dir, "govc")
 		cmd := exec.Command("go", "build", "-o", govcPath, "./internal/govc")
 		cmd.Dir = ModuleRoot(t)
+		cmd.Env = goEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			govcErr = fmt.Errorf("go build ./internal/govc: %v\n%s", err, out)
 		}

@@ -20,8 +20,11 @@ import (
 )
 
 // RequireTrap requires what `vmxsim run` needs: linux/amd64 and ptrace.
+// On arm64 it is a documented skip (NotOnArm64, Arm64Trap), not a
+// missing capability.
 func RequireTrap(t testing.TB) {
 	t.Helper()
+	NotOnArm64(t, Arm64Trap)
 	Require(t, runtime.GOOS == "linux" && runtime.GOARCH == "amd64", "linux/amd64 for the ptrace trap (vmxsim run)", "run the trap tier on an x86-64 Linux machine")
 	scope, _ := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
 	Require(t, strings.TrimSpace(string(scope)) != "3", "ptrace (kernel.yama.ptrace_scope is 3)", "sysctl kernel.yama.ptrace_scope=1")

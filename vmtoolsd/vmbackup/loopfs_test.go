@@ -102,6 +102,7 @@ func TestLinuxFreezerLoop(t *testing.T) {
 // TestLinuxFreezerTmpfs: tmpfs cannot be frozen (EOPNOTSUPP), on a tmpfs
 // this test mounts.
 func TestLinuxFreezerTmpfs(t *testing.T) {
+	testutil.NotEmulated(t, testutil.EmulatedFreeze)
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "govmtools-test", dir).CombinedOutput(); err != nil {
