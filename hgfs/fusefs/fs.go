@@ -541,7 +541,16 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		n.hostFound(err == nil)
 	}
 	if err != nil {
-		return nil, n.errno(err)
+		errno := n.errno(err)
+		if errno == syscall.ENOENT && known {
+			// A name the kernel still holds an inode for is not found:
+			// removed on the host, or its share is off for a while (a
+			// disabled share answers every name with "not found"). Keep
+			// no negative entry, so the name is asked for again the
+			// moment it is used and comes back with its share.
+			uncachedENOENT(out)
+		}
+		return nil, errno
 	}
 	return n.newChild(ctx, name, a, out), 0
 }
