@@ -25,7 +25,10 @@ func (e *env) trapRun(ctx context.Context, pin bool, runArgs []string, script st
 // trapRunIn is trapRun with the simulator directory given, for a caller
 // that reads its vmware.log afterwards.
 func (e *env) trapRunIn(ctx context.Context, dir string, pin bool, runArgs []string, script string) (string, error) {
-	argv := append([]string{filepath.Join(e.bin, "vmxsim"), "run", "--dir", dir}, runArgs...)
+	// Every row run here measures the backdoor (the HB and LB paths,
+	// the trap's cost, logship over the backdoor): no vsock, which ours
+	// would take under the trap by default.
+	argv := append([]string{filepath.Join(e.bin, "vmxsim"), "run", "--dir", dir, "--no-vsock"}, runArgs...)
 	argv = append(argv, "--", "/bin/sh", "-c", script)
 	if pin {
 		argv = append([]string{"taskset", "-c", "0"}, argv...)
@@ -132,6 +135,12 @@ vmxsim ctl state`, envPrefix, n, rpctool)
 				return 0, 0, 0, fmt.Errorf("ctl state: %w", err)
 			}
 			b := st.Backdoor
+			if b.RPCIRoundTrips == 0 {
+				// Nothing went over the backdoor: a median of nothing
+				// would print as 0 µs and the calls per round trip as
+				// +Inf. A failed measurement is an error.
+				return 0, 0, 0, fmt.Errorf("%s: no RPCI round trip over the backdoor (ctl state: %d LB, %d HB calls)", rpctool, b.LB, b.HBIn+b.HBOut)
+			}
 			traps = float64(b.LB+b.HBIn+b.HBOut) / float64(b.RPCIRoundTrips)
 			return wall, b.RPCIRoundTripMedianUs, traps, nil
 		}
