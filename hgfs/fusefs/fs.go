@@ -541,16 +541,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		n.hostFound(err == nil)
 	}
 	if err != nil {
-		errno := n.errno(err)
-		if errno == syscall.ENOENT && known {
-			// A name the kernel still holds an inode for is not found:
-			// removed on the host, or its share is off for a while (a
-			// disabled share answers every name with "not found"). Keep
-			// no negative entry, so the name is asked for again the
-			// moment it is used and comes back with its share.
-			uncachedENOENT(out)
-		}
-		return nil, errno
+		return nil, n.errno(err)
 	}
 	return n.newChild(ctx, name, a, out), 0
 }
