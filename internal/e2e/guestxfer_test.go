@@ -138,11 +138,3 @@ func guestTransferScenario(t *testing.T, ctl *vmxsim.Ctl, name, password, uid st
 		t.Errorf("guest.run id -u: %v %q, want %s", err, o, uid)
 	}
 }
-
-// TestGuestTransferPeer runs the transfer scenario against Debian's
-// vmtoolsd (its vix plugin and guest HGFS server) under the trap.
-func TestGuestTransferPeer(t *testing.T) {
-	p := testutil.Peer(t)
-	name, password, uid := guestUser(t)
-	guestTransferScenario(t, startPeerVix(t, p), name, password, uid, 64<<20)
-}
