@@ -364,6 +364,7 @@ func onlyEIOOrENOENT(t *testing.T, what string, err error) {
 // restarted. Applications see only EIO or ENOENT, nothing stale stays
 // cached, and the outage is logged once with its cause.
 func TestHGFSFaultsNoStaleEntries(t *testing.T) {
+	testutil.NotEmulated(t, testutil.EmulatedStaleEntry)
 	testutil.RequireFUSE(t)
 	share := t.TempDir()
 	sim := testutil.StartSim(t, "--share", "s="+share)
