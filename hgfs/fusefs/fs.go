@@ -44,6 +44,13 @@ type FS struct {
 	// lookupNS is how long a lookup that asks the host takes, lately
 	// (storm.go).
 	lookupNS atomic.Int64
+	// forgetBefore (unix nanoseconds) is when the FS last dropped what it
+	// had learned of the host's names (a share found missing, a new
+	// session); seenGen is the client's session generation then, and
+	// shareGone is set while a share is known to be missing (missed.go).
+	forgetBefore atomic.Int64
+	seenGen      atomic.Uint64
+	shareGone    atomic.Bool
 
 	// newMu guards newFiles: what the host gives a file or directory it
 	// creates for us (its umask, its owner), learned from the first
@@ -113,6 +120,9 @@ type node struct {
 	// renamed over) are answered from what was last known, as a host
 	// answers fstat on a deleted file, and never by that path.
 	gone bool
+	// missed holds, for a directory, the names the host lately did not
+	// find, with when (missed.go).
+	missed map[string]time.Time
 }
 
 // markGone records that n's name no longer leads to n.
@@ -155,7 +165,7 @@ func (n *node) listed() {
 func (n *node) listingFresh() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listedAt.IsZero() || time.Since(n.listedAt) >= n.fsys.entryTimeout {
+	if n.listedAt.IsZero() || time.Since(n.listedAt) >= n.fsys.entryTimeout || !n.fsys.learnedFresh(n.listedAt) {
 		return false
 	}
 	if !n.attrAt.IsZero() && time.Since(n.attrAt) < n.fsys.attrTimeout && n.attrAt.After(n.listedAt) &&
@@ -207,6 +217,7 @@ func (n *node) setNamesAt(names map[string]bool, t time.Time) {
 func (n *node) nameAdded(name string) {
 	n.mu.Lock()
 	n.listedAt = time.Time{}
+	delete(n.missed, name)
 	if n.names != nil && !n.names[name] {
 		n.names[name] = true
 		n.folded[strings.ToLower(name)]++
@@ -245,7 +256,7 @@ func (n *node) surelyAbsent(name string) bool {
 	neg := n.fsys.negTimeout
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.names == nil || neg <= 0 || time.Since(n.namesAt) > neg {
+	if n.names == nil || neg <= 0 || time.Since(n.namesAt) > neg || !n.fsys.learnedFresh(n.namesAt) {
 		n.names, n.folded = nil, nil
 		return false
 	}
@@ -285,6 +296,7 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 		lg.Warn("permission checks are off: every local user who can reach the mount can read, change and delete its files", "option", UnsafeNoPermissionsOption)
 	}
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
+	f.seenGen.Store(c.Generation())
 	attr, entry := opts.AttrTimeout, opts.EntryTimeout
 	switch opts.Cache {
 	case CacheNone:
@@ -541,9 +553,23 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		n.hostFound(err == nil)
 	}
 	if err != nil {
-		return nil, n.errno(err)
+		errno := n.errno(err)
+		if errno == syscall.ENOENT && !n.keepNotFound(ctx, name) {
+			uncachedENOENT(out)
+		}
+		return nil, errno
 	}
 	return n.newChild(ctx, name, a, out), 0
+}
+
+// keepNotFound decides whether the host's "not found" for name, just
+// answered, may stay in the kernel as a negative entry: only for a name
+// not found lately too, and with its share seen present after the answer
+// (missed.go). It records the answer either way.
+func (n *node) keepNotFound(ctx context.Context, name string) bool {
+	again := n.recentlyMissed(name)
+	n.miss(name)
+	return again && n.fsys.sharePresent(ctx, n.child(name))
 }
 
 // shareLevel reports whether n is the host's virtual root (the root of a
@@ -1067,6 +1093,7 @@ func (n *node) unsure(err error, names ...string) {
 	n.mu.Lock()
 	n.names, n.folded, n.namesAt = nil, nil, time.Time{}
 	n.listedAt = time.Time{}
+	clear(n.missed)
 	n.mu.Unlock()
 	forgetAttr(n)
 	for _, name := range names {

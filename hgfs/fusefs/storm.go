@@ -245,7 +245,7 @@ func (n *node) fromStorm(ctx context.Context, name string) (e stormEntry, ok boo
 	for {
 		if e, ok := s.attrs[name]; ok {
 			delete(s.attrs, name)
-			return e, time.Since(e.at) < ttl
+			return e, time.Since(e.at) < ttl && n.fsys.learnedFresh(e.at)
 		}
 		if s.ended || s.changed[name] || s.names[name] || s.waitLeft <= 0 {
 			// Over, or listed but not to be answered from the listing,
