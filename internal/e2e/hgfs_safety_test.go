@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/hgfs/fusefs"
 	"github.com/govmtools/govmtools/internal/hgfswork"
 	"github.com/govmtools/govmtools/internal/testutil"
+	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // nobody is the throwaway uid (and gid) the multi-user tests act as.
@@ -358,13 +360,16 @@ func onlyEIOOrENOENT(t *testing.T, what string, err error) {
 	}
 }
 
+// pastEntryTimeout is a wait after which the kernel's entries of a
+// mount with the default timeouts have expired.
+var pastEntryTimeout = fusefs.DefaultOptions().EntryTimeout + 500*time.Millisecond
+
 // TestHGFSFaultsNoStaleEntries runs the four fault runs against our
 // client: a mangled CREATE_DIR reply (the directory was made), the VMX
 // killed during a write, the share disabled, and the HGFS server
 // restarted. Applications see only EIO or ENOENT, nothing stale stays
 // cached, and the outage is logged once with its cause.
 func TestHGFSFaultsNoStaleEntries(t *testing.T) {
-	testutil.NotEmulated(t, testutil.EmulatedStaleEntry)
 	testutil.RequireFUSE(t)
 	share := t.TempDir()
 	sim := testutil.StartSim(t, "--share", "s="+share)
@@ -388,6 +393,15 @@ func TestHGFSFaultsNoStaleEntries(t *testing.T) {
 		if _, errOut, code := testutil.RunBinary(t, filepath.Join(sim.Bin, "vmxsim"), append([]string{"ctl", "--dir", sim.Dir}, args...)...); code != 0 {
 			t.Fatalf("vmxsim ctl %v: %s", args, errOut)
 		}
+	}
+	// getattrs counts the GETATTR requests the host has answered.
+	getattrs := func() uint64 {
+		t.Helper()
+		st, err := vmxsim.NewCtl(sim.Dir).State(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HGFS.Requests["GETATTR_V3"]
 	}
 
 	// 1. A mangled CREATE_DIR reply: the host made the directory. Its
@@ -430,21 +444,42 @@ func TestHGFSFaultsNoStaleEntries(t *testing.T) {
 		t.Errorf("stat after the mangled rmdir: %v, want ENOENT (the host removed it)", err)
 	}
 
-	// 2. The share disabled: ENOENT (or EIO), then back.
+	// 2. The share disabled: ENOENT (or EIO), then back. The wait is
+	// what is under test: the kernel's entries for d and d/f expire, so
+	// the stat looks the names up on the disabled share, which answers
+	// them "not found", and no such answer may stay cached once the
+	// share is back (right after it, within the negative timeout).
 	ctl("share", "disable", "s")
+	time.Sleep(pastEntryTimeout)
+	lookups := getattrs()
 	_, err = os.Stat(filepath.Join(d, "f"))
 	onlyEIOOrENOENT(t, "stat on a disabled share", err)
+	if getattrs() == lookups {
+		t.Fatal("the stat on the disabled share did not ask the host: the kernel's entry had not expired, and the run tests nothing")
+	}
 	_, err = os.ReadFile(filepath.Join(d, "f"))
 	onlyEIOOrENOENT(t, "read on a disabled share", err)
 	err = os.WriteFile(filepath.Join(mnt, "new-while-disabled"), nil, 0o644)
 	onlyEIOOrENOENT(t, "create on a disabled share", err)
+	// A file the host gains meanwhile: not found twice while the share
+	// is off, there the moment it is back.
+	os.WriteFile(filepath.Join(share, "made-while-disabled"), nil, 0o644)
+	for range 2 {
+		_, err = os.Stat(filepath.Join(mnt, "made-while-disabled"))
+		onlyEIOOrENOENT(t, "stat on a disabled share", err)
+	}
 	ctl("share", "enable", "s")
 	if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != "in d" {
 		t.Errorf("after the share came back: %q %v", b, err)
 	}
+	if _, err := os.Stat(filepath.Join(mnt, "made-while-disabled")); err != nil {
+		t.Errorf("a file made on the host while the share was off, after it came back: %v", err)
+	}
 
-	// 3. The HGFS server restarted: at most one EIO, then it works.
+	// 3. The HGFS server restarted: at most one EIO, then it works, also
+	// for names whose entries expired (looked up in a new session).
 	ctl("hgfs", "restart")
+	time.Sleep(pastEntryTimeout)
 	_, err = os.ReadDir(d)
 	onlyEIOOrENOENT(t, "readdir after an HGFS restart", err)
 	if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != "in d" {

@@ -29,19 +29,15 @@ const (
 	// Arm64PAM: the guest-operations tests, which log in through
 	// vmware-vix-helper.
 	Arm64PAM = "pam"
-	// EmulatedStaleEntry: the HGFS fault run that meets issue 12's open
-	// stale negative entry whenever the emulator is slow enough.
-	EmulatedStaleEntry = "stale-entry"
 )
 
 // Arm64Exclusions maps each key to why those tests cannot run in the
 // arm64 tier.
 var Arm64Exclusions = map[string]string{
-	Arm64Trap:          "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
-	Arm64Peer:          "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
-	Arm64PAM:           "vmware-vix-helper authenticates through PAM, which needs cgo, and the arm64 binaries are cross-built here with CGO_ENABLED=0 (no aarch64 C toolchain or libpam), so every guest operation is refused as unauthenticated",
-	EmulatedStaleEntry: "a known bug, open in issue 12: when the kernel's 1 s entry for a file expires while its share is disabled, the client keeps a negative entry and the file stays missing after the share comes back; under the emulator that expiry happens in most runs, natively in few",
-	EmulatedFreeze:     "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
+	Arm64Trap:      "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
+	Arm64Peer:      "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
+	Arm64PAM:       "vmware-vix-helper authenticates through PAM, which needs cgo, and the arm64 binaries are cross-built here with CGO_ENABLED=0 (no aarch64 C toolchain or libpam), so every guest operation is refused as unauthenticated",
+	EmulatedFreeze: "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
 }
 
 // Emulated reports whether this test binary runs under user-mode
