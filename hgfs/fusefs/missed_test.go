@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/govmtools/govmtools/hgfs"
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
@@ -73,7 +72,6 @@ func TestNotFoundNeedsTheShare(t *testing.T) {
 
 	d.setNames(map[string]bool{"a": true})
 	h.Restart()
-	time.Sleep(time.Millisecond) // the set is older than the new session
 	if _, _, err := c.Getattr(ctx, "s"); err != nil {
 		t.Fatal(err)
 	}
