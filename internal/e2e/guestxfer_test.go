@@ -138,3 +138,13 @@ func guestTransferScenario(t *testing.T, ctl *vmxsim.Ctl, name, password, uid st
 		t.Errorf("guest.run id -u: %v %q, want %s", err, o, uid)
 	}
 }
+
+// TestGuestTransferPeer runs the transfer scenario against Debian's
+// vmtoolsd (its vix plugin and guest HGFS server) under the trap, with
+// 16 MiB: Debian's vix plugin authenticates every 60 KiB packet with
+// PAM, about 1.3 MB/s here, so 1 GiB would take half an hour.
+func TestGuestTransferPeer(t *testing.T) {
+	p := testutil.Peer(t)
+	name, password, uid := guestUser(t)
+	guestTransferScenario(t, startPeerVix(t, p), name, password, uid, 16<<20)
+}
