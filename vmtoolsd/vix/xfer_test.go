@@ -42,11 +42,10 @@ func openReq(path string, write bool) []byte {
 	return o.Append(nil)
 }
 
-func TestTransferRoundTrip(t *testing.T) {
-	s := newService(t)
-	user := currentUser(t)
-	dir := t.TempDir()
-	dst := filepath.Join(dir, "up")
+// startUpload initiates an upload to dst as user, opens a session and
+// the file for writing, and returns the open reply.
+func startUpload(t *testing.T, s *Service, user, dst string) hgfsproto.OpenReply {
+	t.Helper()
 	to := (&vixproto.FileOp{Op: vixproto.OpInitiateTransferTo, Path: dst}).Encode()
 	if e, _ := relay(t, s, request(t, vixproto.OpInitiateTransferTo, 1, to, user, "right")); e != 0 {
 		t.Fatalf("initiate to: %v", e)
@@ -58,7 +57,19 @@ func TestTransferRoundTrip(t *testing.T) {
 	if e != 0 || r.Status != 0 {
 		t.Fatalf("open for write: %v %v", e, r.Status)
 	}
-	or, _ := hgfsproto.DecodeOpenReply(r.Payload)
+	or, err := hgfsproto.DecodeOpenReply(r.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return or
+}
+
+func TestTransferRoundTrip(t *testing.T) {
+	s := newService(t)
+	user := currentUser(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "up")
+	or := startUpload(t, s, user, dst)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 10000)
 	for off := 0; off < len(data); off += 0xE000 {
 		chunk := data[off:min(off+0xE000, len(data))]
@@ -89,7 +100,7 @@ func TestTransferRoundTrip(t *testing.T) {
 	if _, r := hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(filepath.Join(dir, "other"), false)); r.Status != hgfsproto.StatusAccessDenied {
 		t.Fatalf("open of an ungranted path: %v", r.Status)
 	}
-	_, r = hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(dst, false))
+	_, r := hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(dst, false))
 	or, _ = hgfsproto.DecodeOpenReply(r.Payload)
 	var got []byte
 	for {
@@ -184,15 +195,7 @@ func TestTransferOneHelper(t *testing.T) {
 	auths := authLog(t)
 	user := currentUser(t)
 	dst := filepath.Join(t.TempDir(), "up")
-	to := (&vixproto.FileOp{Op: vixproto.OpInitiateTransferTo, Path: dst}).Encode()
-	if e, _ := relay(t, s, request(t, vixproto.OpInitiateTransferTo, 1, to, user, "right")); e != 0 {
-		t.Fatalf("initiate to: %v", e)
-	}
-	if e, r := hgfsCall(t, s, user, "right", hgfsproto.OpCreateSessionV4, hgfsproto.CreateSessionRequest{MaxPacketSize: 0xF800}.Append(nil)); e != 0 || r.Status != 0 {
-		t.Fatalf("session: %v %v", e, r.Status)
-	}
-	_, r := hgfsCall(t, s, user, "right", hgfsproto.OpOpenV3, openReq(dst, true))
-	or, _ := hgfsproto.DecodeOpenReply(r.Payload)
+	or := startUpload(t, s, user, dst)
 	chunk := bytes.Repeat([]byte{'z'}, 0xE000)
 	for i := range 20 {
 		if _, r := hgfsCall(t, s, user, "right", hgfsproto.OpWriteV3, hgfsproto.WriteRequest{Handle: or.Handle, Offset: uint64(i * len(chunk)), Data: chunk}.Append(nil)); r.Status != 0 {

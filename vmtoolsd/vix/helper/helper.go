@@ -7,6 +7,9 @@
 // the operation with guestops and writes the reply as frames on standard
 // output. For StartProgram it stays as the program's waiter: a first
 // frame carries the pid, a second, when the program ends, its exit code.
+// In transfer mode (TransferEnv set) it authenticates one InitiateFile-
+// Transfer request (or HGFS packet) and then serves that transfer's HGFS
+// packets, framed on its pipes, until vmtoolsd closes its input.
 //
 // It is a separate binary because PAM needs cgo and setuid applies to
 // every thread of a Go process: the daemon stays CGO_ENABLED=0 and never
