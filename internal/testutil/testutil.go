@@ -171,6 +171,9 @@ func StartSimDir(t testing.TB, dir string, args ...string) *Sim {
 // Mode is the --rpc value that reaches this simulator.
 func (s *Sim) Mode() string { return "unix:" + s.Dir }
 
+// Pid is the simulator process's pid (for tests that watch its memory).
+func (s *Sim) Pid() int { return s.proc.Cmd.Process.Pid }
+
 // Output returns what the simulator has logged so far.
 func (s *Sim) Output() string { return s.out.String() }
 

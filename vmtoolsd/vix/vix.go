@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmtoolsd"
-	"github.com/govmtools/govmtools/vmtoolsd/vix/guestops"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
 )
@@ -40,6 +39,9 @@ type Service struct {
 	Now func() time.Time
 	// ToolsVersion is reported in the tools properties.
 	ToolsVersion string
+	// TransferIdle ends a file transfer's helper after this long
+	// without a packet; 0 means the package's TransferIdle.
+	TransferIdle time.Duration
 
 	mu      sync.Mutex
 	pipes   map[io.Closer]bool // waiters' helper pipes, closed at stop
@@ -158,6 +160,7 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 		return vixproto.ErrInvalidLoginCredentials, 0, nil
 	}
 	name := cred.Name
+	digest := s.credDigest(cred.Name, cred.Password)
 	cred.Wipe()
 	if s.limited(name) {
 		s.lg().Warn("guest operation refused: too many failed logins", "user", name, "op", req.OpCode)
@@ -168,17 +171,15 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 		// Authentication only; the daemon answers.
 		msg = vixproto.WithOpCode(msg, vixproto.OpValidateCredentials)
 	}
-	var grantReq *vixproto.Request
-	if op := req.OpCode; op == vixproto.OpInitiateTransferFrom || op == vixproto.OpInitiateTransferTo {
-		// msg (cleared below) shares req's body.
-		grantReq = &vixproto.Request{Header: req.Header, Body: append([]byte(nil), req.Body...)}
-	}
 	var e vixproto.Error
 	var addl uint32
 	var payload []byte
-	if req.OpCode == vixproto.OpHgfsSendPacket {
-		e, addl, payload = s.hgfs(ctx, req, msg, name)
-	} else {
+	switch req.OpCode {
+	case vixproto.OpHgfsSendPacket:
+		e, addl, payload = s.hgfs(ctx, req, msg, name, digest)
+	case vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
+		e, addl, payload = s.initiate(ctx, req, msg, name, digest)
+	default:
 		e, addl, payload = s.runHelper(ctx, req, msg, name)
 	}
 	clear(msg)
@@ -194,8 +195,6 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	switch req.OpCode {
 	case vixproto.OpListProcessesEx:
 		return s.listProcesses(req)
-	case vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
-		s.granted(grantReq, name)
 	case vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials:
 		// Windows only in open-vm-tools; a Linux guest answers 6.
 		return vixproto.ErrNotSupported, 0, nil
@@ -242,19 +241,10 @@ func (s *Service) succeeded(name string) {
 // returns its reply. For StartProgram a waiter goroutine keeps reading
 // the helper for the exit code.
 func (s *Service) runHelper(ctx context.Context, req *vixproto.Request, msg []byte, user string) (vixproto.Error, uint32, []byte) {
-	return s.runHelperEnv(ctx, req, msg, user, guestops.Transfer{})
-}
-
-// runHelperEnv is runHelper handing the helper the file transfer t
-// (when t.Path is set).
-func (s *Service) runHelperEnv(ctx context.Context, req *vixproto.Request, msg []byte, user string, t guestops.Transfer) (vixproto.Error, uint32, []byte) {
 	if s.Helper == "" {
 		return vixproto.ErrFail, 0, nil
 	}
 	cmd := exec.Command(s.Helper)
-	if t.Path != "" {
-		cmd.Env = append(os.Environ(), helper.TransferEnv+"="+helper.EncodeTransfer(t))
-	}
 	cmd.Stdin = bytes.NewReader(msg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -348,6 +338,7 @@ func (s *Service) stop() {
 	}
 	s.mu.Unlock()
 	s.waiters.Wait()
+	s.stopXfer()
 }
 
 func cmdName(path string) string {

@@ -19,10 +19,19 @@ import (
 
 // The test binary doubles as the helper: with VIX_TEST_HELPER=1 it runs
 // helper.Main with a fake authenticator (password "right" for the
-// current user only), as the current user.
+// current user only), as the current user; with VIX_TEST_AUTHLOG set it
+// appends each password it checks to that file, one a line.
 func TestMain(m *testing.M) {
 	if os.Getenv("VIX_TEST_HELPER") == "1" {
 		os.Exit(helper.Main(os.Stdin, os.Stdout, os.Stderr, func(user string, pw []byte) error {
+			if log := os.Getenv("VIX_TEST_AUTHLOG"); log != "" {
+				f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+				if err != nil {
+					return err
+				}
+				f.WriteString(string(pw) + "\n")
+				f.Close()
+			}
 			if string(pw) != "right" {
 				return errors.New("denied")
 			}
@@ -38,7 +47,9 @@ func newService(t *testing.T) *Service {
 		t.Fatal(err)
 	}
 	t.Setenv("VIX_TEST_HELPER", "1") // inherited by the helper
-	return &Service{Helper: exe}
+	s := &Service{Helper: exe}
+	t.Cleanup(s.stop)
+	return s
 }
 
 func currentUser(t *testing.T) string {

@@ -167,9 +167,16 @@ func (s *hgfsSession) open(write bool) (uint32, error) {
 		return 0, err
 	}
 	s.session = cs.SessionID
-	o := hgfsproto.OpenRequest{Mask: hgfsproto.OpenValidMode | hgfsproto.OpenValidFlags, Name: hgfsproto.PathName(hgfsproto.CPName("root/" + s.t.path))}
+	// The name is only read when its valid bit is set: open-vm-tools'
+	// server answers PROTOCOL_ERROR to an OPEN_V3 without
+	// OpenValidFileName (the first Debian peer run failed so). A new
+	// file is created 0644, the API's default permissions.
+	o := hgfsproto.OpenRequest{Mask: hgfsproto.OpenValidMode | hgfsproto.OpenValidFlags | hgfsproto.OpenValidFileName,
+		Name: hgfsproto.PathName(hgfsproto.CPName("root/" + s.t.path))}
 	if write {
 		o.Mode, o.Flags = hgfsproto.OpenModeWriteOnly, hgfsproto.OpenFlagCreateEmpty
+		o.Mask |= hgfsproto.OpenValidOwnerPerms | hgfsproto.OpenValidGroupPerms | hgfsproto.OpenValidOtherPerms
+		o.OwnerPerms, o.GroupPerms, o.OtherPerms = 6, 4, 4
 	}
 	p, err = s.call(hgfsproto.OpOpenV3, o.Append(nil))
 	if err != nil {

@@ -7,6 +7,9 @@
 // the operation with guestops and writes the reply as frames on standard
 // output. For StartProgram it stays as the program's waiter: a first
 // frame carries the pid, a second, when the program ends, its exit code.
+// In transfer mode (TransferEnv set) it authenticates one InitiateFile-
+// Transfer request (or HGFS packet) and then serves that transfer's HGFS
+// packets, framed on its pipes, until vmtoolsd closes its input.
 //
 // It is a separate binary because PAM needs cgo and setuid applies to
 // every thread of a Go process: the daemon stays CGO_ENABLED=0 and never
@@ -21,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,56 +74,38 @@ type Authenticator func(user string, password []byte) error
 // ErrUnavailable marks an authentication that could not be attempted.
 var ErrUnavailable = errors.New("authentication unavailable")
 
-// Main runs one request: stdin holds the VIX message.
+// Main runs one request: stdin holds the VIX message. With TransferEnv
+// set it serves a file transfer instead (see serveTransfer).
 func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	if v, set := os.LookupEnv(TransferEnv); set {
+		t, ok := DecodeTransfer(v)
+		if !ok {
+			fmt.Fprintln(stderr, "vix-helper: bad", TransferEnv)
+			return 2
+		}
+		return serveTransfer(stdin, out, stderr, auth, t)
+	}
 	msg, err := io.ReadAll(io.LimitReader(stdin, vixproto.MaxRequestSize+1))
 	if err != nil {
 		fmt.Fprintln(stderr, "vix-helper: reading the request:", err)
 		return 2
 	}
 	defer clear(msg)
-	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	reply := func(r guestops.Result) {
 		WriteFrame(out, FrameReply, vixproto.Reply(r.Err, r.Errno, r.Payload))
 		out.Flush()
 	}
-	req, err := vixproto.Decode(msg)
-	if err != nil {
-		reply(guestops.Result{Err: err.(vixproto.Error)})
-		return 0
-	}
-	if req.CredType != vixproto.CredNamePassword && req.CredType != vixproto.CredNamePasswordObfusc {
-		reply(guestops.Result{Err: vixproto.ErrNotSupported})
-		return 0
-	}
-	cred, err := vixproto.DecodeNamePassword(req.Cred)
-	if err != nil {
-		reply(guestops.Result{Err: vixproto.ErrInvalidLoginCredentials})
-		return 0
-	}
-	aerr := auth(cred.Name, cred.Password)
-	cred.Wipe()
-	clear(req.Cred)
-	if aerr != nil {
-		fmt.Fprintf(stderr, "vix-helper: login of %q refused: %v\n", cred.Name, aerr)
-		code := vixproto.ErrInvalidLoginCredentials
-		if errors.Is(aerr, ErrUnavailable) {
-			code = vixproto.ErrFail
-		}
-		reply(guestops.Result{Err: code})
-		return 0
-	}
-	acct, err := become(cred.Name)
-	if err != nil {
-		fmt.Fprintf(stderr, "vix-helper: cannot become %q: %v\n", cred.Name, err)
-		reply(guestops.Result{Err: vixproto.ErrInvalidLoginCredentials})
+	req, acct, r := login(msg, stderr, auth)
+	if req == nil {
+		reply(r)
 		return 0
 	}
 	env := &guestops.Env{Environ: userEnviron(os.Environ(), acct), DaemonPid: os.Getppid(), User: acct.name}
 	if req.OpCode == vixproto.OpHgfsSendPacket {
-		r := hgfsPacket(req.Body)
-		WriteFrame(out, FrameReply, vixproto.BinaryReply(r.Err, r.Errno, r.Payload))
+		// Packets are served only in a transfer (TransferEnv).
+		WriteFrame(out, FrameReply, vixproto.BinaryReply(vixproto.ErrGuestUserPermissions, 0, nil))
 		return 0
 	}
 	if req.OpCode != vixproto.OpStartProgram {
@@ -144,42 +130,163 @@ func Main(stdin io.Reader, stdout, stderr io.Writer, auth Authenticator) int {
 	return 0
 }
 
-// TransferEnv names the environment variable in which vmtoolsd hands
-// the helper the file an HGFS packet (opcode 84) may touch:
-// "<handle>:<r|w>:<path>" (see EncodeTransfer).
+// login decodes msg, checks its credential with auth and becomes the
+// user. On failure req is nil and r is the reply.
+func login(msg []byte, stderr io.Writer, auth Authenticator) (req *vixproto.Request, acct *account, r guestops.Result) {
+	req, err := vixproto.Decode(msg)
+	if err != nil {
+		return nil, nil, guestops.Result{Err: err.(vixproto.Error)}
+	}
+	if req.CredType != vixproto.CredNamePassword && req.CredType != vixproto.CredNamePasswordObfusc {
+		return nil, nil, guestops.Result{Err: vixproto.ErrNotSupported}
+	}
+	cred, err := vixproto.DecodeNamePassword(req.Cred)
+	if err != nil {
+		return nil, nil, guestops.Result{Err: vixproto.ErrInvalidLoginCredentials}
+	}
+	aerr := auth(cred.Name, cred.Password)
+	cred.Wipe()
+	clear(req.Cred)
+	if aerr != nil {
+		fmt.Fprintf(stderr, "vix-helper: login of %q refused: %v\n", cred.Name, aerr)
+		code := vixproto.ErrInvalidLoginCredentials
+		if errors.Is(aerr, ErrUnavailable) {
+			code = vixproto.ErrFail
+		}
+		return nil, nil, guestops.Result{Err: code}
+	}
+	acct, err = become(cred.Name)
+	if err != nil {
+		fmt.Fprintf(stderr, "vix-helper: cannot become %q: %v\n", cred.Name, err)
+		return nil, nil, guestops.Result{Err: vixproto.ErrInvalidLoginCredentials}
+	}
+	return req, acct, guestops.Result{}
+}
+
+// Frame kinds vmtoolsd writes to a transfer helper.
+const (
+	// FrameRequest is the first frame: the handle (u32 little-endian)
+	// an 84 packet is confined to (0 for an initiate), then the VIX
+	// request whose credential the helper authenticates.
+	FrameRequest = 'Q'
+	// FramePacket is each later frame: the handle, then one HGFS
+	// request packet; the helper answers a FrameReply holding the raw
+	// HGFS reply packet.
+	FramePacket = 'P'
+)
+
+// MaxPacketFrame bounds a FramePacket: a handle and an HGFS packet that
+// fits one VIX request.
+const MaxPacketFrame = 4 + vixproto.MaxRequestSize
+
+// TransferEnv names the environment variable in which vmtoolsd tells a
+// helper to serve one file transfer: "<r|w>:<path>" (EncodeTransfer),
+// the one path the transfer's HGFS packets may touch and whether they
+// may write it.
 const TransferEnv = "VIX_HGFS_TRANSFER"
 
-// EncodeTransfer is the TransferEnv value for t.
+// EncodeTransfer is the TransferEnv value for t (its handle is not
+// part of it).
 func EncodeTransfer(t guestops.Transfer) string {
 	m := "r"
 	if t.Write {
 		m = "w"
 	}
-	return strconv.FormatUint(uint64(t.Handle), 10) + ":" + m + ":" + t.Path
+	return m + ":" + t.Path
 }
 
-func decodeTransfer(s string) (guestops.Transfer, bool) {
-	h, rest, ok1 := strings.Cut(s, ":")
-	m, path, ok2 := strings.Cut(rest, ":")
-	n, err := strconv.ParseUint(h, 10, 32)
-	if !ok1 || !ok2 || err != nil || (m != "r" && m != "w") || !strings.HasPrefix(path, "/") {
+// DecodeTransfer parses a TransferEnv value.
+func DecodeTransfer(s string) (guestops.Transfer, bool) {
+	m, path, ok := strings.Cut(s, ":")
+	if !ok || (m != "r" && m != "w") || !strings.HasPrefix(path, "/") {
 		return guestops.Transfer{}, false
 	}
-	return guestops.Transfer{Handle: uint32(n), Write: m == "w", Path: path}, true
+	return guestops.Transfer{Write: m == "w", Path: path}, true
 }
 
-// hgfsPacket serves an 84 request as the user, on the file vmtoolsd
-// confined it to; without one, the packet is refused.
-func hgfsPacket(body []byte) guestops.Result {
-	p, err := vixproto.ParseHgfsPacket(body)
-	if err != nil {
-		return guestops.Result{Err: err.(vixproto.Error)}
+// serveTransfer is the helper of one file transfer: the first frame
+// (FrameRequest) is an initiate (188, 189) of t's path or an 84 packet,
+// authenticated with PAM as every request; the helper becomes the user
+// and answers it. If that succeeded it goes on serving FramePacket
+// frames, each one HGFS packet on t's path, as that user and without
+// asking PAM again (vmtoolsd sends only packets whose credential equals
+// the one authenticated here), until its standard input ends: vmtoolsd
+// closes it when the transfer's file is closed, after an idle timeout,
+// when the grant expires or when it stops.
+func serveTransfer(in io.Reader, out *bufio.Writer, stderr io.Writer, auth Authenticator, t guestops.Transfer) int {
+	kind, data, err := ReadFrame(in, MaxPacketFrame)
+	if err != nil || kind != FrameRequest || len(data) < 4 {
+		fmt.Fprintln(stderr, "vix-helper: no transfer request:", err)
+		return 2
 	}
-	t, ok := decodeTransfer(os.Getenv(TransferEnv))
-	if !ok {
-		return guestops.Result{Err: vixproto.ErrGuestUserPermissions}
+	defer clear(data)
+	handle := binary.LittleEndian.Uint32(data)
+	req, acct, r := login(data[4:], stderr, auth)
+	srv := guestops.NewTransferServer(t.Path, t.Write)
+	defer srv.Close()
+	if req == nil {
+		if len(data) >= 4+vixproto.HeaderLen && data[4+22]&vixproto.FlagGuestReturnsBinary != 0 {
+			WriteFrame(out, FrameReply, vixproto.BinaryReply(r.Err, r.Errno, nil))
+		} else {
+			WriteFrame(out, FrameReply, vixproto.Reply(r.Err, r.Errno, r.Payload))
+		}
+		return 0
 	}
-	return guestops.Result{Payload: guestops.HGFS(p.Packet, t)}
+	switch req.OpCode {
+	case vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
+		r = initiate(req, t, &guestops.Env{Environ: userEnviron(os.Environ(), acct), DaemonPid: os.Getppid(), User: acct.name})
+		WriteFrame(out, FrameReply, vixproto.Reply(r.Err, r.Errno, r.Payload))
+		if r.Err != 0 {
+			return 0
+		}
+	case vixproto.OpHgfsSendPacket:
+		p, err := vixproto.ParseHgfsPacket(req.Body)
+		if err != nil {
+			WriteFrame(out, FrameReply, vixproto.BinaryReply(err.(vixproto.Error), 0, nil))
+			return 0
+		}
+		WriteFrame(out, FrameReply, vixproto.BinaryReply(0, 0, srv.Serve(handle, p.Packet)))
+	default:
+		WriteFrame(out, FrameReply, vixproto.Reply(vixproto.ErrNotSupported, 0, nil))
+		return 0
+	}
+	for {
+		if err := out.Flush(); err != nil {
+			return 0
+		}
+		kind, data, err := ReadFrame(in, MaxPacketFrame)
+		if err != nil {
+			return 0 // vmtoolsd ended the transfer
+		}
+		if kind != FramePacket || len(data) < 4 {
+			fmt.Fprintf(stderr, "vix-helper: unexpected frame %q\n", kind)
+			return 2
+		}
+		WriteFrame(out, FrameReply, srv.Serve(binary.LittleEndian.Uint32(data), data[4:]))
+	}
+}
+
+// initiate runs an InitiateFileTransfer request, which must name t's
+// path (the one vmtoolsd will confine the packets to).
+func initiate(req *vixproto.Request, t guestops.Transfer, env *guestops.Env) guestops.Result {
+	var path string
+	if req.OpCode == vixproto.OpInitiateTransferTo {
+		p, err := vixproto.ParseFileOp(req.OpCode, req.Body)
+		if err != nil {
+			return guestops.Result{Err: err.(vixproto.Error)}
+		}
+		path = p.Path
+	} else {
+		p, err := vixproto.ParseListFiles(req.Body)
+		if err != nil {
+			return guestops.Result{Err: err.(vixproto.Error)}
+		}
+		path = p.Path
+	}
+	if filepath.Clean(path) != t.Path || t.Write != (req.OpCode == vixproto.OpInitiateTransferTo) {
+		return guestops.Result{Err: vixproto.ErrInvalidArg}
+	}
+	return env.Do(req)
 }
 
 type account struct {
