@@ -29,6 +29,8 @@ type hgfsTarget struct {
 	writeBlock int
 	// trips reads the simulator's HGFS round-trip counter.
 	trips func() (uint64, error)
+	// trap, if set, reads the trap's counters (stops, vsock connections).
+	trap func() (trapCounts, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -37,24 +39,11 @@ type hgfsTarget struct {
 // itself (the native limit). HGFS round trips are counted on the
 // simulator.
 func benchHGFS(ctx context.Context, e *env) ([]row, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("needs root and /dev/fuse to mount")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return nil, errors.New("needs /dev/fuse")
-	}
-	parent := shareParent(e)
-	if parent != e.scratch {
-		defer os.RemoveAll(parent)
-	}
-	src := filepath.Join(parent, "tree")
-	tarball := filepath.Join(parent, "tree.tar")
-	if err := hgfswork.MakeSourceTree(src, benchTree); err != nil {
+	parent, tarball, cleanup, err := hgfsFixture(e)
+	if err != nil {
 		return nil, err
 	}
-	if err := hgfswork.Tar(tarball, src); err != nil {
-		return nil, err
-	}
+	defer cleanup()
 	var rows []row
 	r, err := benchHGFSTrap(ctx, e, parent, tarball)
 	rows = append(rows, r...)
@@ -63,6 +52,34 @@ func benchHGFS(ctx context.Context, e *env) ([]row, error) {
 	}
 	r, err = benchHGFSUnix(ctx, e, parent, tarball)
 	return append(rows, r...), err
+}
+
+// hgfsFixture makes the directory the shares live in and the tarball of
+// the tar workload's source tree; cleanup removes them.
+func hgfsFixture(e *env) (parent, tarball string, cleanup func(), err error) {
+	if os.Geteuid() != 0 {
+		return "", "", nil, errors.New("needs root and /dev/fuse to mount")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return "", "", nil, errors.New("needs /dev/fuse")
+	}
+	parent = shareParent(e)
+	cleanup = func() {
+		if parent != e.scratch {
+			os.RemoveAll(parent)
+		}
+	}
+	src := filepath.Join(parent, "tree")
+	tarball = filepath.Join(parent, "tree.tar")
+	if err := hgfswork.MakeSourceTree(src, benchTree); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	if err := hgfswork.Tar(tarball, src); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return parent, tarball, cleanup, nil
 }
 
 // benchHGFSTrap: ours and Debian's vmhgfs-fuse, each in the foreground
@@ -235,6 +252,7 @@ type result struct {
 	d     time.Duration
 	bytes int64
 	trips uint64
+	trap  trapCounts // with hgfsTarget.trap: the workload's share
 }
 
 func (r result) show() string {
@@ -399,6 +417,12 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 		}
+		var trapBefore trapCounts
+		if tg.trap != nil {
+			if trapBefore, err = tg.trap(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+		}
 		start := time.Now()
 		if err := st.fn(); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
@@ -410,6 +434,13 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 			r.trips = after - before
+		}
+		if tg.trap != nil {
+			after, err := tg.trap()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+			r.trap = after.sub(trapBefore)
 		}
 		res[st.name] = r
 		names = append(names, st.name)
