@@ -89,27 +89,13 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	if peer == "" || runtime.GOARCH != "amd64" {
 		return []row{{"HGFS under the trap", "—", "—", "needs linux/amd64 and Debian's open-vm-tools (make test-deps as root)"}}, nil
 	}
-	share, err := os.MkdirTemp(parent, "share-")
+	// Both clients over the backdoor, as the rows say (ours would take
+	// vsock under the trap by default; Debian's has no vsock).
+	share, simDir, sh, stop, err := shareTrapShell(e, parent, "--no-vsock")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(share)
-	simDir, err := os.MkdirTemp(e.scratch, "trap-")
-	if err != nil {
-		return nil, err
-	}
-	sh, err := testutil.StartTrapShell(testutil.TrapShellConfig{
-		VMXSim: filepath.Join(e.bin, "vmxsim"),
-		Dir:    simDir,
-		// Both clients over the backdoor, as the rows say (ours would
-		// take vsock under the trap by default; Debian's has no vsock).
-		Args:   []string{"--no-vsock", "--share", "s=" + share, "--log-level", "error"},
-		Stderr: os.Stderr,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer sh.Close(30 * time.Second)
+	defer stop()
 	ours := hgfswork.Foreground("govmtools", sh.Start, nil, filepath.Join(e.bin, "vmhgfs-fuse"))
 	lib := filepath.Join(peer, "usr/lib/x86_64-linux-gnu")
 	debian := hgfswork.Foreground("open-vm-tools", sh.Start, []string{"LD_LIBRARY_PATH=" + lib}, filepath.Join(peer, "usr/bin/vmhgfs-fuse"))
@@ -148,6 +134,30 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		})
 	}
 	return rows, nil
+}
+
+// shareTrapShell starts a trap shell (`vmxsim run` with runArgs) serving
+// share "s" from a new directory of parent; stop ends the shell and
+// removes the share.
+func shareTrapShell(e *env, parent string, runArgs ...string) (share, simDir string, sh *testutil.TrapShell, stop func(), err error) {
+	if share, err = os.MkdirTemp(parent, "share-"); err != nil {
+		return "", "", nil, nil, err
+	}
+	if simDir, err = os.MkdirTemp(e.scratch, "trap-"); err != nil {
+		os.RemoveAll(share)
+		return "", "", nil, nil, err
+	}
+	sh, err = testutil.StartTrapShell(testutil.TrapShellConfig{
+		VMXSim: filepath.Join(e.bin, "vmxsim"),
+		Dir:    simDir,
+		Args:   append(runArgs, "--share", "s="+share, "--log-level", "error"),
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		os.RemoveAll(share)
+		return "", "", nil, nil, err
+	}
+	return share, simDir, sh, func() { sh.Close(30 * time.Second); os.RemoveAll(share) }, nil
 }
 
 // checkBigWrite mounts t and writes 1 MiB with one write(2).
@@ -223,12 +233,21 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 // trips. A state that cannot be read is an error, never 0 round trips.
 func tripCounter(ctx context.Context, e *env, simDir string) func() (uint64, error) {
 	return func() (uint64, error) {
-		out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
+		out, err := ctlState(ctx, e, simDir)
 		if err != nil {
-			return 0, fmt.Errorf("vmxsim ctl state: %w", err)
+			return 0, err
 		}
 		return parseRoundTrips(out)
 	}
+}
+
+// ctlState returns `vmxsim ctl state` of the simulator in simDir.
+func ctlState(ctx context.Context, e *env, simDir string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
+	if err != nil {
+		return nil, fmt.Errorf("vmxsim ctl state: %w", err)
+	}
+	return out, nil
 }
 
 // parseRoundTrips reads hgfs.roundTrips of `vmxsim ctl state`; it must

@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
-	"github.com/govmtools/govmtools/internal/testutil"
 )
 
 // trapCounts are the counters of `vmxsim ctl state` that say what the
@@ -54,9 +50,9 @@ func parseTrapCounts(state []byte) (trapCounts, error) {
 
 func trapCounter(ctx context.Context, e *env, simDir string) func() (trapCounts, error) {
 	return func() (trapCounts, error) {
-		out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
+		out, err := ctlState(ctx, e, simDir)
 		if err != nil {
-			return trapCounts{}, fmt.Errorf("vmxsim ctl state: %w", err)
+			return trapCounts{}, err
 		}
 		return parseTrapCounts(out)
 	}
@@ -78,25 +74,11 @@ func benchHGFSVSock(ctx context.Context, e *env) ([]row, error) {
 		return nil, err
 	}
 	defer cleanup()
-	share, err := os.MkdirTemp(parent, "share-")
+	share, simDir, sh, stop, err := shareTrapShell(e, parent)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(share)
-	simDir, err := os.MkdirTemp(e.scratch, "trap-")
-	if err != nil {
-		return nil, err
-	}
-	sh, err := testutil.StartTrapShell(testutil.TrapShellConfig{
-		VMXSim: filepath.Join(e.bin, "vmxsim"),
-		Dir:    simDir,
-		Args:   []string{"--share", "s=" + share, "--log-level", "error"},
-		Stderr: os.Stderr,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer sh.Close(30 * time.Second)
+	defer stop()
 	ours := hgfswork.Foreground("govmtools", sh.Start, nil, filepath.Join(e.bin, "vmhgfs-fuse"))
 	tg := hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"),
 		trips: tripCounter(ctx, e, simDir), trap: trapCounter(ctx, e, simDir)}
