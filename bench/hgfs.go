@@ -29,6 +29,8 @@ type hgfsTarget struct {
 	writeBlock int
 	// trips reads the simulator's HGFS round-trip counter.
 	trips func() (uint64, error)
+	// trap, if set, reads the trap's counters (stops, vsock connections).
+	trap func() (trapCounts, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -37,24 +39,11 @@ type hgfsTarget struct {
 // itself (the native limit). HGFS round trips are counted on the
 // simulator.
 func benchHGFS(ctx context.Context, e *env) ([]row, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("needs root and /dev/fuse to mount")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return nil, errors.New("needs /dev/fuse")
-	}
-	parent := shareParent(e)
-	if parent != e.scratch {
-		defer os.RemoveAll(parent)
-	}
-	src := filepath.Join(parent, "tree")
-	tarball := filepath.Join(parent, "tree.tar")
-	if err := hgfswork.MakeSourceTree(src, benchTree); err != nil {
+	parent, tarball, cleanup, err := hgfsFixture(e)
+	if err != nil {
 		return nil, err
 	}
-	if err := hgfswork.Tar(tarball, src); err != nil {
-		return nil, err
-	}
+	defer cleanup()
 	var rows []row
 	r, err := benchHGFSTrap(ctx, e, parent, tarball)
 	rows = append(rows, r...)
@@ -65,6 +54,34 @@ func benchHGFS(ctx context.Context, e *env) ([]row, error) {
 	return append(rows, r...), err
 }
 
+// hgfsFixture makes the directory the shares live in and the tarball of
+// the tar workload's source tree; cleanup removes them.
+func hgfsFixture(e *env) (parent, tarball string, cleanup func(), err error) {
+	if os.Geteuid() != 0 {
+		return "", "", nil, errors.New("needs root and /dev/fuse to mount")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return "", "", nil, errors.New("needs /dev/fuse")
+	}
+	parent = shareParent(e)
+	cleanup = func() {
+		if parent != e.scratch {
+			os.RemoveAll(parent)
+		}
+	}
+	src := filepath.Join(parent, "tree")
+	tarball = filepath.Join(parent, "tree.tar")
+	if err := hgfswork.MakeSourceTree(src, benchTree); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	if err := hgfswork.Tar(tarball, src); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return parent, tarball, cleanup, nil
+}
+
 // benchHGFSTrap: ours and Debian's vmhgfs-fuse, each in the foreground
 // under one `vmxsim run` with one share, each in its own directory of it.
 func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, error) {
@@ -72,27 +89,13 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	if peer == "" || runtime.GOARCH != "amd64" {
 		return []row{{"HGFS under the trap", "—", "—", "needs linux/amd64 and Debian's open-vm-tools (make test-deps as root)"}}, nil
 	}
-	share, err := os.MkdirTemp(parent, "share-")
+	// Both clients over the backdoor, as the rows say (ours would take
+	// vsock under the trap by default; Debian's has no vsock).
+	share, simDir, sh, stop, err := shareTrapShell(e, parent, "--no-vsock")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(share)
-	simDir, err := os.MkdirTemp(e.scratch, "trap-")
-	if err != nil {
-		return nil, err
-	}
-	sh, err := testutil.StartTrapShell(testutil.TrapShellConfig{
-		VMXSim: filepath.Join(e.bin, "vmxsim"),
-		Dir:    simDir,
-		// Both clients over the backdoor, as the rows say (ours would
-		// take vsock under the trap by default; Debian's has no vsock).
-		Args:   []string{"--no-vsock", "--share", "s=" + share, "--log-level", "error"},
-		Stderr: os.Stderr,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer sh.Close(30 * time.Second)
+	defer stop()
 	ours := hgfswork.Foreground("govmtools", sh.Start, nil, filepath.Join(e.bin, "vmhgfs-fuse"))
 	lib := filepath.Join(peer, "usr/lib/x86_64-linux-gnu")
 	debian := hgfswork.Foreground("open-vm-tools", sh.Start, []string{"LD_LIBRARY_PATH=" + lib}, filepath.Join(peer, "usr/bin/vmhgfs-fuse"))
@@ -131,6 +134,30 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		})
 	}
 	return rows, nil
+}
+
+// shareTrapShell starts a trap shell (`vmxsim run` with runArgs) serving
+// share "s" from a new directory of parent; stop ends the shell and
+// removes the share.
+func shareTrapShell(e *env, parent string, runArgs ...string) (share, simDir string, sh *testutil.TrapShell, stop func(), err error) {
+	if share, err = os.MkdirTemp(parent, "share-"); err != nil {
+		return "", "", nil, nil, err
+	}
+	if simDir, err = os.MkdirTemp(e.scratch, "trap-"); err != nil {
+		os.RemoveAll(share)
+		return "", "", nil, nil, err
+	}
+	sh, err = testutil.StartTrapShell(testutil.TrapShellConfig{
+		VMXSim: filepath.Join(e.bin, "vmxsim"),
+		Dir:    simDir,
+		Args:   append(runArgs, "--share", "s="+share, "--log-level", "error"),
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		os.RemoveAll(share)
+		return "", "", nil, nil, err
+	}
+	return share, simDir, sh, func() { sh.Close(30 * time.Second); os.RemoveAll(share) }, nil
 }
 
 // checkBigWrite mounts t and writes 1 MiB with one write(2).
@@ -206,12 +233,21 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 // trips. A state that cannot be read is an error, never 0 round trips.
 func tripCounter(ctx context.Context, e *env, simDir string) func() (uint64, error) {
 	return func() (uint64, error) {
-		out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
+		out, err := ctlState(ctx, e, simDir)
 		if err != nil {
-			return 0, fmt.Errorf("vmxsim ctl state: %w", err)
+			return 0, err
 		}
 		return parseRoundTrips(out)
 	}
+}
+
+// ctlState returns `vmxsim ctl state` of the simulator in simDir.
+func ctlState(ctx context.Context, e *env, simDir string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "ctl", "--dir", simDir, "state").Output()
+	if err != nil {
+		return nil, fmt.Errorf("vmxsim ctl state: %w", err)
+	}
+	return out, nil
 }
 
 // parseRoundTrips reads hgfs.roundTrips of `vmxsim ctl state`; it must
@@ -235,6 +271,7 @@ type result struct {
 	d     time.Duration
 	bytes int64
 	trips uint64
+	trap  trapCounts // with hgfsTarget.trap: the workload's share
 }
 
 func (r result) show() string {
@@ -399,6 +436,12 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 		}
+		var trapBefore trapCounts
+		if tg.trap != nil {
+			if trapBefore, err = tg.trap(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+		}
 		start := time.Now()
 		if err := st.fn(); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
@@ -410,6 +453,13 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 			r.trips = after - before
+		}
+		if tg.trap != nil {
+			after, err := tg.trap()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+			r.trap = after.sub(trapBefore)
 		}
 		res[st.name] = r
 		names = append(names, st.name)

@@ -46,6 +46,7 @@ var benchmarks = []benchmark{
 	{"trap-rpci", benchTrapRPCI},
 	{"vmtoolsd", benchVmtoolsd},
 	{"hgfs", benchHGFS},
+	{"hgfs-vsock", benchHGFSVSock},
 	{"kmsgdump", benchKmsgdump},
 	{"vmbackup", benchVmbackup},
 	{"guestops", benchGuestOps},

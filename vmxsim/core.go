@@ -96,6 +96,7 @@ type Core struct {
 	tclo *tclo.Driver
 
 	backdoor func() vmx.BackdoorStats // set by ReportBackdoor, for State
+	trap     func() vmx.TrapStats     // set by ReportTrap, for State
 	trace    *Tracer
 	hgfs     *hgfsd.Server
 	quiesce  *quiesce.Driver // quiesced snapshots (vmbackup)
@@ -282,6 +283,14 @@ func (c *Core) ReportBackdoor(stats func() vmx.BackdoorStats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.backdoor = stats
+}
+
+// ReportTrap makes the ptrace trap's counters part of State (the "trap"
+// object of `vmxsim ctl state` under `vmxsim run`).
+func (c *Core) ReportTrap(stats func() vmx.TrapStats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trap = stats
 }
 
 var _ vmx.Core = (*Core)(nil)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/govmtools/govmtools/rpc/datamap"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 func newCore(t *testing.T, opts Options) *Core {
@@ -103,5 +104,24 @@ func fakeGuest(t *testing.T, conn net.Conn, answer func(cmd string) string) {
 			continue // stay silent
 		}
 		conn.Write(datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(reply), HasPayload: true})))
+	}
+}
+
+// TestStateTrap: ctl state has the trap's counters only once the trap
+// reports them (vmxsim run), read afresh at every State.
+func TestStateTrap(t *testing.T) {
+	c := newCore(t, Options{LogPath: filepath.Join(t.TempDir(), "vmware.log")})
+	if st := c.State(); st.Trap != nil {
+		t.Fatalf("trap counters without a trap: %+v", st.Trap)
+	}
+	var stops uint64
+	c.ReportTrap(func() vmx.TrapStats {
+		stops++
+		return vmx.TrapStats{Stops: stops, Seccomp: map[string]uint64{"connect": 1}}
+	})
+	c.State()
+	st := c.State()
+	if st.Trap == nil || st.Trap.Stops != 2 || st.Trap.Seccomp["connect"] != 1 {
+		t.Fatalf("trap counters: %+v", st.Trap)
 	}
 }

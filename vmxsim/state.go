@@ -28,6 +28,9 @@ type State struct {
 	// Backdoor counts the backdoor calls served by the ptrace trap
 	// (vmxsim run); absent under vmxsim serve.
 	Backdoor *vmx.BackdoorStats `json:"backdoor,omitempty"`
+	// Trap counts the ptrace trap's stops (vmxsim run); absent under
+	// vmxsim serve.
+	Trap *vmx.TrapStats `json:"trap,omitempty"`
 	// HGFS is the shared-folders server: shares, sessions, open handles
 	// and round trips.
 	HGFS hgfsd.State `json:"hgfs"`
@@ -101,12 +104,17 @@ func (c *Core) State() State {
 	// (backdoor call -> RPCI), so its stats are read first, as is the
 	// TCLO driver's heartbeat.
 	c.mu.Lock()
-	bd := c.backdoor
+	bd, tr := c.backdoor, c.trap
 	c.mu.Unlock()
 	var bs *vmx.BackdoorStats
 	if bd != nil {
 		st := bd()
 		bs = &st
+	}
+	var ts *vmx.TrapStats
+	if tr != nil {
+		st := tr()
+		ts = &st
 	}
 	running, hb := c.tclo.Heartbeat(time.Now())
 	qs := c.quiesce.State()
@@ -124,6 +132,7 @@ func (c *Core) State() State {
 		Log: c.log.Path(),
 	}
 	s.Backdoor = bs
+	s.Trap = ts
 	s.Transports = map[string]TransportStats{}
 	for k, v := range c.transports {
 		s.Transports[k] = *v

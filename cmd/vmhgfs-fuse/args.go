@@ -38,7 +38,7 @@ ready and keeps serving it in the background.
   -e, --enabled   exit 0 if this kernel can mount it (FUSE present), 2 if not
   --rpc MODE      how to reach the VMX: auto, vsock, backdoor, unix:DIR
                   (default $GOVMTOOLS_RPC, then auto); also -o rpc=MODE
-  --channels N    RPCI channels, i.e. HGFS requests in flight (default 4; 1 over unix:DIR)
+  --channels N    RPCI channels, i.e. HGFS requests in flight (default 4)
   --log-file F    where the background process logs (default: nowhere)
 
 Options: uid=N gid=N umask=OOO fmask=OOO dmask=OOO allow_other allow_root

@@ -17,7 +17,6 @@ import (
 	"github.com/govmtools/govmtools/hgfs/fusefs"
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
 	"github.com/govmtools/govmtools/internal/cmdutil"
-	"github.com/govmtools/govmtools/rpc/transport"
 	"github.com/hanwen/go-fuse/v2/fs"
 )
 
@@ -108,12 +107,6 @@ func connect(ctx context.Context, a args, base string, logger *slog.Logger) (*hg
 		return nil, err
 	}
 	channels := a.channels
-	if channels == 0 && tr.Mode().Kind == transport.Unix {
-		// Over vmxsim's sockets, requests in flight together cost this
-		// daemon more than they save (docs/benchmarks.md); the backdoor
-		// has no such cost.
-		channels = 1
-	}
 	if channels == 0 {
 		channels = hgfs.DefaultChannels
 	}

@@ -101,7 +101,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		s.Backdoor.SetClockOffset(rf.clockOffset)
 	}
 	logger.Info("running under the trap", "dir", rf.sim.dir, "cmd", rf.cmd, "lb", rf.lb)
-	cfg := trap.Config{Backdoor: s.Backdoor, Path: path, Args: rf.cmd[1:], Env: trapEnv(rf.sim.dir), Helper: self, Logger: logger, FreezeAllow: rf.freezeAllow}
+	stats := &trap.Stats{}
+	s.Core.ReportTrap(stats.Snapshot)
+	cfg := trap.Config{Backdoor: s.Backdoor, Path: path, Args: rf.cmd[1:], Env: trapEnv(rf.sim.dir), Helper: self, Logger: logger, FreezeAllow: rf.freezeAllow, Stats: stats}
 	if !rf.noVSock {
 		cfg.VSock = &trap.VSockHost{Endpoint: s.Server.VSockEndpoint}
 	}

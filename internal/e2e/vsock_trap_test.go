@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/internal/hgfswork"
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmxsim"
 )
@@ -303,4 +304,77 @@ func TestPeerGoldenBothTransports(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trapCounters returns ctl state's trap stops and its seccomp stops of
+// every system call, summed.
+func trapCounters(t *testing.T, st map[string]any) (stops, seccomp float64) {
+	t.Helper()
+	tr, ok := st["trap"].(map[string]any)
+	if !ok {
+		t.Fatalf("ctl state under vmxsim run has no trap counters: %v", st["trap"])
+	}
+	stops, _ = tr["stops"].(float64)
+	sc, _ := tr["seccomp"].(map[string]any)
+	for _, v := range sc {
+		n, _ := v.(float64)
+		seccomp += n
+	}
+	return stops, seccomp
+}
+
+// TestVSockTrapHGFS: our vmhgfs-fuse under the trap, as on a VM with
+// vsock, sends every HGFS request over vsock; its channels are kept
+// (no connection per request), and a request costs the trap no stop:
+// the filter stops only the calls that set a socket up, and the data
+// path (write, read, poll) runs natively. Stops from signals (Go's
+// preemption) are allowed, far fewer than one per request.
+func TestVSockTrapHGFS(t *testing.T) {
+	testutil.RequireFUSE(t)
+	share := t.TempDir()
+	e := trapEnv(t, share, nil, "govmtools-vsock", nil, filepath.Join(testutil.Binaries(t), "vmhgfs-fuse"))
+	mnt := e.mount(t, ".host:/s")
+	dir := filepath.Join(mnt, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := e.trap.State(t)
+	const files = 300
+	if err := hgfswork.CreateFiles(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	if err := hgfswork.StatFiles(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	after := e.trap.State(t)
+	trips := hgfsTrips(after) - hgfsTrips(before)
+	tb, ta := transports(before), transports(after)
+	vsockRPCI := ta["vsock"]["rpci"] - tb["vsock"]["rpci"]
+	conns := ta["vsock"]["connections"] - tb["vsock"]["connections"]
+	if trips < 2*files {
+		t.Fatalf("%v HGFS round trips for %d creations", trips, files)
+	}
+	if bd := ta["backdoor"]["rpci"] - tb["backdoor"]["rpci"]; bd != 0 || vsockRPCI < trips {
+		t.Errorf("%v round trips: %v RPCIs over vsock, %v over the backdoor", trips, vsockRPCI, bd)
+	}
+	// The pool opens its channels lazily: at most hgfs.DefaultChannels.
+	if conns > 4 {
+		t.Errorf("%v vsock connections for %v round trips: channels are not kept", conns, trips)
+	}
+	sb, cb := trapCounters(t, before)
+	sa, ca := trapCounters(t, after)
+	if seccomp := ca - cb; seccomp > 8*conns {
+		t.Errorf("%v seccomp stops for %v connections and %v round trips: the data path stops in the tracer", seccomp, conns, trips)
+	}
+	if stops := sa - sb; stops > trips/4 {
+		t.Errorf("%v trap stops for %v round trips", stops, trips)
+	}
+	t.Logf("%v round trips, %v vsock connections, %v trap stops, %v seccomp stops", trips, conns, sa-sb, ca-cb)
+}
+
+// hgfsTrips is ctl state's hgfs.roundTrips.
+func hgfsTrips(st map[string]any) float64 {
+	h, _ := st["hgfs"].(map[string]any)
+	n, _ := h["roundTrips"].(float64)
+	return n
 }

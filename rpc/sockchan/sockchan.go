@@ -12,9 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmtools/govmtools/rpc"
@@ -34,8 +36,16 @@ type Conn struct {
 	FastClose bool
 	// MaxReceive bounds received packets; 0 means DefaultMaxReceive.
 	MaxReceive int
+	// WaitInKernel makes Receive wait for the host's packet in a
+	// blocking poll(2) of the socket rather than in Go's network poller
+	// (see kernelwait_unix.go), for request-reply channels (RPCI), whose
+	// reply follows the request at once. Not for TCLO, whose Receive
+	// waits for the host's next command for seconds. A conn that is not
+	// a syscall.Conn always uses the poller.
+	WaitInKernel bool
 
-	wmu sync.Mutex // serializes writes (replies and heartbeats)
+	wmu    sync.Mutex  // serializes writes (replies and heartbeats)
+	closed atomic.Bool // set by Close, for a receive waiting in the kernel
 }
 
 var _ rpc.EventChannel = (*Conn)(nil)
@@ -75,8 +85,12 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxReceive
 	}
+	var r io.Reader = c.conn
+	if c.WaitInKernel {
+		r = kernelReader(ctx, c.conn, &c.closed)
+	}
 	for {
-		content, err := datamap.ReadFrame(c.conn, max)
+		content, err := datamap.ReadFrame(r, max)
 		if err != nil {
 			return nil, ctxErr(ctx, err)
 		}
@@ -91,7 +105,10 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 }
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.conn.Close() }
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.conn.Close()
+}
 
 // bindDeadline applies ctx's deadline to the connection and makes ctx's
 // cancellation interrupt a blocked read or write. The returned func undoes

@@ -406,6 +406,7 @@ func (t *Transport) dialVSockRPCI(ctx context.Context, oneShot bool) (rpc.Channe
 	}
 	ch := sockchan.New(c)
 	ch.FastClose = oneShot
+	ch.WaitInKernel = true // RPCI: the reply follows the request
 	return ch, nil
 }
 
@@ -418,6 +419,7 @@ func (t *Transport) dialUnix(ctx context.Context, name string, oneShot bool) (rp
 	}
 	ch := sockchan.New(c)
 	ch.FastClose = oneShot
+	ch.WaitInKernel = name == "rpci.sock"
 	return ch, nil
 }
 

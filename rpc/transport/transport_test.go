@@ -9,6 +9,7 @@ import (
 
 	"github.com/govmtools/govmtools/rpc/backdoor"
 	"github.com/govmtools/govmtools/rpc/datamap"
+	"github.com/govmtools/govmtools/rpc/sockchan"
 )
 
 func TestParseAndSelect(t *testing.T) {
@@ -82,6 +83,10 @@ func TestUnixOneShot(t *testing.T) {
 	}
 	if p := <-got; !p.FastClose || string(p.Payload) != "log x" {
 		t.Fatalf("packet %+v", p)
+	}
+	// An RPCI reply is waited for in the kernel (sockchan.WaitInKernel).
+	if sc, ok := ch.(*sockchan.Conn); !ok || !sc.WaitInKernel {
+		t.Fatalf("unix RPCI channel %T does not wait in the kernel", ch)
 	}
 	if _, err := New(Config{Mode: Mode{Kind: Unix, Dir: t.TempDir()}}).DialTCLO(t.Context()); err == nil {
 		t.Fatal("dial of a missing socket succeeded")

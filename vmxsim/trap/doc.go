@@ -56,6 +56,7 @@ import (
 	"syscall"
 
 	"github.com/govmtools/govmtools/vmxsim/backdoor"
+	"github.com/govmtools/govmtools/vmxsim/vmx"
 )
 
 // HelperArg is the first argument with which the trap re-executes
@@ -128,4 +129,43 @@ type Stats struct {
 	VSockSockets  atomic.Uint64 // AF_VSOCK sockets made unix sockets
 	VSockConnects atomic.Uint64 // vsock connects redirected to the simulator
 	VSockRefused  atomic.Uint64 // vsock connects failed as the VMX answered
+
+	// SyscallExits counts the exit stops of rewritten socket calls.
+	SyscallExits atomic.Uint64
+	// seccomp counts the seccomp stops (calls the filter hands to the
+	// tracer) by seccompCalls index.
+	seccomp [len(seccompCalls)]atomic.Uint64
+}
+
+// seccompCalls names the system calls the filter can hand to the tracer;
+// "other" would be a filter bug (a call stopped that has no handler).
+var seccompCalls = [...]string{"socket", "bind", "connect", "getsockname", "getpeername", "getsockopt", "setsockopt", "ioctl", "other"}
+
+// Seccomp returns the seccomp stops so far, by system call name; calls
+// that never stopped are left out.
+func (s *Stats) Seccomp() map[string]uint64 {
+	m := map[string]uint64{}
+	for i, name := range seccompCalls {
+		if n := s.seccomp[i].Load(); n > 0 {
+			m[name] = n
+		}
+	}
+	return m
+}
+
+// Snapshot returns the counters as `vmxsim ctl state` shows them.
+func (s *Stats) Snapshot() vmx.TrapStats {
+	return vmx.TrapStats{
+		Stops:         s.Stops.Load(),
+		Backdoor:      s.Backdoor.Load(),
+		CPUID:         s.CPUID.Load(),
+		Signals:       s.Signals.Load(),
+		Execs:         s.Execs.Load(),
+		Threads:       s.Threads.Load(),
+		Seccomp:       s.Seccomp(),
+		SyscallExits:  s.SyscallExits.Load(),
+		VSockSockets:  s.VSockSockets.Load(),
+		VSockConnects: s.VSockConnects.Load(),
+		VSockRefused:  s.VSockRefused.Load(),
+	}
 }

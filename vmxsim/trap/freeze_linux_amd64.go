@@ -27,6 +27,7 @@ func (t *tracer) seccomp(th *thread) bool {
 		t.failSafe(th, "a traced system call", err)
 		return false
 	}
+	t.stats.seccomp[seccompIndex(regs.Orig_rax)].Add(1)
 	if regs.Orig_rax == unix.SYS_IOCTL && (uint32(regs.Rsi) == fifreeze || uint32(regs.Rsi) == fithaw) {
 		t.freezeIoctl(th, &regs)
 		return false
@@ -89,4 +90,14 @@ func (t *tracer) failSafe(th *thread, op string, err error) {
 		pid = th.proc.tgid
 	}
 	unix.Kill(pid, unix.SIGKILL)
+}
+
+// seccompIndex is the Stats.seccomp slot of system call nr.
+func seccompIndex(nr uint64) int {
+	calls := [...]uint64{unix.SYS_SOCKET, unix.SYS_BIND, unix.SYS_CONNECT, unix.SYS_GETSOCKNAME,
+		unix.SYS_GETPEERNAME, unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT, unix.SYS_IOCTL}
+	if i := slices.Index(calls[:], nr); i >= 0 {
+		return i
+	}
+	return len(seccompCalls) - 1
 }

@@ -257,6 +257,7 @@ func (t *tracer) handle(tid int, ws unix.WaitStatus) {
 	if sig == unix.SIGTRAP|0x80 {
 		// A syscall-exit-stop (PTRACE_O_TRACESYSGOOD), asked for by a
 		// seccomp stop that resumed with PTRACE_SYSCALL.
+		t.stats.SyscallExits.Add(1)
 		t.syscallExit(th)
 		t.cont(tid, 0)
 		return

@@ -4,6 +4,7 @@ package trap
 
 import (
 	"encoding/binary"
+	"maps"
 	"os"
 	"testing"
 
@@ -191,6 +192,57 @@ func TestFilter(t *testing.T) {
 		{"vsock i386", data(unix.AUDIT_ARCH_I386, 359), errno(unix.ENOSYS)},
 	} {
 		run(vs, c.name, c.in, c.want)
+	}
+	// The data path of a trapped socket (and of every other fd) never
+	// stops: only the calls above hand a request to the tracer, so an
+	// HGFS or RPCI round trip over vsock costs no ptrace stop.
+	for name, nr := range map[string]int{
+		"read": unix.SYS_READ, "write": unix.SYS_WRITE, "readv": unix.SYS_READV, "writev": unix.SYS_WRITEV,
+		"sendto": unix.SYS_SENDTO, "recvfrom": unix.SYS_RECVFROM, "sendmsg": unix.SYS_SENDMSG, "recvmsg": unix.SYS_RECVMSG,
+		"sendmmsg": unix.SYS_SENDMMSG, "recvmmsg": unix.SYS_RECVMMSG, "epoll_pwait": unix.SYS_EPOLL_PWAIT,
+		"epoll_wait": unix.SYS_EPOLL_WAIT, "ppoll": unix.SYS_PPOLL, "poll": unix.SYS_POLL, "fcntl": unix.SYS_FCNTL,
+		"close": unix.SYS_CLOSE, "shutdown": unix.SYS_SHUTDOWN, "futex": unix.SYS_FUTEX,
+	} {
+		run(vs, "vsock data path "+name, data(x86, nr, 3, 0, 0), unix.SECCOMP_RET_ALLOW)
+	}
+}
+
+// TestStatsSeccomp: the seccomp stops are counted by the name of the
+// call, and a call the filter should never stop counts as "other".
+func TestStatsSeccomp(t *testing.T) {
+	var s Stats
+	for _, nr := range []uint64{unix.SYS_SOCKET, unix.SYS_CONNECT, unix.SYS_CONNECT, unix.SYS_IOCTL, unix.SYS_WRITE} {
+		s.seccomp[seccompIndex(nr)].Add(1)
+	}
+	s.Stops.Add(7)
+	got := s.Snapshot()
+	want := map[string]uint64{"socket": 1, "connect": 2, "ioctl": 1, "other": 1}
+	if !maps.Equal(got.Seccomp, want) || got.Stops != 7 {
+		t.Errorf("Snapshot() = %+v, want seccomp %v and 7 stops", got, want)
+	}
+	// Every call the vsock filter can stop has a name of its own.
+	vm := filterVM(t, true)
+	traced := map[string]bool{}
+	for nr := range 512 {
+		for _, args := range [][3]uint64{{unix.AF_VSOCK, 0, 0}, {3, fifreeze, 0}, {3, vmciGetLocalCID, 0}, {3, solVSock, 0}, {3, unix.SOL_SOCKET, unix.SO_DOMAIN}} {
+			b := make([]byte, 64)
+			binary.BigEndian.PutUint32(b[0:], uint32(nr)) // the interpreter's byte order
+			binary.BigEndian.PutUint32(b[4:], unix.AUDIT_ARCH_X86_64)
+			for i, a := range args {
+				binary.BigEndian.PutUint32(b[16+8*i:], uint32(a))
+			}
+			if got, err := vm.Run(b); err != nil || got != unix.SECCOMP_RET_TRACE {
+				continue
+			}
+			name := seccompCalls[seccompIndex(uint64(nr))]
+			if name == "other" {
+				t.Errorf("system call %d stops in the tracer but is counted as other", nr)
+			}
+			traced[name] = true
+		}
+	}
+	if len(traced) != len(seccompCalls)-1 {
+		t.Errorf("the filter stops %v, the counters name %v", traced, seccompCalls)
 	}
 }
 

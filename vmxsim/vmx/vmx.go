@@ -90,6 +90,29 @@ type BackdoorStats struct {
 	ClockOffset string `json:"clockOffset"`
 }
 
+// TrapStats counts the ptrace trap's work; it is the "trap" object of
+// `vmxsim ctl state` under `vmxsim run`. Every stop is the traced
+// program waiting on the tracer, so Stops per operation is the trap's
+// share of the operation's cost.
+type TrapStats struct {
+	Stops    uint64 `json:"stops"`    // ptrace stops handled, of every kind
+	Backdoor uint64 `json:"backdoor"` // backdoor instructions emulated
+	CPUID    uint64 `json:"cpuid"`    // cpuid instructions answered
+	Signals  uint64 `json:"signals"`  // signals passed to the program
+	Execs    uint64 `json:"execs"`    // program images started
+	Threads  uint64 `json:"threads"`  // threads and processes followed
+	// Seccomp counts the system calls the filter handed to the tracer
+	// (SECCOMP_RET_TRACE), by name; SyscallExits the exit stops of the
+	// rewritten socket calls.
+	Seccomp      map[string]uint64 `json:"seccomp"`
+	SyscallExits uint64            `json:"syscallExits"`
+	// The vsock trap: AF_VSOCK sockets made unix sockets, connects
+	// redirected to the simulator and connects refused as the VMX would.
+	VSockSockets  uint64 `json:"vsockSockets"`
+	VSockConnects uint64 `json:"vsockConnects"`
+	VSockRefused  uint64 `json:"vsockRefused"`
+}
+
 // CtlMux is the control API's router (DIR/ctl.sock): protocol packages
 // add their routes to it (patterns as http.ServeMux).
 type CtlMux interface {
