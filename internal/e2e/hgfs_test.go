@@ -70,11 +70,13 @@ var ours = &hgfsClient{
 }
 
 // oursBackdoor is govmtools' vmhgfs-fuse in the foreground under the
-// ptrace trap, over the backdoor (--rpc auto) with its 4 channels.
+// ptrace trap, over the backdoor with its 4 channels: --no-vsock, since
+// under the vsock trap (the default) --rpc auto would take vsock
+// (TestVSockTrapHGFS covers that path).
 var oursBackdoor = &hgfsClient{
 	name: "govmtools-backdoor",
 	start: func(t *testing.T, share string, simArgs ...string) *hgfsEnv {
-		return trapEnv(t, share, simArgs, "govmtools-backdoor", nil, filepath.Join(testutil.Binaries(t), "vmhgfs-fuse"))
+		return trapEnv(t, share, append([]string{"--no-vsock"}, simArgs...), "govmtools-backdoor", nil, filepath.Join(testutil.Binaries(t), "vmhgfs-fuse"))
 	},
 }
 
