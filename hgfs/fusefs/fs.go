@@ -298,13 +298,11 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	sizes := c.Sizes()
 	maxWrite := opts.MaxWrite
 	if maxWrite == 0 {
-		// The largest request that is a whole number of write chunks (each
-		// under the VMX's 64 KiB message cap) and fits one READ_V3: a
-		// kernel write then splits into equal requests with no runt.
+		// One READ_V3 of the host's largest size per kernel request (go-fuse
+		// sets max_read to this too); a kernel write of it is sent as
+		// equal WRITE_V3s under the VMX's 64 KiB message cap (8 of 65,024
+		// bytes for 520,192), so a 1 MiB write(2) costs 8 + 8 + 1.
 		maxWrite = sizes.MaxRead
-		if sizes.MaxWrite > 0 && maxWrite >= sizes.MaxWrite {
-			maxWrite -= maxWrite % sizes.MaxWrite
-		}
 	}
 	if opts.MaxRead != 0 {
 		maxWrite = min(maxWrite, opts.MaxRead)
@@ -960,8 +958,8 @@ func ApplyReadahead(root fs.InodeEmbedder) error {
 }
 
 // ReadaheadAuto makes the kernel readahead two of the mount's largest
-// READ requests (480 KiB each with the sizes hosts negotiate), so
-// sequential reads cost one round trip per 480 KiB instead of one per
+// READ requests (508 KiB each with the sizes hosts negotiate), so
+// sequential reads cost one round trip per 508 KiB instead of one per
 // 128 KiB, the kernel's default for FUSE.
 const ReadaheadAuto = -1
 
