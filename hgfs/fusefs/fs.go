@@ -787,8 +787,22 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 // files when it has shown them before (no GETATTR, and no validity, so
 // the next stat asks), else with the host's answer to a GETATTR, which
 // teaches the FS what the host does.
+//
+// When only the parent's attributes are missing (older than the
+// attribute timeout: a burst of creations outlasts it), they are asked
+// for instead, one GETATTR of the directory per attribute timeout rather
+// than one per new file.
 func (n *node) created(ctx context.Context, name, p string, typ uint32, perm uint32, size uint64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if a, ok := n.fsys.newAttr(n, typ, perm, size); ok {
+	a, ok := n.fsys.newAttr(n, typ, perm, size)
+	if !ok && n.fsys.attrTimeout > 0 && n.fsys.defaultsReady(typ, perm) {
+		if _, fresh := n.known(n.fsys.attrTimeout); !fresh {
+			if pa, _, err := n.fsys.c.Getattr(ctx, n.hpath()); err == nil {
+				n.remember(pa)
+				a, ok = n.fsys.newAttr(n, typ, perm, size)
+			}
+		}
+	}
+	if ok {
 		ch := n.newChild(ctx, name, a, out)
 		out.SetAttrTimeout(time.Nanosecond)
 		return ch, 0
