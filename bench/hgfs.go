@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
@@ -289,7 +287,7 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 // trap); the process is reaped when it exits.
 func localStart(ctx context.Context) hgfswork.Starter {
 	return func(env []string, argv ...string) (int, func() string, error) {
-		out := &lockedBuffer{}
+		out := &testutil.SyncBuffer{}
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdout, cmd.Stderr = out, out
@@ -398,24 +396,6 @@ func daemonCPU(pid int) (time.Duration, error) {
 	}
 	sec, err := cpuTime(pid)
 	return time.Duration(sec * float64(time.Second)), err
-}
-
-// lockedBuffer collects a process's output for reading while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (r result) show() string {

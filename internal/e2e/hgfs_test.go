@@ -540,14 +540,7 @@ func TestHGFSPacketSizeSwitch(t *testing.T) {
 func TestHGFSRoundTrips(t *testing.T) {
 	e := newHGFSEnv(t, ours)
 	mnt := e.mount(t, ".host:/s")
-	ctl := vmxsim.NewCtl(e.dir)
-	requests := func() map[string]uint64 {
-		st, err := ctl.State(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.HGFS.Requests
-	}
+	requests := hgfsRequests(t, e.dir)
 	delta := func(before map[string]uint64) (map[string]uint64, uint64) {
 		d, total := map[string]uint64{}, uint64(0)
 		for k, v := range requests() {
@@ -996,6 +989,19 @@ func TestHGFSReadSize(t *testing.T) {
 	}
 }
 
+// hgfsRequests returns a function reading the simulator's HGFS request
+// counts by op.
+func hgfsRequests(t *testing.T, dir string) func() map[string]uint64 {
+	ctl := vmxsim.NewCtl(dir)
+	return func() map[string]uint64 {
+		st, err := ctl.State(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HGFS.Requests
+	}
+}
+
 // TestHGFSCreateBurstCost: creating files costs OPEN_V3 and CLOSE_V3
 // only, also when the burst outlasts the attribute timeout (1 s here):
 // the new files' attributes are derived from what the host did to the
@@ -1012,14 +1018,7 @@ func TestHGFSCreateBurstCost(t *testing.T) {
 			if err := os.Mkdir(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			ctl := vmxsim.NewCtl(e.dir)
-			requests := func() map[string]uint64 {
-				st, err := ctl.State(t.Context())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return st.HGFS.Requests
-			}
+			requests := hgfsRequests(t, e.dir)
 			create := func(from, to int) {
 				for i := from; i < to; i++ {
 					f, err := os.OpenFile(filepath.Join(d, fmt.Sprintf("f%03d", i)), os.O_WRONLY|os.O_CREATE, 0o644)
