@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/govmtools/govmtools/internal/hgfswork"
@@ -31,6 +32,9 @@ type hgfsTarget struct {
 	trips func() (uint64, error)
 	// trap, if set, reads the trap's counters (stops, vsock connections).
 	trap func() (trapCounts, error)
+	// bdCalls reads the simulator's backdoor call counter (LB + HB),
+	// nil where the target does not use the backdoor.
+	bdCalls func() (uint64, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -100,12 +104,13 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	lib := filepath.Join(peer, "usr/lib/x86_64-linux-gnu")
 	debian := hgfswork.Foreground("open-vm-tools", sh.Start, []string{"LD_LIBRARY_PATH=" + lib}, filepath.Join(peer, "usr/bin/vmhgfs-fuse"))
 	trips := tripCounter(ctx, e, simDir)
-	o := hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips}
+	calls := bdCallCounter(ctx, simDir)
+	o := hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips, bdCalls: calls}
 	// Debian's client fails every write over 65,457 bytes against a host
 	// that caps guest messages at 64 KiB (open-vm-tools#437, reproduced
 	// by the first row); its sequential write uses 60 KiB writes, the
 	// users' workaround (dd bs=60k).
-	d := hgfsTarget{name: "open-vm-tools", mounter: &debian, dir: filepath.Join(share, "debian"), writeBlock: 61440, trips: trips}
+	d := hgfsTarget{name: "open-vm-tools", mounter: &debian, dir: filepath.Join(share, "debian"), writeBlock: 61440, trips: trips, bdCalls: calls}
 	var rows []row
 	oursBig, err := checkBigWrite(ctx, o)
 	if err != nil {
@@ -133,6 +138,30 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 			Notes:     fmt.Sprintf("same vmxsim share (tmpfs), both over the backdoor; %s", or.versus(dr)),
 		})
 	}
+	raw, err := e.rawRatesTrap(ctx, parent)
+	if err != nil {
+		return rows, fmt.Errorf("transport rates under the trap: %w", err)
+	}
+	rows = append(rows, rawRows("under the trap", raw, seqResult(ores, names, "write"), seqResult(ores, names, "read"))...)
+	trapCPU, err := e.trapCPUPerCall(ctx)
+	if err != nil {
+		return rows, fmt.Errorf("tracee CPU per trapped call: %w", err)
+	}
+	rows = append(rows, row{
+		What:      "HGFS under the trap: the traced process's own CPU per trapped backdoor call (GETVERSION × 20000, best of 3)",
+		Ours:      micros(trapCPU),
+		Reference: "—",
+		Notes:     "utime+stime of bdprobe itself (getrusage): the fault, the signal delivery up to each ptrace stop and the resume are charged to the traced process, not only to vmxsim; the CPU rows below also give their figure less backdoor calls × this, what VMware would leave",
+	})
+	for _, w := range names {
+		or, dr := ores[w], dres[w]
+		rows = append(rows, row{
+			What:      "HGFS guest CPU per op under the trap: " + w,
+			Ours:      or.cpuCell(trapCPU),
+			Reference: dr.cpuCell(trapCPU),
+			Notes:     fmt.Sprintf("utime+stime of the FUSE daemon, all threads (/proc/PID/stat), per %s; both over the backdoor; ours/Debian's %s (target ≤ 0.50)", or.unit, cpuRatio(or, dr, trapCPU)),
+		})
+	}
 	return rows, nil
 }
 
@@ -158,6 +187,43 @@ func shareTrapShell(e *env, parent string, runArgs ...string) (share, simDir str
 		return "", "", nil, nil, err
 	}
 	return share, simDir, sh, func() { sh.Close(30 * time.Second); os.RemoveAll(share) }, nil
+}
+
+// bdCallCounter returns a function reading the simulator's backdoor
+// calls (LB + HB) under `vmxsim run`.
+func bdCallCounter(ctx context.Context, simDir string) func() (uint64, error) {
+	ctl := newSimCtl(simDir)
+	return func() (uint64, error) {
+		st, err := ctl.State(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("vmxsim ctl state: %w", err)
+		}
+		if st.Backdoor == nil {
+			return 0, errors.New("vmxsim ctl state: no backdoor counters")
+		}
+		return st.Backdoor.calls(), nil
+	}
+}
+
+// trapCPUPerCall is the traced process's own CPU (user + system) per
+// trapped backdoor instruction: bdprobe's getrusage over 20000
+// GETVERSION calls, best of three.
+func (e *env) trapCPUPerCall(ctx context.Context) (time.Duration, error) {
+	var best time.Duration
+	for range 3 {
+		out, err := e.trapRun(ctx, false, nil, "bdprobe trapcpu 20000")
+		if err != nil {
+			return 0, err
+		}
+		d, err := nsLine(out)
+		if err != nil {
+			return 0, err
+		}
+		if best == 0 || d < best {
+			best = d
+		}
+	}
+	return best, nil
 }
 
 // checkBigWrite mounts t and writes 1 MiB with one write(2).
@@ -206,7 +272,8 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		return nil, err
 	}
 	defer s.stop()
-	ours := hgfswork.Ours(e.bin, s.dir, "")
+	// In the foreground, so the bench knows the daemon's pid.
+	ours := hgfswork.Foreground("govmtools", localStart(ctx), nil, filepath.Join(e.bin, "vmhgfs-fuse"), "--rpc", "unix:"+s.dir)
 	trips := tripCounter(ctx, e, s.dir)
 	ores, names, err := runHGFSTarget(ctx, hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips}, tarball)
 	if err != nil {
@@ -226,7 +293,47 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 			Notes:     fmt.Sprintf("govmtools vmhgfs-fuse --rpc unix:DIR, share on tmpfs; %.1fx native", o.ratio(n)),
 		})
 	}
+	raw, err := rawRatesUnix(ctx, s.dir)
+	if err != nil {
+		return rows, fmt.Errorf("transport rates over unix: %w", err)
+	}
+	rows = append(rows, rawRows("over unix", raw, seqResult(ores, names, "write"), seqResult(ores, names, "read"))...)
+	for _, w := range names {
+		o := ores[w]
+		rows = append(rows, row{
+			What:      "HGFS guest CPU per op over unix: " + w,
+			Ours:      o.cpuCell(0),
+			Reference: "—",
+			Notes:     fmt.Sprintf("utime+stime of vmhgfs-fuse --rpc unix:DIR, all threads (/proc/PID/stat), per %s", o.unit),
+		})
+	}
 	return rows, nil
+}
+
+// localStart is an hgfswork.Starter running argv here (not under the
+// trap); the process is reaped when it exits.
+func localStart(ctx context.Context) hgfswork.Starter {
+	return func(env []string, argv ...string) (int, func() string, error) {
+		out := &testutil.SyncBuffer{}
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			return 0, nil, err
+		}
+		go cmd.Wait()
+		return cmd.Process.Pid, out.String, nil
+	}
+}
+
+// seqResult is the result of the 256 MiB sequential write or read.
+func seqResult(res map[string]result, names []string, kind string) result {
+	for _, n := range names {
+		if strings.HasPrefix(n, "256 MiB sequential "+kind) {
+			return res[n]
+		}
+	}
+	return result{}
 }
 
 // tripCounter returns a function reading the simulator's HGFS round
@@ -272,6 +379,60 @@ type result struct {
 	bytes int64
 	trips uint64
 	trap  trapCounts // with hgfsTarget.trap: the workload's share
+	// cpu is the FUSE daemon's user + system time over the workload
+	// (-1: not measured); ops is how many operations the workload does,
+	// unit what one is; calls are backdoor calls (LB + HB) in the
+	// workload, under the trap.
+	cpu   time.Duration
+	ops   int
+	unit  string
+	calls uint64
+}
+
+// cpuCell is the cell of a CPU-per-op row: µs per op, and under the trap
+// (trapCPU > 0) what remains without the trap's share (backdoor calls ×
+// the tracee's CPU per trapped call).
+func (r result) cpuCell(trapCPU time.Duration) string {
+	if r.cpu < 0 || r.ops == 0 {
+		return "not measured"
+	}
+	s := fmt.Sprintf("%s per %s (%.2f s in all", micros(r.cpu/time.Duration(r.ops)), r.unit, r.cpu.Seconds())
+	if r.cpu < 50*time.Millisecond {
+		s += "; under 5 ticks of /proc's 10 ms"
+	}
+	s += ")"
+	if trapCPU > 0 && r.calls > 0 {
+		s += fmt.Sprintf("; %s without the trap's share (%.1f backdoor calls per %s)", micros(r.netCPU(trapCPU)/time.Duration(r.ops)), float64(r.calls)/float64(r.ops), r.unit)
+	}
+	return s
+}
+
+// netCPU is the CPU less the trap's share (never below 0).
+func (r result) netCPU(trapCPU time.Duration) time.Duration {
+	return max(r.cpu-time.Duration(r.calls)*trapCPU, 0)
+}
+
+// cpuRatio is ours' CPU per op over Debian's: as measured, and without
+// the trap's share of each.
+func cpuRatio(ours, debian result, trapCPU time.Duration) string {
+	if ours.cpu <= 0 || debian.cpu <= 0 {
+		return "n/a"
+	}
+	s := fmt.Sprintf("%.2f", ours.cpu.Seconds()/debian.cpu.Seconds())
+	if dn := debian.netCPU(trapCPU); dn > 0 {
+		s += fmt.Sprintf(" (%.2f without the trap's share)", ours.netCPU(trapCPU).Seconds()/dn.Seconds())
+	}
+	return s
+}
+
+// daemonCPU is utime + stime of pid, all its threads (those that ended
+// included), from /proc/PID/stat.
+func daemonCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, errors.New("no pid for the FUSE daemon")
+	}
+	sec, err := cpuTime(pid)
+	return time.Duration(sec * float64(time.Second)), err
 }
 
 func (r result) show() string {
@@ -363,62 +524,63 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 	res := map[string]result{}
 	var names []string
 	files := func() string { return filepath.Join(mnt, "files") }
+	// fresh remounts with opts before the timed part: the workload then
+	// starts on a new mount (and a new daemon), whose start-up is left
+	// out of time, round trips and CPU alike.
+	fresh := func(opts ...string) func() error {
+		return func() error {
+			mountOpts = opts
+			defer func() { mountOpts = nil }()
+			return remount()
+		}
+	}
+	listAll := func() error {
+		n, err := hgfswork.ListLong(files())
+		if err == nil && n != benchFiles {
+			err = fmt.Errorf("listed %d entries", n)
+		}
+		return err
+	}
 	steps := []struct {
 		name  string
 		bytes int64
+		ops   int
+		unit  string
 		fn    func() error
 		prep  func() error // before the timed part
 	}{
-		{fmt.Sprintf("create %d files", benchFiles), 0, func() error {
+		{fmt.Sprintf("create %d files", benchFiles), 0, benchFiles, "file", func() error {
 			if err := os.Mkdir(files(), 0o755); err != nil {
 				return err
 			}
 			return hgfswork.CreateFiles(files(), benchFiles)
 		}, nil},
-		{fmt.Sprintf("`ls -l` of %d entries (fresh mount)", benchFiles), 0, func() error {
-			if err := remount(); err != nil {
+		{fmt.Sprintf("`ls -l` of %d entries (fresh mount)", benchFiles), 0, benchFiles, "entry", listAll, func() error {
+			if err := listAll(); err != nil { // as before the remount in earlier tables
 				return err
 			}
-			n, err := hgfswork.ListLong(files())
-			if err == nil && n != benchFiles {
-				err = fmt.Errorf("listed %d entries", n)
-			}
-			return err
-		}, func() error { _, err := hgfswork.ListLong(files()); return err }},
-		{fmt.Sprintf("`stat` of %d paths, first pass (fresh mount, 60 s timeouts)", benchFiles), 0, func() error {
-			mountOpts = []string{"attr_timeout=60", "entry_timeout=60"}
-			defer func() { mountOpts = nil }()
-			if err := remount(); err != nil {
-				return err
-			}
+			return fresh()()
+		}},
+		{fmt.Sprintf("`stat` of %d paths, first pass (fresh mount, 60 s timeouts)", benchFiles), 0, benchFiles, "path", func() error {
 			return hgfswork.StatFiles(files(), benchFiles)
-		}, nil},
-		{fmt.Sprintf("`stat` of %d paths, second pass (cached)", benchFiles), 0, func() error { return hgfswork.StatFiles(files(), benchFiles) }, nil},
-		{fmt.Sprintf("`ls -l` of %d entries again (cached: 60 s timeouts, listed once before)", benchFiles), 0, func() error {
-			n, err := hgfswork.ListLong(files())
-			if err == nil && n != benchFiles {
-				err = fmt.Errorf("listed %d entries", n)
-			}
-			return err
-		}, func() error { _, err := hgfswork.ListLong(files()); return err }},
-		{"256 MiB sequential write (1 MiB writes; open-vm-tools 60 KiB, see #437)", benchSeqSize, func() error {
+		}, fresh("attr_timeout=60", "entry_timeout=60")},
+		{fmt.Sprintf("`stat` of %d paths, second pass (cached)", benchFiles), 0, benchFiles, "path", func() error { return hgfswork.StatFiles(files(), benchFiles) }, nil},
+		{fmt.Sprintf("`ls -l` of %d entries again (cached: 60 s timeouts, listed once before)", benchFiles), 0, benchFiles, "entry", listAll, listAll},
+		{"256 MiB sequential write (1 MiB writes; open-vm-tools 60 KiB, see #437)", benchSeqSize, benchSeqSize >> 20, "MiB", func() error {
 			block := benchBlock
 			if tg.writeBlock != 0 {
 				block = tg.writeBlock
 			}
 			return hgfswork.WriteSeq(filepath.Join(mnt, "seq"), benchSeqSize, block)
 		}, nil},
-		{"256 MiB sequential read (fresh mount)", benchSeqSize, func() error {
-			if err := remount(); err != nil {
-				return err
-			}
+		{"256 MiB sequential read (fresh mount)", benchSeqSize, benchSeqSize >> 20, "MiB", func() error {
 			n, err := hgfswork.ReadSeq(filepath.Join(mnt, "seq"), benchBlock)
 			if err == nil && n != benchSeqSize {
 				err = fmt.Errorf("read %d bytes", n)
 			}
 			return err
-		}, nil},
-		{fmt.Sprintf("tar extract of a %d-file source tree", benchTree), 0, func() error {
+		}, fresh()},
+		{fmt.Sprintf("tar extract of a %d-file source tree", benchTree), 0, benchTree, "file", func() error {
 			d := filepath.Join(mnt, "tree")
 			if err := os.Mkdir(d, 0o755); err != nil {
 				return err
@@ -426,13 +588,40 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 			return hgfswork.ExtractTar(tarball, d)
 		}, nil},
 	}
+	// counters reads what a step is measured by besides time.
+	type counters struct {
+		trips, calls uint64
+		cpu          time.Duration
+	}
+	read := func() (counters, error) {
+		var c counters
+		if tg.mounter == nil {
+			return c, nil
+		}
+		var err error
+		if c.trips, err = tg.trips(); err != nil {
+			return c, err
+		}
+		if tg.bdCalls != nil {
+			if c.calls, err = tg.bdCalls(); err != nil {
+				return c, err
+			}
+		}
+		c.cpu = -1
+		if tg.mounter.PID != nil {
+			if c.cpu, err = daemonCPU(tg.mounter.PID()); err != nil {
+				return c, err
+			}
+		}
+		return c, nil
+	}
 	for _, st := range steps {
 		if st.prep != nil {
 			if err := st.prep(); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 		}
-		before, err := tg.trips()
+		before, err := read()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 		}
@@ -446,13 +635,16 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		if err := st.fn(); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 		}
-		r := result{d: time.Since(start), bytes: st.bytes}
+		r := result{d: time.Since(start), bytes: st.bytes, ops: st.ops, unit: st.unit, cpu: -1}
 		if tg.mounter != nil {
-			after, err := tg.trips()
+			after, err := read()
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
-			r.trips = after - before
+			r.trips, r.calls = after.trips-before.trips, after.calls-before.calls
+			if before.cpu >= 0 {
+				r.cpu = after.cpu - before.cpu
+			}
 		}
 		if tg.trap != nil {
 			after, err := tg.trap()

@@ -55,7 +55,7 @@ type Client struct {
 type Sizes struct {
 	MaxPacket uint32 // negotiated packet size
 	MaxRead   int    // data per READ_V3 request
-	MaxWrite  int    // data per WRITE_V3 request (within the 64 KiB message cap)
+	MaxWrite  int    // largest data per WRITE_V3 request (within the 64 KiB message cap)
 }
 
 // New opens a client: it pings the host (failing with ErrDisabled when
@@ -197,9 +197,12 @@ func sizesFor(mp uint32, legacy bool) Sizes {
 		read = hgfsproto.IOMax
 	}
 	read = min(read, hgfsproto.LargeIOMax)
-	// A request, "f " included, must fit the VMX's message cap.
+	// A request, "f " included, must fit the VMX's message cap. The
+	// largest such request, not a whole number of pages: a kernel write
+	// is split into equal requests of at most this size (File.WriteAt),
+	// so 1 MiB costs 17 round trips where 61,440-byte pages cost 18.
 	write := hgfsproto.MaxGuestMessage - 2 - head - hgfsproto.WriteRequestHead
-	write = min(write&^(hgfsproto.PageSize-1), read)
+	write = min(write, read)
 	return Sizes{MaxPacket: mp, MaxRead: read, MaxWrite: write}
 }
 

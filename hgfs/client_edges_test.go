@@ -1,10 +1,13 @@
 package hgfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -120,7 +123,8 @@ func TestClientAcceptsPacketMax(t *testing.T) {
 
 // TestSizesFit: reads are the packet less the header budget, within
 // [IOMax, LargeIOMax]; a write request of MaxWrite bytes, "f " and header
-// included, fits the VMX's message cap, and a page more would not.
+// included, fits the VMX's message cap exactly (unless the read size is
+// smaller), so one byte more would not.
 func TestSizesFit(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
 		head := hgfsproto.HeaderSize
@@ -132,11 +136,11 @@ func TestSizesFit(t *testing.T) {
 			if s.MaxRead != read || s.MaxPacket != mp {
 				t.Errorf("sizesFor(%d, %v) = %+v, want read %d", mp, legacy, s, read)
 			}
-			if s.MaxWrite > s.MaxRead || (s.MaxWrite%hgfsproto.PageSize != 0 && s.MaxWrite != s.MaxRead) {
+			if s.MaxWrite > s.MaxRead {
 				t.Errorf("sizesFor(%d, %v): write %d", mp, legacy, s.MaxWrite)
 			}
 			total := 2 + head + hgfsproto.WriteRequestHead + s.MaxWrite
-			if total > hgfsproto.MaxGuestMessage || (s.MaxWrite < s.MaxRead && total+hgfsproto.PageSize <= hgfsproto.MaxGuestMessage) {
+			if total > hgfsproto.MaxGuestMessage || (s.MaxWrite < s.MaxRead && total < hgfsproto.MaxGuestMessage) {
 				t.Errorf("sizesFor(%d, %v): a %d-byte write is a %d-byte message (cap %d)", mp, legacy, s.MaxWrite, total, hgfsproto.MaxGuestMessage)
 			}
 		}
@@ -160,5 +164,54 @@ func TestClientLogsOutageOnce(t *testing.T) {
 	logs := lb.String()
 	if n := strings.Count(logs, "cannot reach the host"); n != 1 || !strings.Contains(logs, "the host answers again") {
 		t.Errorf("%d outage lines:\n%s", n, logs)
+	}
+}
+
+// TestWriteRequestsEven: a write goes out in as few WRITE_V3 requests as
+// the VMX's message cap allows, of equal size: a kernel write of the
+// largest read size (520,192 bytes) in 8, a 1 MiB write in 17 (page-sized
+// 61,440-byte chunks would take 9 and 18), and the data arrives intact.
+func TestWriteRequestsEven(t *testing.T) {
+	dir := t.TempDir()
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
+	c, tr, _ := newClient(t, h)
+	ctx := t.Context()
+	writes := func() uint64 {
+		for _, s := range c.Stats() {
+			if s.Op == hgfsproto.OpWriteV3.String() {
+				return s.Count
+			}
+		}
+		return 0
+	}
+	f, err := c.Open(ctx, "s/even", OpenFlags{Mode: hgfsproto.OpenModeWriteOnly, Create: hgfsproto.OpenFlagCreateSafe, Perm: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	var want []byte
+	off := int64(0)
+	for _, tc := range []struct{ size, requests int }{{hgfsproto.LargeIOMax, 8}, {1 << 20, 17}, {8192, 1}, {c.Sizes().MaxWrite + 1, 2}} {
+		data := make([]byte, tc.size)
+		for i := range data {
+			data[i] = byte(i*7 + tc.size)
+		}
+		before := writes()
+		n, err := f.WriteAt(ctx, data, off)
+		if err != nil || n != tc.size {
+			t.Fatalf("WriteAt(%d bytes) = %d, %v", tc.size, n, err)
+		}
+		if got := writes() - before; got != uint64(tc.requests) {
+			t.Errorf("%d bytes went out in %d WRITE_V3 requests, want %d", tc.size, got, tc.requests)
+		}
+		want = append(want, data...)
+		off += int64(tc.size)
+	}
+	if tr.maxSent > hgfsproto.MaxGuestMessage {
+		t.Errorf("a message of %d bytes", tr.maxSent)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "even"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("host file: %d bytes, %v; want the %d bytes written", len(got), err, len(want))
 	}
 }

@@ -83,7 +83,7 @@ func TestClientReadWriteLarge(t *testing.T) {
 	c, tr, _ := newClient(t, h)
 	ctx := t.Context()
 	sz := c.Sizes()
-	if sz.MaxPacket != hgfsproto.LargePacketMax || sz.MaxRead != hgfsproto.LargeIOMax || sz.MaxWrite != 61440 {
+	if sz.MaxPacket != hgfsproto.LargePacketMax || sz.MaxRead != hgfsproto.LargeIOMax || sz.MaxWrite != hgfsproto.MaxGuestMessage-2-hgfsproto.HeaderSize-hgfsproto.WriteRequestHead {
 		t.Fatalf("sizes %+v", sz)
 	}
 	f, err := c.Open(ctx, "s/big", OpenFlags{Mode: hgfsproto.OpenModeReadWrite, Create: hgfsproto.OpenFlagCreateSafe, Perm: 0o640})

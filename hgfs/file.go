@@ -146,8 +146,8 @@ func (c *Client) readChunk(ctx context.Context, path string, h uint32, buf []byt
 	return copy(buf, data), nil
 }
 
-// WriteAt writes data at off in chunks that fit the VMX's message cap,
-// concurrently. It returns the bytes written before the first failure.
+// WriteAt writes data at off in as few requests as fit the VMX's message
+// cap, of equal size, concurrently. It returns the bytes written before the first failure.
 func (f *File) WriteAt(ctx context.Context, data []byte, off int64) (int, error) {
 	return f.write(ctx, data, off, false)
 }
@@ -160,7 +160,7 @@ func (f *File) Append(ctx context.Context, data []byte) (int, error) {
 }
 
 func (f *File) write(ctx context.Context, data []byte, off int64, appendMode bool) (int, error) {
-	chunk := f.c.Sizes().MaxWrite
+	chunk := evenChunk(len(data), f.c.Sizes().MaxWrite)
 	var n int
 	err := f.do(ctx, func(h uint32) error {
 		var err error
@@ -175,6 +175,17 @@ func (f *File) write(ctx context.Context, data []byte, off int64, appendMode boo
 		return err
 	})
 	return n, err
+}
+
+// evenChunk is the chunk size that splits total bytes into as few
+// chunks of at most max as possible, all of about the same size (the
+// last may be a little shorter), so no request is a runt.
+func evenChunk(total, max int) int {
+	if total <= max || max <= 0 {
+		return max
+	}
+	n := (total + max - 1) / max
+	return (total + n - 1) / n
 }
 
 func (c *Client) writeChunk(ctx context.Context, path string, h uint32, data []byte, off int64, appendMode bool) (int, error) {

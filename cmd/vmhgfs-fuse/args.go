@@ -53,7 +53,8 @@ modes and owners the mount shows, after uid=, gid= and the masks) unless
 unsafe_no_default_permissions is given, which lets every such user read,
 change and delete whatever the host lets the VM reach.
 
-SIGUSR1 logs the per-operation HGFS round trips and latencies.
+SIGUSR1 logs the per-operation HGFS round trips and latencies;
+GOVMTOOLS_HGFS_CPUPROFILE=FILE writes a CPU profile of the daemon's run.
 `
 
 func parseArgs(argv []string) (args, error) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,11 @@ func serve(ctx context.Context, a args, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	logger := cmdutil.Logger(stderr, level)
+	if stop, err := cpuProfile(os.Getenv(envCPUProfile)); err != nil {
+		logger.Warn("no CPU profile", "err", err)
+	} else {
+		defer stop()
+	}
 	m, err := mount(ctx, a, logger)
 	if err != nil {
 		if ready != nil {
@@ -44,6 +50,28 @@ func serve(ctx context.Context, a args, stderr io.Writer) int {
 	}
 	m.wait(ctx)
 	return 0
+}
+
+// envCPUProfile names a file the daemon writes a CPU profile of its
+// whole run to (go tool pprof), for measuring the guest CPU each request
+// costs; it is a debugging aid, not a mount option.
+const envCPUProfile = "GOVMTOOLS_HGFS_CPUPROFILE"
+
+// cpuProfile starts a CPU profile into path ("" is none) and returns
+// what stops it.
+func cpuProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // readyPipe is the descriptor a background child reports on, or nil in

@@ -44,6 +44,18 @@ func (f *FS) learn(typ, perm uint32, a hgfs.Attr) {
 	d.uses = 0
 }
 
+// defaultsReady reports whether newAttr could answer for a file of type
+// typ created with perm if the parent's attributes were known.
+func (f *FS) defaultsReady(typ, perm uint32) bool {
+	f.newMu.Lock()
+	defer f.newMu.Unlock()
+	d := &f.newFiles
+	if typ == hgfsproto.FileTypeSymlink {
+		return true
+	}
+	return d.known && perm&^d.tested == 0 && d.uses < recheckEvery
+}
+
 // newAttr returns the attributes the host is expected to have given a
 // file of type typ it has just created in parent with perm, if the FS
 // has learned enough to say.

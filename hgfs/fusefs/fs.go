@@ -310,13 +310,11 @@ func New(c *hgfs.Client, base string, opts Options, lg *slog.Logger) (fs.InodeEm
 	sizes := c.Sizes()
 	maxWrite := opts.MaxWrite
 	if maxWrite == 0 {
-		// The largest request that is a whole number of write chunks (each
-		// under the VMX's 64 KiB message cap) and fits one READ_V3: a
-		// kernel write then splits into equal requests with no runt.
+		// One READ_V3 of the host's largest size per kernel request (go-fuse
+		// sets max_read to this too); a kernel write of it is sent as
+		// equal WRITE_V3s under the VMX's 64 KiB message cap (8 of 65,024
+		// bytes for 520,192), so a 1 MiB write(2) costs 8 + 8 + 1.
 		maxWrite = sizes.MaxRead
-		if sizes.MaxWrite > 0 && maxWrite >= sizes.MaxWrite {
-			maxWrite -= maxWrite % sizes.MaxWrite
-		}
 	}
 	if opts.MaxRead != 0 {
 		maxWrite = min(maxWrite, opts.MaxRead)
@@ -815,8 +813,22 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 // files when it has shown them before (no GETATTR, and no validity, so
 // the next stat asks), else with the host's answer to a GETATTR, which
 // teaches the FS what the host does.
+//
+// When only the parent's attributes are missing (older than the
+// attribute timeout: a burst of creations outlasts it), they are asked
+// for instead, one GETATTR of the directory per attribute timeout rather
+// than one per new file.
 func (n *node) created(ctx context.Context, name, p string, typ uint32, perm uint32, size uint64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if a, ok := n.fsys.newAttr(n, typ, perm, size); ok {
+	a, ok := n.fsys.newAttr(n, typ, perm, size)
+	if !ok && n.fsys.attrTimeout > 0 && n.fsys.defaultsReady(typ, perm) {
+		if _, fresh := n.known(n.fsys.attrTimeout); !fresh {
+			if pa, _, err := n.fsys.c.Getattr(ctx, n.hpath()); err == nil {
+				n.remember(pa)
+				a, ok = n.fsys.newAttr(n, typ, perm, size)
+			}
+		}
+	}
+	if ok {
 		ch := n.newChild(ctx, name, a, out)
 		out.SetAttrTimeout(time.Nanosecond)
 		return ch, 0
@@ -986,8 +998,8 @@ func ApplyReadahead(root fs.InodeEmbedder) error {
 }
 
 // ReadaheadAuto makes the kernel readahead two of the mount's largest
-// READ requests (480 KiB each with the sizes hosts negotiate), so
-// sequential reads cost one round trip per 480 KiB instead of one per
+// READ requests (508 KiB each with the sizes hosts negotiate), so
+// sequential reads cost one round trip per 508 KiB instead of one per
 // 128 KiB, the kernel's default for FUSE.
 const ReadaheadAuto = -1
 

@@ -542,14 +542,7 @@ func TestHGFSPacketSizeSwitch(t *testing.T) {
 func TestHGFSRoundTrips(t *testing.T) {
 	e := newHGFSEnv(t, ours)
 	mnt := e.mount(t, ".host:/s")
-	ctl := vmxsim.NewCtl(e.dir)
-	requests := func() map[string]uint64 {
-		st, err := ctl.State(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.HGFS.Requests
-	}
+	requests := hgfsRequests(t, e.dir)
 	delta := func(before map[string]uint64) (map[string]uint64, uint64) {
 		d, total := map[string]uint64{}, uint64(0)
 		for k, v := range requests() {
@@ -993,6 +986,74 @@ func TestHGFSReadSize(t *testing.T) {
 			// the first requests: on average 3/4 of the largest size.
 			if limit := uint64(size*4/3/maxRead) + 1; maxRead <= 128<<10 || got > limit {
 				t.Errorf("%d MiB sequential read took %d READ_V3 requests, want at most %d (%d bytes each; readahead %s KiB): the negotiated read size is not in effect", size>>20, got, limit, maxRead, ra)
+			}
+		})
+	}
+}
+
+// hgfsRequests returns a function reading the simulator's HGFS request
+// counts by op.
+func hgfsRequests(t *testing.T, dir string) func() map[string]uint64 {
+	ctl := vmxsim.NewCtl(dir)
+	return func() map[string]uint64 {
+		st, err := ctl.State(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HGFS.Requests
+	}
+}
+
+// TestHGFSCreateBurstCost: creating files costs OPEN_V3 and CLOSE_V3
+// only, also when the burst outlasts the attribute timeout (1 s here):
+// the new files' attributes are derived from what the host did to the
+// first ones, and the directory's own attributes (whether it is
+// set-group-ID), once stale, are asked for once rather than a GETATTR
+// per new file. The entry timeout is long so that the directory's known
+// name set answers the kernel's lookups before each create.
+func TestHGFSCreateBurstCost(t *testing.T) {
+	for _, c := range []*hgfsClient{ours, oursBackdoor} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newHGFSEnv(t, c)
+			mnt := e.mount(t, ".host:/s", "entry_timeout=30")
+			d := filepath.Join(mnt, "d")
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			requests := hgfsRequests(t, e.dir)
+			create := func(from, to int) {
+				for i := from; i < to; i++ {
+					f, err := os.OpenFile(filepath.Join(d, fmt.Sprintf("f%03d", i)), os.O_WRONLY|os.O_CREATE, 0o644)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f.Close()
+				}
+			}
+			const n = 40
+			before := requests()
+			create(0, n)
+			time.Sleep(1500 * time.Millisecond) // past the attribute timeout
+			create(n, 2*n)
+			after := requests()
+			delta := func(op string) uint64 { return after[op] - before[op] }
+			if delta("OPEN_V3") != 2*n {
+				t.Errorf("%d OPEN_V3 for %d creations", delta("OPEN_V3"), 2*n)
+			}
+			// The first creation's GETATTR (what the host gives new
+			// files), and the directory's after the pause.
+			if g := delta("GETATTR_V3"); g > 4 {
+				t.Errorf("%d creations cost %d GETATTR_V3 (%v)", 2*n, g, after)
+			}
+			for i := range 2 * n {
+				name := fmt.Sprintf("f%03d", i)
+				got, err := os.Stat(filepath.Join(d, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := must(os.Stat(filepath.Join(e.share, "d", name))); got.Mode() != want.Mode() {
+					t.Errorf("%s: mode %v, the host has %v", name, got.Mode(), want.Mode())
+				}
 			}
 		})
 	}

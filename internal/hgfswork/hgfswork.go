@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,10 @@ type Mounter struct {
 	// Mount mounts source (".host:/" or ".host:/SHARE[/PATH]") at mnt
 	// with extra -o options and returns once the mount is ready.
 	Mount func(ctx context.Context, source, mnt string, opts ...string) error
+	// PID returns the pid of the process serving the latest mount, 0
+	// when it is not known (a client that puts itself in the
+	// background); nil means never known.
+	PID func() int
 }
 
 // Ours mounts with govmtools' vmhgfs-fuse from bin over unix:simDir. Its
@@ -66,12 +71,15 @@ type Starter func(env []string, argv ...string) (pid int, output func() string, 
 
 // Foreground mounts with a vmhgfs-fuse (ours or open-vm-tools') that start
 // runs in the foreground (-f), e.g. under the trap with --rpc auto: the
-// program stays until the mount is unmounted.
-func Foreground(name string, start Starter, env []string, argv0 string) Mounter {
+// program stays until the mount is unmounted. args go before the mount
+// options.
+func Foreground(name string, start Starter, env []string, argv0 string, args ...string) Mounter {
+	var last atomic.Int64
 	return Mounter{
 		Name: name,
+		PID:  func() int { return int(last.Load()) },
 		Mount: func(ctx context.Context, source, mnt string, opts ...string) error {
-			argv := []string{argv0, "-f"}
+			argv := append([]string{argv0, "-f"}, args...)
 			for _, o := range opts {
 				argv = append(argv, "-o", o)
 			}
@@ -80,6 +88,7 @@ func Foreground(name string, start Starter, env []string, argv0 string) Mounter 
 			if err != nil {
 				return err
 			}
+			last.Store(int64(pid))
 			deadline := time.Now().Add(30 * time.Second)
 			for !IsMounted(mnt) {
 				switch {

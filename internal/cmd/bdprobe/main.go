@@ -3,7 +3,9 @@
 //
 //	bdprobe cpuid                    print the hypervisor signature and leaf 0x40000010
 //	bdprobe getversion N             N GETVERSION calls; prints ns per call
+//	bdprobe trapcpu N                N GETVERSION calls; prints this process's own CPU (user + system) per call in ns
 //	bdprobe rpci N REQUEST           N round trips on one RPCI channel; prints the median in ns
+//	bdprobe hgfsraw read|write PATH BYTES  move BYTES of the HGFS file PATH (SHARE/NAME) with the client alone on one channel; prints ns and the request size
 //	bdprobe hold                     open an RPCI channel, start a message, print "holding", block
 //	bdprobe seccomp                  try what the trap's seccomp filter forbids; print the errors
 //	bdprobe vsock                    exercise the vsock trap's emulation; print each result
@@ -22,8 +24,11 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/govmtools/govmtools/hgfs"
+	"github.com/govmtools/govmtools/internal/hgfswork"
 	"github.com/govmtools/govmtools/rpc"
 	"github.com/govmtools/govmtools/rpc/backdoor"
 )
@@ -61,6 +66,16 @@ func main() {
 			}
 		}
 		fmt.Println(time.Since(start).Nanoseconds() / int64(n))
+	case "trapcpu":
+		n := arg(2)
+		before := ownCPU()
+		for range n {
+			if v, _, err := backdoor.GetVersion(backdoor.Native{}); err != nil || v != backdoor.Version {
+				fmt.Fprintln(os.Stderr, "bdprobe: GETVERSION:", v, err)
+				os.Exit(1)
+			}
+		}
+		fmt.Println((ownCPU() - before).Nanoseconds() / int64(n))
 	case "rpci":
 		n := arg(2)
 		// A persistent channel, reopened (and the call retried once) after
@@ -80,6 +95,8 @@ func main() {
 		}
 		slices.Sort(ds)
 		fmt.Println(ds[len(ds)/2].Nanoseconds())
+	case "hgfsraw":
+		os.Exit(hgfsRaw())
 	case "tclo":
 		mux := &rpc.Mux{}
 		mux.HandleFunc("Echo", func(ctx context.Context, args []byte) ([]byte, error) { return args, nil })
@@ -105,6 +122,47 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bdprobe: unknown mode", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// hgfsRaw is the hgfsraw mode.
+func hgfsRaw() int {
+	if len(os.Args) < 5 || (os.Args[2] != "read" && os.Args[2] != "write") {
+		fmt.Fprintln(os.Stderr, "usage: bdprobe hgfsraw read|write PATH BYTES")
+		return 2
+	}
+	size := arg(4)
+	ctx := context.Background()
+	dial := func(context.Context) (rpc.Channel, error) {
+		return backdoor.Open(backdoor.Native{}, backdoor.ProtoRPCI)
+	}
+	c, err := hgfs.New(ctx, hgfs.Config{Transport: hgfs.NewRPCTransport(dial, 1, nil)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bdprobe:", err)
+		return 1
+	}
+	defer c.Close(ctx)
+	d, err := hgfswork.RawIO(ctx, c, os.Args[3], int64(size), os.Args[2] == "write")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bdprobe:", err)
+		return 1
+	}
+	sz := c.Sizes()
+	chunk := sz.MaxRead
+	if os.Args[2] == "write" {
+		chunk = sz.MaxWrite
+	}
+	fmt.Println(d.Nanoseconds(), chunk)
+	return 0
+}
+
+// ownCPU is this process's user + system time, all threads.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, "bdprobe: getrusage:", err)
+		os.Exit(1)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func execLoop() int {
