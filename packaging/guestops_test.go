@@ -91,7 +91,8 @@ func startInstalledVmtoolsd(t *testing.T, root string, sim *testutil.Sim) {
 // and drives guest operations through govc, vmxsim's vSphere front end
 // and the installed vmtoolsd and vmware-vix-helper, as a user of that
 // root: the program runs with the user's uid, a file operation leaves a
-// file the user owns, and a wrong password is InvalidGuestLogin.
+// file the user owns, and a wrong password is InvalidGuestLogin; then the
+// same with the rpm's /etc/pam.d/vmtoolsd in place of the deb's.
 func TestInstalledGuestOps(t *testing.T) {
 	testutil.NotEmulated(t, testutil.Arm64PAM)
 	root := debRoot(t)
@@ -146,5 +147,23 @@ func TestInstalledGuestOps(t *testing.T) {
 	}
 	if out, err := govc("guest.ls", "-vm", "govmtools-vm", "-l="+name+":wrong", home); err == nil || !strings.Contains(out, "InvalidGuestLogin") {
 		t.Errorf("wrong password: %v\n%s", err, out)
+	}
+
+	// The rpm's PAM file (Linux-PAM's modules, no distribution stack)
+	// with this root's Linux-PAM: the same login passes, a wrong
+	// password does not. Each request runs a new helper, which reads
+	// the file afresh.
+	rpmPAM, err := data.ReadFile("data/pam.d/vmtoolsd-rpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/pam.d/vmtoolsd"), rpmPAM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := govc("guest.run", "-vm", "govmtools-vm", login, "/usr/bin/id", "-u"); err != nil || strings.TrimSpace(out) != strconv.Itoa(uid) {
+		t.Errorf("guest.run id -u with the rpm's PAM file: %q (%v), want %d", out, err, uid)
+	}
+	if out, err := govc("guest.ls", "-vm", "govmtools-vm", "-l="+name+":wrong", home); err == nil || !strings.Contains(out, "InvalidGuestLogin") {
+		t.Errorf("wrong password with the rpm's PAM file: %v\n%s", err, out)
 	}
 }

@@ -283,6 +283,9 @@ func TestHelperPackaged(t *testing.T) {
 		if !strings.Contains(listing, " ./etc/pam.d/vmtoolsd\n") {
 			t.Errorf("%s: no /etc/pam.d/vmtoolsd", key)
 		}
+		if pamd := mustRun(t, "sh", "-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO ./etc/pam.d/vmtoolsd`, "sh", p); !strings.Contains(pamd, "@include common-auth") {
+			t.Errorf("%s: /etc/pam.d/vmtoolsd is not Debian's:\n%s", key, pamd)
+		}
 		if conf := mustRun(t, "sh", "-c", `dpkg-deb --ctrl-tarfile "$1" | tar -xO ./conffiles`, "sh", p); !strings.Contains(conf, "/etc/pam.d/vmtoolsd\n") {
 			t.Errorf("%s: /etc/pam.d/vmtoolsd is not a conffile:\n%s", key, conf)
 		}
@@ -310,6 +313,17 @@ func TestHelperPackaged(t *testing.T) {
 			if !strings.Contains(files, want) {
 				t.Errorf("%s: no %q in\n%s", key, want, files)
 			}
+		}
+		// Linux-PAM's own modules, no distribution's stack.
+		pamd := mustRun(t, "sh", "-c", `rpm2cpio "$1" | cpio -i --quiet --to-stdout '*etc/pam.d/vmtoolsd'`, "sh", p)
+		var stack []string
+		for _, l := range strings.Split(pamd, "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && !strings.HasPrefix(f[0], "#") {
+				stack = append(stack, f[0]+" "+f[1]+" "+f[2])
+			}
+		}
+		if !slices.Equal(stack, []string{"auth required pam_shells.so", "auth required pam_unix.so", "account required pam_nologin.so", "account required pam_unix.so"}) {
+			t.Errorf("%s: /etc/pam.d/vmtoolsd:\n%s", key, pamd)
 		}
 		if req := strings.Fields(mustRun(t, "rpm", "-qp", "--requires", p)); !slices.Contains(req, "pam") {
 			t.Errorf("%s: requires %q, not pam", key, req)

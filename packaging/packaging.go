@@ -510,14 +510,19 @@ func Layout(format, bin, gen, dataDir string, bins []string) (files.Contents, er
 		{"80-govmtools.preset", "/usr/lib/systemd/system-preset/80-govmtools.preset", "", 0o644},
 		{"tools.conf", "/etc/vmware-tools/tools.conf", files.TypeConfigNoReplace, 0o644},
 		{"statechange.subr", "/etc/vmware-tools/statechange.subr", files.TypeConfigNoReplace, 0o644},
-		{"pam.d/vmtoolsd", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644},
 		{"scripts/network", "/etc/vmware-tools/scripts/vmware/network", scriptType, 0o755},
 	}
 	for _, op := range []string{"poweron", "poweroff", "resume", "suspend"} {
 		list = append(list, df{"power-vm-default", "/etc/vmware-tools/" + op + "-vm-default", scriptType, 0o755})
 	}
+	// The PAM service of guest operations (vmware-vix-helper): Debian's
+	// stacks in the deb; in the rpm, Linux-PAM's modules directly (RPM
+	// distributions share no stack name; see the file).
 	if format == "deb" {
-		list = append(list, df{"deb/lintian-overrides", "/usr/share/lintian/overrides/" + Name, "", 0o644})
+		list = append(list, df{"pam.d/vmtoolsd", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644},
+			df{"deb/lintian-overrides", "/usr/share/lintian/overrides/" + Name, "", 0o644})
+	} else {
+		list = append(list, df{"pam.d/vmtoolsd-rpm", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644})
 	}
 	for _, d := range list {
 		p, err := extract(d.name)
