@@ -94,7 +94,6 @@ func startInstalledVmtoolsd(t *testing.T, root string, sim *testutil.Sim) {
 // file the user owns, and a wrong password is InvalidGuestLogin; then the
 // same with the rpm's /etc/pam.d/vmtoolsd in place of the deb's.
 func TestInstalledGuestOps(t *testing.T) {
-	testutil.NotEmulated(t, testutil.Arm64PAM)
 	root := debRoot(t)
 	dpkg(t, root, "-i", hostDeb(t))
 	checkInstalled(t, root)
