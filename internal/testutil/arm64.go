@@ -26,14 +26,17 @@ const (
 	// EmulatedFreeze: the tests that freeze a file system (LoopFS, and
 	// FIFREEZE on a tmpfs).
 	EmulatedFreeze = "fifreeze"
+	// EmulatedBigTransfer: TestGuestTransfer, which moves 1 GiB.
+	EmulatedBigTransfer = "1gib-transfer"
 )
 
 // Arm64Exclusions maps each key to why those tests cannot run in the
 // arm64 tier.
 var Arm64Exclusions = map[string]string{
-	Arm64Trap:      "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
-	Arm64Peer:      "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
-	EmulatedFreeze: "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
+	Arm64Trap:           "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
+	Arm64Peer:           "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
+	EmulatedBigTransfer: "TestGuestTransfer moves 1 GiB each way and bounds every process's peak memory: natively that takes about 40 s, through the emulator several times as long, most of the tier's budget, and qemu's own memory would count in the bound",
+	EmulatedFreeze:      "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
 }
 
 // Emulated reports whether this test binary runs under user-mode
