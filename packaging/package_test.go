@@ -148,6 +148,11 @@ func TestPackagesBuild(t *testing.T) {
 				if err != nil || !slices.Contains(libs, "libpam.so.0") {
 					t.Errorf("%s: %s links %q (%v), not libpam.so.0", key, b, libs, err)
 				}
+				// Hardened: a PIE, with full RELRO (bind now).
+				flags1, _ := f.DynValue(elf.DT_FLAGS_1)
+				if f.Type != elf.ET_DYN || len(flags1) != 1 || flags1[0]&uint64(elf.DF_1_PIE) == 0 || flags1[0]&uint64(elf.DF_1_NOW) == 0 {
+					t.Errorf("%s: %s is %v with DT_FLAGS_1 %#x, want a PIE bound now", key, b, f.Type, flags1)
+				}
 			case interp != "":
 				t.Errorf("%s: %s is dynamically linked (%s)", key, b, interp)
 			}
