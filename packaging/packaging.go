@@ -62,8 +62,8 @@ var Cgo = map[string]bool{"vmware-vix-helper": true}
 // the build machine is of another one: Debian's cross compilers
 // (gcc-aarch64-linux-gnu, gcc-x86-64-linux-gnu), which find the target's
 // libpam0g-dev through dpkg multiarch
-// (scripts/test-deps.d/48-cross-pam-arm64.sh). A native build uses $CC,
-// else gcc.
+// (scripts/test-deps.d/48-cross-pam-arm64.sh). A build for the machine's
+// own architecture (go env GOHOSTARCH) uses $CC, else gcc.
 var CgoCC = map[string]string{"amd64": "x86_64-linux-gnu-gcc", "arm64": "aarch64-linux-gnu-gcc"}
 
 // DebDepends and RPMDepends are the packages' dependencies: fuse3
@@ -216,7 +216,7 @@ func buildBinaries(ctx context.Context, o Options, dir, arch string, bins []stri
 	if cc == "" {
 		cc = "gcc"
 	}
-	if arch != runtime.GOARCH {
+	if host := hostArch(ctx); arch != host {
 		cc = CgoCC[arch]
 	}
 	if _, err := exec.LookPath(cc); cc == "" || err != nil {
@@ -225,6 +225,17 @@ func buildBinaries(ctx context.Context, o Options, dir, arch string, bins []stri
 	// A position-independent executable with full RELRO: the helper
 	// runs as root until it becomes the user.
 	return goBuild(ctx, o, dir, arch, cgo, []string{"CGO_ENABLED=1", "CC=" + cc}, "-buildmode=pie")
+}
+
+// hostArch is the architecture of the machine the go tool runs on (its
+// GOHOSTARCH), which is not runtime.GOARCH when this code itself runs
+// emulated.
+func hostArch(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOHOSTARCH").Output()
+	if a := strings.TrimSpace(string(out)); err == nil && a != "" {
+		return a
+	}
+	return runtime.GOARCH
 }
 
 func goBuild(ctx context.Context, o Options, dir, arch string, bins, env []string, flags ...string) error {
