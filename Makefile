@@ -62,7 +62,9 @@ mutate:
 	scripts/mutate.sh $(MUTATE)
 
 # package builds the .deb and .rpm of every architecture into dist/
-# (static binaries, nfpm as a library: packaging/cmd/mkpkg).
+# (static binaries, and vmware-vix-helper with cgo: gcc and, for arm64,
+# Debian's aarch64 cross compiler and libpam0g-dev:arm64 from make
+# test-deps; nfpm as a library: packaging/cmd/mkpkg).
 package:
 	$(GO) run ./packaging/cmd/mkpkg --version '$(VERSION)' --out dist --arch $(PKG_ARCHES)
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,6 +134,17 @@ func checkInstalled(t *testing.T, root string) {
 	out, err := run(t, "systemd-analyze", append([]string{"verify", "--man=no", "--root=" + root}, units...)...)
 	if err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify --root: %v\n%s", err, out)
+	}
+	// vmware-vix-helper is installed beside vmtoolsd, where vmtoolsd
+	// looks for it, root's and writable by root only.
+	if st, err := os.Stat(filepath.Join(root, "usr/bin/vmware-vix-helper")); err != nil {
+		t.Error(err)
+	} else if sys := st.Sys().(*syscall.Stat_t); st.Mode() != 0o755 || sys.Uid != 0 || sys.Gid != 0 {
+		t.Errorf("vmware-vix-helper: %v uid %d gid %d, want -rwxr-xr-x root:root", st.Mode(), sys.Uid, sys.Gid)
+	}
+	// Its libraries resolve in the root (the package's dependencies).
+	if out := mustRun(t, "chroot", root, "ldd", "/usr/bin/vmware-vix-helper"); !strings.Contains(out, "libpam.so.0 => /") || strings.Contains(out, "not found") {
+		t.Errorf("ldd vmware-vix-helper in the root:\n%s", out)
 	}
 	// The only run of vmtoolsd in these tests: --version, chrooted.
 	if out := mustRun(t, "chroot", root, "/usr/bin/vmtoolsd", "--version"); !strings.Contains(out, "(govmtools) "+testVersion) {

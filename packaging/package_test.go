@@ -107,6 +107,10 @@ func TestPackagesBuild(t *testing.T) {
 		t.Fatalf("user binaries %q", bins)
 	}
 	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	interpreter := map[string]string{"amd64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}
+	if !slices.ContainsFunc(bins, func(b string) bool { return Cgo[b] }) {
+		t.Fatalf("no cgo binary (vmware-vix-helper) among the user binaries %q", bins)
+	}
 	for _, key := range []string{"deb/amd64", "deb/arm64", "rpm/amd64", "rpm/arm64"} {
 		p := packages(t)[key]
 		if p == "" {
@@ -120,17 +124,39 @@ func TestPackagesBuild(t *testing.T) {
 			// outside dir.
 			mustRun(t, "sh", "-c", `cd "$1" && rpm2cpio "$2" | cpio -idm --quiet --no-absolute-filenames`, "sh", dir, p)
 		}
+		arch := strings.Split(key, "/")[1]
 		for _, b := range bins {
 			f, err := elf.Open(filepath.Join(dir, "usr/bin", b))
 			if err != nil {
 				t.Fatalf("%s: %s: %v", key, b, err)
 			}
+			interp := ""
 			for _, prog := range f.Progs {
 				if prog.Type == elf.PT_INTERP {
-					t.Errorf("%s: %s is dynamically linked", key, b)
+					b, _ := io.ReadAll(prog.Open())
+					interp = strings.TrimRight(string(b), "\x00")
 				}
 			}
-			if m := machine[strings.Split(key, "/")[1]]; f.Machine != m {
+			switch {
+			case Cgo[b]:
+				// The cgo helper: dynamically linked against libpam,
+				// through the architecture's own loader.
+				if interp != interpreter[arch] {
+					t.Errorf("%s: %s has interpreter %q, want %q", key, b, interp, interpreter[arch])
+				}
+				libs, err := f.ImportedLibraries()
+				if err != nil || !slices.Contains(libs, "libpam.so.0") {
+					t.Errorf("%s: %s links %q (%v), not libpam.so.0", key, b, libs, err)
+				}
+				// Hardened: a PIE, with full RELRO (bind now).
+				flags1, _ := f.DynValue(elf.DT_FLAGS_1)
+				if f.Type != elf.ET_DYN || len(flags1) != 1 || flags1[0]&uint64(elf.DF_1_PIE) == 0 || flags1[0]&uint64(elf.DF_1_NOW) == 0 {
+					t.Errorf("%s: %s is %v with DT_FLAGS_1 %#x, want a PIE bound now", key, b, f.Type, flags1)
+				}
+			case interp != "":
+				t.Errorf("%s: %s is dynamically linked (%s)", key, b, interp)
+			}
+			if m := machine[arch]; f.Machine != m {
 				t.Errorf("%s: %s is for %v", key, b, f.Machine)
 			}
 			f.Close()
@@ -224,6 +250,7 @@ func expectedFiles(t *testing.T, unitDir string) []string {
 		"/etc/vmware-tools/resume-vm-default", "/etc/vmware-tools/suspend-vm-default",
 		"/etc/vmware-tools/scripts/vmware/network",
 		"/usr/lib/systemd/system-preset/80-govmtools.preset",
+		"/etc/pam.d/vmtoolsd",
 	}
 	for _, u := range Units {
 		want = append(want, unitDir+"/"+u.Name)
@@ -232,4 +259,90 @@ func expectedFiles(t *testing.T, unitDir string) []string {
 		want = append(want, "/usr/bin/"+b, "/usr/share/man/man1/"+b+".1.gz", "/usr/share/bash-completion/completions/"+b)
 	}
 	return want
+}
+
+// TestHelperPackaged: every package ships vmware-vix-helper beside
+// vmtoolsd (where vmtoolsd looks for it) as root:root 0755, the PAM
+// service file as a configuration file, and depends on what the helper
+// links: libpam0g and libc6 of at least the newest GLIBC_ version the
+// helper imports (deb), pam (rpm).
+func TestHelperPackaged(t *testing.T) {
+	need(t, "dpkg-deb", "dpkg")
+	need(t, "rpm", "rpm")
+	const helper = "/usr/bin/vmware-vix-helper"
+	if !Cgo["vmware-vix-helper"] {
+		t.Fatal("vmware-vix-helper is not a cgo binary of the packages")
+	}
+	for _, key := range []string{"deb/amd64", "deb/arm64"} {
+		p := packages(t)[key]
+		listing := mustRun(t, "dpkg-deb", "-c", p)
+		var line string
+		for _, l := range strings.Split(listing, "\n") {
+			if strings.HasSuffix(l, " ."+helper) {
+				line = l
+			}
+		}
+		if f := strings.Fields(line); len(f) < 2 || f[0] != "-rwxr-xr-x" || f[1] != "root/root" {
+			t.Errorf("%s: %s is %q, want -rwxr-xr-x root/root", key, helper, line)
+		}
+		if !strings.Contains(listing, " ./etc/pam.d/vmtoolsd\n") {
+			t.Errorf("%s: no /etc/pam.d/vmtoolsd", key)
+		}
+		if pamd := mustRun(t, "sh", "-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO ./etc/pam.d/vmtoolsd`, "sh", p); !strings.Contains(pamd, "@include common-auth") {
+			t.Errorf("%s: /etc/pam.d/vmtoolsd is not Debian's:\n%s", key, pamd)
+		}
+		if conf := mustRun(t, "sh", "-c", `dpkg-deb --ctrl-tarfile "$1" | tar -xO ./conffiles`, "sh", p); !strings.Contains(conf, "/etc/pam.d/vmtoolsd\n") {
+			t.Errorf("%s: /etc/pam.d/vmtoolsd is not a conffile:\n%s", key, conf)
+		}
+		dir := t.TempDir()
+		mustRun(t, "dpkg-deb", "-x", p, dir)
+		need, err := GlibcVersion(filepath.Join(dir, helper))
+		if err != nil || need == "" {
+			t.Fatalf("%s: the helper's GLIBC_ version: %q %v", key, need, err)
+		}
+		deps := strings.Split(strings.TrimSpace(mustRun(t, "dpkg-deb", "-f", p, "Depends")), ", ")
+		if !slices.Contains(deps, "libpam0g (>= 1.5.2)") {
+			t.Errorf("%s: Depends %q lacks libpam0g", key, deps)
+		}
+		i := slices.IndexFunc(deps, func(d string) bool { return strings.HasPrefix(d, "libc6 (>= ") })
+		if i < 0 {
+			t.Errorf("%s: Depends %q lacks libc6", key, deps)
+		} else if v := strings.TrimSuffix(strings.TrimPrefix(deps[i], "libc6 (>= "), ")"); versionLess(v, need) {
+			t.Errorf("%s: %s but the helper needs GLIBC_%s", key, deps[i], need)
+		}
+	}
+	for _, key := range []string{"rpm/amd64", "rpm/arm64"} {
+		p := packages(t)[key]
+		files := mustRun(t, "rpm", "-qp", "--qf", `[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]`, p)
+		for _, want := range []string{helper + " -rwxr-xr-x root:root \n", "/etc/pam.d/vmtoolsd -rw-r--r-- root:root cn\n"} {
+			if !strings.Contains(files, want) {
+				t.Errorf("%s: no %q in\n%s", key, want, files)
+			}
+		}
+		// Linux-PAM's own modules, no distribution's stack.
+		pamd := mustRun(t, "sh", "-c", `rpm2cpio "$1" | cpio -i --quiet --to-stdout '*etc/pam.d/vmtoolsd'`, "sh", p)
+		var stack []string
+		for _, l := range strings.Split(pamd, "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && !strings.HasPrefix(f[0], "#") {
+				stack = append(stack, f[0]+" "+f[1]+" "+f[2])
+			}
+		}
+		if !slices.Equal(stack, []string{"auth required pam_shells.so", "auth required pam_unix.so", "account required pam_nologin.so", "account required pam_unix.so"}) {
+			t.Errorf("%s: /etc/pam.d/vmtoolsd:\n%s", key, pamd)
+		}
+		if req := strings.Fields(mustRun(t, "rpm", "-qp", "--requires", p)); !slices.Contains(req, "pam") {
+			t.Errorf("%s: requires %q, not pam", key, req)
+		}
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{{"2.17", "2.34", true}, {"2.34", "2.17", false}, {"2.9", "2.10", true}, {"2.34", "2.34", false}, {"2.3", "2.3.4", true}, {"3", "2.99", false}} {
+		if got := versionLess(c.a, c.b); got != c.less {
+			t.Errorf("versionLess(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 // Package packaging owns govmtools' .deb and .rpm packages, built with
 // nfpm as a library (packaging/cmd/mkpkg, `make package`): the static
-// binaries of every user command in cmd/, laid out as open-vm-tools lays
+// binaries of every user command in cmd/ and the one cgo binary,
+// vmware-vix-helper (PAM, cross-built with Debian's gcc for arm64), laid out as open-vm-tools lays
 // them out (/usr/bin under open-vm-tools' names, open-vm-tools.service
 // aliased vmtoolsd.service and the other units, a systemd preset,
 // /etc/vmware-tools/tools.conf as a configuration file, the default power
@@ -12,6 +13,7 @@ package packaging
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"embed"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,12 +50,31 @@ const VersionVar = "github.com/govmtools/govmtools/internal/version.version"
 // user binaries; every other command is packaged.
 var NotShipped = map[string]string{
 	"vmxsim": "the VMX simulator, for tests and demos",
-	// The packages are static CGO_ENABLED=0 builds for amd64 and arm64;
-	// the helper links PAM through cgo, so it needs a C toolchain per
-	// architecture. Until the package build has one, the packaged
-	// vmtoolsd answers guest operations with VIX_E_FAIL (no helper).
-	"vmware-vix-helper": "guest-operations helper: needs a cgo (PAM) build per architecture",
 }
+
+// Cgo are the shipped commands built with cgo: vmware-vix-helper links
+// libpam (vmtoolsd/vix/pamauth). Every other binary is a static
+// CGO_ENABLED=0 build. vmtoolsd runs the helper found beside its own
+// executable (vmtoolsd/daemon), so it goes to /usr/bin with vmtoolsd.
+var Cgo = map[string]bool{"vmware-vix-helper": true}
+
+// CgoCC are the C compilers of the cgo builds, per Go architecture, when
+// the build machine is of another one: Debian's cross compilers
+// (gcc-aarch64-linux-gnu, gcc-x86-64-linux-gnu), which find the target's
+// libpam0g-dev through dpkg multiarch
+// (scripts/test-deps.d/48-cross-pam-arm64.sh). A build for the machine's
+// own architecture (go env GOHOSTARCH) uses $CC, else gcc.
+var CgoCC = map[string]string{"amd64": "x86_64-linux-gnu-gcc", "arm64": "aarch64-linux-gnu-gcc"}
+
+// DebDepends and RPMDepends are the packages' dependencies: fuse3
+// (vmhgfs-fuse mounts through fusermount3) and the libraries the cgo
+// helper links. The deb's libc6 version is the newest GLIBC_ symbol
+// version the helper needs (as dpkg-shlibdeps would find); libpam0g's is
+// Debian bookworm's shlibs entry for libpam.so.0.
+var (
+	DebDepends = []string{"fuse3", "libpam0g (>= 1.5.2)"}
+	RPMDepends = []string{"fuse3", "pam"}
+)
 
 // Units are the systemd units the package ships (installed names) and
 // whether the preset enables them.
@@ -174,22 +196,111 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 }
 
 func buildBinaries(ctx context.Context, o Options, dir, arch string, bins []string) error {
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X " + VersionVar + "=" + o.Version, "-o", dir + "/"}
+	var static, cgo []string
+	for _, b := range bins {
+		if Cgo[b] {
+			cgo = append(cgo, b)
+		} else {
+			static = append(static, b)
+		}
+	}
+	// Static binaries: nothing else in govmtools needs cgo (go-fuse,
+	// godbus and netlink are pure Go), so they run on any glibc or musl.
+	if err := goBuild(ctx, o, dir, arch, static, []string{"CGO_ENABLED=0"}); err != nil {
+		return err
+	}
+	if len(cgo) == 0 {
+		return nil
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	if host := hostArch(ctx); arch != host {
+		cc = CgoCC[arch]
+	}
+	if _, err := exec.LookPath(cc); cc == "" || err != nil {
+		return fmt.Errorf("%s for %s needs cgo and the C compiler %q (%v): on Debian, scripts/test-deps.d/48-cross-pam-arm64.sh installs it and libpam0g-dev:%s", strings.Join(cgo, ", "), arch, cc, err, arch)
+	}
+	// A position-independent executable with full RELRO: the helper
+	// runs as root until it becomes the user.
+	return goBuild(ctx, o, dir, arch, cgo, []string{"CGO_ENABLED=1", "CC=" + cc}, "-buildmode=pie")
+}
+
+// hostArch is the architecture of the machine the go tool runs on (its
+// GOHOSTARCH), which is not runtime.GOARCH when this code itself runs
+// emulated.
+func hostArch(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOHOSTARCH").Output()
+	if a := strings.TrimSpace(string(out)); err == nil && a != "" {
+		return a
+	}
+	return runtime.GOARCH
+}
+
+func goBuild(ctx context.Context, o Options, dir, arch string, bins, env []string, flags ...string) error {
+	ldflags := "-s -w -X " + VersionVar + "=" + o.Version
+	if slices.Contains(env, "CGO_ENABLED=1") {
+		ldflags += " -linkmode=external -extldflags=-Wl,-z,relro,-z,now"
+	}
+	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", dir + "/"}, flags...)
 	for _, b := range bins {
 		args = append(args, "./cmd/"+b)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = o.Root
-	// Static binaries: nothing in govmtools needs cgo (go-fuse, godbus
-	// and netlink are pure Go), so the packages run on any glibc or musl.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	cmd.Env = append(append(os.Environ(), "GOOS=linux", "GOARCH="+arch), env...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	o.Logger.Info("building", "arch", arch, "binaries", len(bins))
+	o.Logger.Info("building", "arch", arch, "binaries", bins, "env", env)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build (%s): %v\n%s", arch, err, buf.String())
+		return fmt.Errorf("go build (%s, %s): %v\n%s", arch, strings.Join(env, " "), err, buf.String())
 	}
 	return nil
+}
+
+// GlibcVersion is the newest GLIBC_x.y symbol version the ELF file at
+// path imports from libc.so.6 ("" if it imports none): the libc6 version
+// the package must depend on.
+func GlibcVersion(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	syms, err := f.ImportedSymbols()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	best := ""
+	for _, s := range syms {
+		v, ok := strings.CutPrefix(s.Version, "GLIBC_")
+		if !ok || !strings.HasPrefix(s.Library, "libc.so") {
+			continue
+		}
+		if best == "" || versionLess(best, v) {
+			best = v
+		}
+	}
+	return best, nil
+}
+
+// versionLess compares dotted numeric versions (2.17 < 2.34).
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
 }
 
 // helpOf runs bin --help, or bin args (only help: nothing else of a
@@ -410,14 +521,19 @@ func Layout(format, bin, gen, dataDir string, bins []string) (files.Contents, er
 		{"80-govmtools.preset", "/usr/lib/systemd/system-preset/80-govmtools.preset", "", 0o644},
 		{"tools.conf", "/etc/vmware-tools/tools.conf", files.TypeConfigNoReplace, 0o644},
 		{"statechange.subr", "/etc/vmware-tools/statechange.subr", files.TypeConfigNoReplace, 0o644},
-		{"pam.d/vmtoolsd", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644},
 		{"scripts/network", "/etc/vmware-tools/scripts/vmware/network", scriptType, 0o755},
 	}
 	for _, op := range []string{"poweron", "poweroff", "resume", "suspend"} {
 		list = append(list, df{"power-vm-default", "/etc/vmware-tools/" + op + "-vm-default", scriptType, 0o755})
 	}
+	// The PAM service of guest operations (vmware-vix-helper): Debian's
+	// stacks in the deb; in the rpm, Linux-PAM's modules directly (RPM
+	// distributions share no stack name; see the file).
 	if format == "deb" {
-		list = append(list, df{"deb/lintian-overrides", "/usr/share/lintian/overrides/" + Name, "", 0o644})
+		list = append(list, df{"pam.d/vmtoolsd", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644},
+			df{"deb/lintian-overrides", "/usr/share/lintian/overrides/" + Name, "", 0o644})
+	} else {
+		list = append(list, df{"pam.d/vmtoolsd-rpm", "/etc/pam.d/vmtoolsd", files.TypeConfigNoReplace, 0o644})
 	}
 	for _, d := range list {
 		p, err := extract(d.name)
@@ -472,18 +588,35 @@ func pack(o Options, format, arch, bin, gen string, bins []string) (string, erro
 			Conflicts: []string{"open-vm-tools"},
 			// Replaces is Replaces in the deb and Obsoletes in the rpm.
 			Replaces: []string{"open-vm-tools"},
-			Depends:  []string{"fuse3"},
 			Umask:    0o022,
 		},
 	}
 	switch format {
 	case "deb":
+		info.Depends = slices.Clone(DebDepends)
+		libc := ""
+		for _, b := range bins {
+			if !Cgo[b] {
+				continue
+			}
+			v, err := GlibcVersion(filepath.Join(bin, b))
+			if err != nil {
+				return "", err
+			}
+			if v != "" && (libc == "" || versionLess(libc, v)) {
+				libc = v
+			}
+		}
+		if libc != "" {
+			info.Depends = append(info.Depends, "libc6 (>= "+libc+")")
+		}
 		info.Scripts = nfpm.Scripts{PostInstall: script("postinst"), PreRemove: script("prerm"), PostRemove: script("postrm")}
 		// deb-systemd-helper and deb-systemd-invoke in the maintainer
 		// scripts, as debhelper's packages pre-depend on them.
 		info.Deb.Predepends = []string{"init-system-helpers (>= 1.54~)"}
 		info.Deb.Compression = "xz"
 	case "rpm":
+		info.Depends = slices.Clone(RPMDepends)
 		info.Scripts = nfpm.Scripts{PostInstall: script("post"), PreRemove: script("preun"), PostRemove: script("postun")}
 		info.RPM.Group = "Applications/System"
 		info.RPM.Summary = strings.SplitN(description, "\n", 2)[0]
@@ -519,7 +652,8 @@ func pack(o Options, format, arch, bin, gen string, bins []string) (string, erro
 const description = `VMware guest tools for Linux, written in Go (replaces open-vm-tools)
 govmtools is a drop-in replacement for open-vm-tools on VMware virtual
 machines: vmtoolsd (tools status, heartbeat, guest power operations, time
-synchronization, guest info), vmhgfs-fuse (shared folders), vmware-rpctool,
+synchronization, guest info, guest operations authenticated with PAM
+through vmware-vix-helper), vmhgfs-fuse (shared folders), vmware-rpctool,
 vmware-checkvm, vmware-hgfsclient and vmware-kmsgdump (kernel crash records
 to the host's vmware.log), under open-vm-tools' names, paths and units.
 Its services start only on VMware VMs.`

@@ -56,7 +56,7 @@ func guestUser(t *testing.T) (name, password, uid string) {
 // front end (VIX over TCLO) and our vmtoolsd with its PAM helper, as a
 // user created for the test.
 func TestGuestOps(t *testing.T) {
-	testutil.NotEmulated(t, testutil.Arm64PAM)
+	testutil.RequireHelperPAM(t)
 	name, password, uid := guestUser(t)
 	sim := testutil.StartSim(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(sim.Dir)

@@ -28,7 +28,8 @@ import (
 // upload where they may not write nor download /etc/shadow; guest.run
 // (which downloads the program's output) prints the user's uid.
 func TestGuestTransfer(t *testing.T) {
-	testutil.NotEmulated(t, testutil.Arm64PAM)
+	testutil.NotEmulated(t, testutil.EmulatedBigTransfer)
+	testutil.RequireHelperPAM(t)
 	name, password, uid := guestUser(t)
 	sim := testutil.StartSim(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(sim.Dir)

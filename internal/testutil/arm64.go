@@ -26,18 +26,17 @@ const (
 	// EmulatedFreeze: the tests that freeze a file system (LoopFS, and
 	// FIFREEZE on a tmpfs).
 	EmulatedFreeze = "fifreeze"
-	// Arm64PAM: the guest-operations tests, which log in through
-	// vmware-vix-helper.
-	Arm64PAM = "pam"
+	// EmulatedBigTransfer: TestGuestTransfer, which moves 1 GiB.
+	EmulatedBigTransfer = "1gib-transfer"
 )
 
 // Arm64Exclusions maps each key to why those tests cannot run in the
 // arm64 tier.
 var Arm64Exclusions = map[string]string{
-	Arm64Trap:      "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
-	Arm64Peer:      "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
-	Arm64PAM:       "vmware-vix-helper authenticates through PAM, which needs cgo, and the arm64 binaries are cross-built here with CGO_ENABLED=0 (no aarch64 C toolchain or libpam), so every guest operation is refused as unauthenticated",
-	EmulatedFreeze: "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
+	Arm64Trap:           "the ptrace trap (vmxsim run) is linux/amd64 only: it decodes x86-64 IN/OUT instructions and rewrites x86-64 syscalls at seccomp stops, so no arm64 program runs under it",
+	Arm64Peer:           "Debian's open-vm-tools in .cache/peer are the amd64 packages, and they run under the trap",
+	EmulatedBigTransfer: "TestGuestTransfer moves 1 GiB each way and bounds every process's peak memory: natively that takes about 40 s, through the emulator several times as long, most of the tier's budget, and qemu's own memory would count in the bound",
+	EmulatedFreeze:      "qemu-user does not implement the FIFREEZE and FITHAW ioctls, so a freeze through the emulator fails or hangs, and a hung test leaves a frozen loop mount behind",
 }
 
 // Emulated reports whether this test binary runs under user-mode
@@ -92,4 +91,15 @@ func NewPIDCloneflag() uintptr {
 		return 0
 	}
 	return syscall.CLONE_NEWPID
+}
+
+// RequireHelperPAM requires a vmware-vix-helper that authenticates with
+// PAM: natively the cgo build of Binaries; in the emulated arm64 tier the
+// cgo cross build (CrossPAM), without which every guest operation would
+// be refused as unauthenticated.
+func RequireHelperPAM(t testing.TB) {
+	t.Helper()
+	if Emulated() {
+		Require(t, CrossPAM(), "the arm64 cgo build of vmware-vix-helper ("+CrossCC+", libpam0g-dev:arm64, libpam-modules:arm64)", "run make test-deps as root (scripts/test-deps.d/48-cross-pam-arm64.sh)")
+	}
 }

@@ -114,12 +114,54 @@ func Binaries(t testing.TB) string {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/... ./internal/cmd/...: %v\n%s", err, out.String())
+			return
 		}
+		buildErr = crossHelper(root, buildDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildDir
+}
+
+// CrossCC is Debian's C cross compiler for arm64 (gcc-aarch64-linux-gnu,
+// scripts/test-deps.d/48-cross-pam-arm64.sh).
+const CrossCC = "aarch64-linux-gnu-gcc"
+
+// crossHelper rebuilds vmware-vix-helper with cgo in the emulated arm64
+// tier, where go build cross-compiles with CGO_ENABLED=0 (a helper that
+// refuses every login): with Debian's cross compiler and the arm64 libpam
+// and PAM modules from dpkg multiarch (48-cross-pam-arm64.sh), the kernel
+// runs it through qemu with the arm64 loader and libraries under
+// /usr/lib/aarch64-linux-gnu. Without them the helper stays the
+// CGO_ENABLED=0 one, and RequireHelperPAM fails or skips the
+// guest-operations tests.
+func crossHelper(root, dir string) error {
+	if !Emulated() || runtime.GOARCH != "arm64" || !CrossPAM() {
+		return nil
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/vmware-vix-helper")
+	cmd.Dir = root
+	cmd.Env = append(goEnv(), "CGO_ENABLED=1", "CC="+CrossCC)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("CGO_ENABLED=1 CC=%s go build ./cmd/vmware-vix-helper: %v\n%s", CrossCC, err, out)
+	}
+	return nil
+}
+
+// CrossPAM reports whether this machine can build and run the arm64
+// vmware-vix-helper with PAM: the cross compiler, and arm64 libpam and
+// pam_unix (libpam0g-dev:arm64, libpam-modules:arm64).
+func CrossPAM() bool {
+	if _, err := exec.LookPath(CrossCC); err != nil {
+		return false
+	}
+	for _, f := range []string{"/usr/lib/aarch64-linux-gnu/libpam.so", "/usr/lib/aarch64-linux-gnu/security/pam_unix.so", "/lib/ld-linux-aarch64.so.1"} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // binfmtAarch64 is the binfmt_misc entry Debian's qemu-user-static
