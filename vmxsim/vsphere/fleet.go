@@ -30,7 +30,7 @@ type inventory struct {
 
 	mu    sync.RWMutex
 	byRef map[types.ManagedObjectReference]*FrontEnd
-	order []*FrontEnd // in creation order
+	order []*FrontEnd // in the order they were added
 }
 
 // VMOptions configure one VM of the front end.
@@ -78,7 +78,7 @@ func (v *FrontEnd) AddVM(ctx context.Context, core *vmxsim.Core, opts VMOptions)
 	return v.inventory.addVM(ctx, core, opts)
 }
 
-// VMs returns every VM's front end, in creation order.
+// VMs returns every VM's front end, in the order they were added.
 func (v *FrontEnd) VMs() []*FrontEnd {
 	v.inventory.mu.RLock()
 	defer v.inventory.mu.RUnlock()
