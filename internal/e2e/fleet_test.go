@@ -116,5 +116,10 @@ func TestFleet(t *testing.T) {
 		if st.Tools.Running != (i%2 == 1) || st.Guest.IPAddress != want[vm.Name].IP {
 			t.Errorf("%s: ctl state tools running %v, ip %q; want %+v", vm.Dir, st.Tools.Running, st.Guest.IPAddress, want[vm.Name])
 		}
+		// The VMX's commands (reset, Set_Option, pings) and the guest's
+		// answers are counted; a VM without a guest exchanged none.
+		if tc := st.TCLO; (i%2 == 1) != (tc.Commands > 0 && tc.Replies > 0) || tc.Replies > tc.Commands {
+			t.Errorf("%s: TCLO messages %+v", vm.Dir, tc)
+		}
 	}
 }
