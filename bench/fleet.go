@@ -152,7 +152,7 @@ func (s *fleetScene) rows(f fleetFigures) []row {
 	return []row{
 		{fmt.Sprintf("Fleet of %d guests: first guest started → one govc query shows all %d tools running with the right IP", f.n, f.n),
 			fmt.Sprintf("%.2f s", f.shown.Seconds()), "—",
-			fmt.Sprintf("%s; all %d vmtoolsd started (one after another) in %.2f s; `govc object.collect -json -type m / name guest.toolsRunningStatus guest.ipAddress` polled, %d queries; the front end itself came up in %.2f s, the namespaces in %.2f s", how, f.n, f.startWall.Seconds(), f.queries, f.upWall.Seconds(), f.nsWall.Seconds())},
+			fmt.Sprintf("%s; all %d vmtoolsd started (one after another) in %.2f s; `govc object.collect -json -type m / name guest.toolsRunningStatus guest.ipAddress` polled every 250 ms from the last start, %s; the front end itself came up in %.2f s, the namespaces in %.2f s", how, f.n, f.startWall.Seconds(), plural(f.queries, "query", "queries"), f.upWall.Seconds(), f.nsWall.Seconds())},
 		{fmt.Sprintf("Fleet of %d guests: vmtoolsd RSS per guest (median, max)", f.n),
 			fmt.Sprintf("%.1f MiB, %.1f MiB", float64(f.rssMed)/1024, float64(f.rssMax)/1024), "—",
 			"VmRSS of each vmtoolsd once all were shown in vSphere"},
@@ -163,6 +163,13 @@ func (s *fleetScene) rows(f fleetFigures) []row {
 			fmt.Sprintf("start: %.2f s; idle: %.1f%% of a CPU", f.cpuStart, 100*f.idle.cpu/f.idle.window.Seconds()), "—",
 			fmt.Sprintf("one process for the front end and all %d VMXs; start = from the first guest's start until govc showed all (govc's queries included); making the %d VMs before any guest: %.2f s; idle over the idle window, no client connected", f.n, f.n, f.cpuUp)},
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // fleetCtl reaches every ctl.sock of a fleet directory: host "fleet" is
