@@ -336,31 +336,16 @@ func govcFleet(ctx context.Context, govc, url string) (map[string]govcVM, error)
 	if err != nil {
 		return nil, fmt.Errorf("govc object.collect: %w", err)
 	}
+	objs, err := testutil.GovcCollected(out)
+	if err != nil {
+		return nil, err
+	}
 	got := map[string]govcVM{}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for dec.More() {
-		var u struct {
-			ChangeSet []struct {
-				Name string `json:"name"`
-				Val  any    `json:"val"`
-			} `json:"changeSet"`
-		}
-		if err := dec.Decode(&u); err != nil {
-			return nil, fmt.Errorf("govc object.collect output: %w", err)
-		}
-		var name string
+	for _, o := range objs {
 		var vm govcVM
-		for _, c := range u.ChangeSet {
-			v, _ := c.Val.(string)
-			switch c.Name {
-			case "name":
-				name = v
-			case "guest.toolsRunningStatus":
-				vm.tools = v
-			case "guest.ipAddress":
-				vm.ip = v
-			}
-		}
+		name, _ := o["name"].(string)
+		vm.tools, _ = o["guest.toolsRunningStatus"].(string)
+		vm.ip, _ = o["guest.ipAddress"].(string)
 		got[name] = vm
 	}
 	return got, nil

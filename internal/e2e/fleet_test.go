@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -27,30 +26,16 @@ type fleetVM struct {
 func govcFleet(t *testing.T, ctl *vmxsim.Ctl) map[string]fleetVM {
 	t.Helper()
 	out := govc(t, ctl, "object.collect", "-json", "-type", "m", "/", "name", "guest.toolsRunningStatus", "guest.ipAddress")
+	objs, err := testutil.GovcCollected([]byte(out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
 	got := map[string]fleetVM{}
-	dec := json.NewDecoder(bytes.NewReader([]byte(out)))
-	for dec.More() {
-		var u struct {
-			ChangeSet []struct {
-				Name string `json:"name"`
-				Val  any    `json:"val"`
-			} `json:"changeSet"`
-		}
-		if err := dec.Decode(&u); err != nil {
-			t.Fatalf("govc object.collect: %v\n%s", err, out)
-		}
-		var vm fleetVM
-		for _, c := range u.ChangeSet {
-			s, _ := c.Val.(string)
-			switch c.Name {
-			case "name":
-				vm.Name = s
-			case "guest.toolsRunningStatus":
-				vm.Tools = s
-			case "guest.ipAddress":
-				vm.IP = s
-			}
-		}
+	for _, o := range objs {
+		vm := fleetVM{}
+		vm.Name, _ = o["name"].(string)
+		vm.Tools, _ = o["guest.toolsRunningStatus"].(string)
+		vm.IP, _ = o["guest.ipAddress"].(string)
 		got[vm.Name] = vm
 	}
 	return got
