@@ -83,7 +83,7 @@ func benchFleet(ctx context.Context, e *env) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "serve", "--vms", strconv.Itoa(n), "--dir", dir, "--vsphere", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "vmxsim"), "serve", "--vms", strconv.Itoa(n), "--dir", dir, "--vsphere", "127.0.0.1:0", "--log-level", "error")
 	cmd.Stderr = os.Stderr
 	t0 := time.Now()
 	p, err := testutil.LaunchSim(cmd, dir, 3*time.Minute, nil)
