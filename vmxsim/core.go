@@ -93,7 +93,8 @@ type Core struct {
 	haltPending  bool   // the guest reported a successful halt
 	pendingPower string // OS_PowerOn / OS_Resume to send once tools connect
 
-	tclo *tclo.Driver
+	tclo      *tclo.Driver
+	tcloCount tcloCounters // TCLO messages by direction (tools.go)
 
 	backdoor func() vmx.BackdoorStats // set by ReportBackdoor, for State
 	trap     func() vmx.TrapStats     // set by ReportTrap, for State

@@ -37,6 +37,8 @@ type State struct {
 	// Transports counts RPCIs and TCLO channels by transport: vsock,
 	// unix (rpci.sock and tclo.sock) and backdoor.
 	Transports map[string]TransportStats `json:"transports"`
+	// TCLO counts the TCLO messages, both ways.
+	TCLO TCLOStats `json:"tclo"`
 	// Quiesce is the snapshot driver: the last snapshot operations with
 	// every vmbackup event the guest sent, and events outside them.
 	Quiesce quiesce.State `json:"quiesce"`
@@ -138,6 +140,7 @@ func (c *Core) State() State {
 		s.Transports[k] = *v
 	}
 	s.Quiesce = qs
+	s.TCLO = TCLOStats{Commands: c.tcloCount.commands.Load(), Replies: c.tcloCount.replies.Load()}
 	s.Power.State = c.power
 	s.Power.StateChanges = c.stateChanges
 	if s.Power.State == "" {

@@ -3,6 +3,7 @@ package vmxsim
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/govmtools/govmtools/vmxsim/tclo"
 )
@@ -75,4 +76,21 @@ func (h tcloHost) ToolsGone() {
 
 func (h tcloHost) Remark(format string, args ...any) { h.c.log.Host(format, args...) }
 
-func (h tcloHost) Trace(from string, msg []byte) { h.c.trace.Record("tclo", from, "", msg) }
+func (h tcloHost) Trace(from string, msg []byte) {
+	if from == "host" {
+		h.c.tcloCount.commands.Add(1)
+	} else {
+		h.c.tcloCount.replies.Add(1)
+	}
+	h.c.trace.Record("tclo", from, "", msg)
+}
+
+// tcloCounters count the TCLO messages that crossed.
+type tcloCounters struct{ commands, replies atomic.Uint64 }
+
+// TCLOStats are the TCLO messages that crossed since the VMX started,
+// pings included: what the host costs a guest.
+type TCLOStats struct {
+	Commands uint64 `json:"commands"` // sent by the VMX
+	Replies  uint64 `json:"replies"`  // answers from the guest
+}

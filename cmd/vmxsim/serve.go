@@ -12,6 +12,7 @@ import (
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sf := addSimFlags(fs, "info")
+	vms := fs.Int("vms", 0, "serve a fleet of N VMs behind one vSphere front end, each with its own VMX in DIR/vm-0001... (no trap)")
 	if err := parseFlags(fs, args, stdout, "vmxsim serve --dir DIR [flags]"); err != nil {
 		return 0, err
 	}
@@ -24,6 +25,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) (int, e
 	logger, err := sf.logger(stderr, "serve")
 	if err != nil {
 		return 0, err
+	}
+	if *vms > 0 {
+		return 0, serveFleet(ctx, sf, *vms, logger)
 	}
 	s, stop, err := sf.startSim(ctx, logger, nil)
 	if err != nil {

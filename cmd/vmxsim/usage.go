@@ -2,6 +2,9 @@ package main
 
 const usage = `usage:
   vmxsim serve --dir DIR [flags]    serve the simulated VMX on DIR/{tclo,rpci,ctl}.sock
+  vmxsim serve --dir DIR --vms N [--vsphere HOST:PORT] [flags]
+                                    a fleet: N VMs, each with its own VMX in DIR/vm-0001...,
+                                    behind one vSphere front end (VMs NAME-0001...)
   vmxsim run [--dir DIR] [--lb] [--keep-dead-channels] [--clock-offset D] [flags] -- CMD ARGS...
                                     run CMD under the backdoor trap against the same VMX
                                     (DIR defaults to a temporary directory; the host

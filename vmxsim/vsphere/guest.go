@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vmware/govmomi/find"
@@ -193,18 +194,31 @@ func GuestID(short string) string {
 		return ""
 	}
 	s := strings.ToLower(strings.TrimPrefix(strings.ToLower(short), "arm-"))
-	want := strings.NewReplacer("-", "", "_", "").Replace(s)
-	for _, id := range types.VirtualMachineGuestOsIdentifier("").Values() {
-		n := strings.ToLower(strings.TrimSuffix(string(id), "Guest"))
-		if strings.NewReplacer("-", "", "_", "").Replace(n) == want {
-			return string(id)
-		}
+	if id, ok := guestIDs()[idFolder.Replace(s)]; ok {
+		return id
 	}
 	if strings.HasSuffix(s, "-64") {
 		return string(types.VirtualMachineGuestOsIdentifierOtherLinux64Guest)
 	}
 	return string(types.VirtualMachineGuestOsIdentifierOtherLinuxGuest)
 }
+
+// idFolder drops what GuestID ignores besides case.
+var idFolder = strings.NewReplacer("-", "", "_", "")
+
+// guestIDs maps vSphere's guest identifiers, folded as GuestID compares
+// them, to themselves; built once (the mirror asks for every VM at every
+// interval).
+var guestIDs = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	for _, id := range types.VirtualMachineGuestOsIdentifier("").Values() {
+		n := idFolder.Replace(strings.ToLower(strings.TrimSuffix(string(id), "Guest")))
+		if _, dup := m[n]; !dup {
+			m[n] = string(id) // the first in vSphere's order, as the loop was
+		}
+	}
+	return m
+})
 
 // GuestFullName is vSphere's display name of a Linux guest identifier
 // (guest.guestFullName, e.g. "Debian GNU/Linux 12 (64-bit)"), for the

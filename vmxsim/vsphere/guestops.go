@@ -81,8 +81,8 @@ func (g *guestOps) call(vm types.ManagedObjectReference, auth types.BaseGuestAut
 // callFlags is call with the VIX commonFlags (FlagGuestReturnsBinary
 // for HGFS packets).
 func (g *guestOps) callFlags(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, flags uint8, body []byte) ([]byte, types.BaseMethodFault) {
-	v := g.v
-	if vm != v.vm {
+	v := g.v.lookup(vm)
+	if v == nil {
 		return nil, &types.ManagedObjectNotFound{Obj: vm}
 	}
 	if v.core.PowerState() != vmxsim.PoweredOn {

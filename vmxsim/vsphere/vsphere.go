@@ -41,12 +41,13 @@ import (
 // Only properties whose value changed are pushed, each as its own
 // property path, so clients waiting in WaitForUpdates are woken.
 type FrontEnd struct {
+	*inventory // shared by every VM of the front end (fleet.go)
+
 	core    *vmxsim.Core
-	model   *simulator.Model
-	server  *simulator.Server
 	vm      types.ManagedObjectReference
 	proxy   types.ManagedObjectReference // guestPower, registered in the map
 	snapper types.ManagedObjectReference // snapshotter, registered in the map
+	primary bool                         // made by New: its Close stops the server
 	lg      *slog.Logger
 	every   time.Duration
 	mirrors []Mirror
@@ -101,39 +102,49 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	if err := m.Create(); err != nil {
 		return nil, fmt.Errorf("vsphere: %w", err)
 	}
-	v := &FrontEnd{core: core, model: m, lg: opts.Logger, every: opts.Interval, pushed: map[string]any{}}
-	v.mirrors = []Mirror{toolsMirror}
-	v.opsCtx, v.cancelOps = context.WithCancel(context.Background())
-
 	c, err := vim25.NewClient(ctx, m.Service)
 	if err != nil {
 		m.Remove()
 		return nil, fmt.Errorf("vsphere client: %w", err)
 	}
-	ref, err := createVM(ctx, c, opts.VMName)
+	inv := &inventory{model: m, client: c, logger: opts.Logger, interval: opts.Interval, byRef: map[types.ManagedObjectReference]*FrontEnd{}}
+	v, err := inv.addVM(ctx, core, VMOptions{Name: opts.VMName, NICs: opts.NICs})
 	if err != nil {
 		m.Remove()
-		return nil, fmt.Errorf("vsphere: create vm: %w", err)
+		return nil, err
 	}
-	v.vm = ref
-	if v.nics, err = addNICs(ctx, c, ref, opts.NICs); err != nil {
-		m.Remove()
-		return nil, fmt.Errorf("vsphere: NICs: %w", err)
-	}
-	if err := v.seedExtraConfig(ctx, c); err != nil {
-		m.Remove()
-		return nil, fmt.Errorf("vsphere: extraConfig: %w", err)
-	}
-	v.AddMirror(v.guestMirror)
-	v.proxy = m.Map().Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-1"}}).Reference()
-	v.snapper = m.Map().Put(&snapshotter{self: types.ManagedObjectReference{Type: "GovmtoolsSnapshotter", Value: "snapshotter-1"}, v: v}).Reference()
-	m.Map().Handler = v.intercept
+	v.primary = true
+	m.Map().Handler = inv.intercept
 	g := v.installGuestOps(*c.ServiceContent.GuestOperationsManager)
 
 	m.Service.TLS = new(tls.Config)
 	m.Service.Listen = &url.URL{Host: opts.Addr}
 	v.server = m.Service.NewServer()
 	m.Service.Handle("/guestFile", g) // the transfer URLs (guestxfer.go)
+	return v, nil
+}
+
+// newVM creates the VM name with its NICs and guestinfo extraConfig in
+// the inventory, and the front end that mirrors core into it.
+func (inv *inventory) newVM(ctx context.Context, core *vmxsim.Core, opts VMOptions) (*FrontEnd, error) {
+	v := &FrontEnd{inventory: inv, core: core, lg: inv.logger, every: inv.interval, pushed: map[string]any{}}
+	v.mirrors = []Mirror{toolsMirror}
+	v.opsCtx, v.cancelOps = context.WithCancel(context.Background())
+	ref, err := createVM(ctx, inv.client, opts.Name)
+	if err != nil {
+		return nil, fmt.Errorf("vsphere: create vm %s: %w", opts.Name, err)
+	}
+	v.vm = ref
+	if v.nics, err = addNICs(ctx, inv.client, ref, opts.NICs); err != nil {
+		return nil, fmt.Errorf("vsphere: NICs of %s: %w", opts.Name, err)
+	}
+	if err := v.seedExtraConfig(ctx, inv.client); err != nil {
+		return nil, fmt.Errorf("vsphere: extraConfig of %s: %w", opts.Name, err)
+	}
+	v.AddMirror(v.guestMirror)
+	reg := inv.model.Map()
+	v.proxy = reg.Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-" + ref.Value}}).Reference()
+	v.snapper = reg.Put(&snapshotter{self: types.ManagedObjectReference{Type: "GovmtoolsSnapshotter", Value: "snapshotter-" + ref.Value}, v: v}).Reference()
 	return v, nil
 }
 
@@ -196,13 +207,25 @@ func (v *FrontEnd) AddMirror(m Mirror) { v.mirrors = append(v.mirrors, m) }
 // power operations in flight. It keeps the core's power state following
 // the VM's (powered off: tools state cleared, guest channels refused).
 func (v *FrontEnd) Run(ctx context.Context) error {
-	defer v.ops.Wait()
-	defer v.cancelOps()
-	t := time.NewTicker(v.every)
+	return runMirrors(ctx, v.every, []*FrontEnd{v})
+}
+
+// runMirrors mirrors vms every interval until ctx ends, then ends and
+// waits for their guest operations in flight.
+func runMirrors(ctx context.Context, every time.Duration, vms []*FrontEnd) error {
+	defer func() {
+		for _, v := range vms {
+			v.cancelOps()
+			v.ops.Wait()
+		}
+	}()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		v.syncPower()
-		v.mirror()
+		for _, v := range vms {
+			v.syncPower()
+			v.mirror()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -211,9 +234,13 @@ func (v *FrontEnd) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops the HTTPS server and removes the model.
+// Close stops the HTTPS server and removes the model; on a VM added with
+// AddVM it only ends that VM's operations in flight.
 func (v *FrontEnd) Close() {
 	v.cancelOps()
+	if !v.primary {
+		return
+	}
 	v.server.Close()
 	v.model.Remove()
 }
