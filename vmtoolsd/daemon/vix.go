@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/govmtools/govmtools/vmtoolsd"
+	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
 	"github.com/govmtools/govmtools/vmtoolsd/vix"
 )
 
@@ -13,9 +14,10 @@ import (
 // the one installed beside its own executable.
 const HelperName = "vmware-vix-helper"
 
-// newVIX builds the guest-operations service (vmtoolsd/vix).
-func newVIX(logger *slog.Logger) *vix.Service {
-	svc := &vix.Service{Logger: logger, ToolsVersion: vmtoolsd.DefaultVersion().String()}
+// newVIX builds the guest-operations service (vmtoolsd/vix), its
+// [guestoperations] switches read from the current tools.conf.
+func newVIX(conf *toolsconf.Watcher, logger *slog.Logger) *vix.Service {
+	svc := &vix.Service{Logger: logger, ToolsVersion: vmtoolsd.DefaultVersion().String(), Conf: conf.Current}
 	if exe, err := os.Executable(); err == nil {
 		svc.Helper = filepath.Join(filepath.Dir(exe), HelperName)
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmtoolsd"
+	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/guestops"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
@@ -40,6 +41,9 @@ type Service struct {
 	Now func() time.Time
 	// ToolsVersion is reported in the tools properties.
 	ToolsVersion string
+	// Conf returns the current tools.conf (its [guestoperations]
+	// switches, read at every request); nil means none.
+	Conf func() *toolsconf.File
 
 	mu      sync.Mutex
 	pipes   map[io.Closer]bool // waiters' helper pipes, closed at stop
@@ -47,6 +51,7 @@ type Service struct {
 	procs   []*proc
 	fails   map[string]*failures
 	xfer    transfers
+	lists   procLists
 	waiters sync.WaitGroup
 }
 
@@ -129,6 +134,11 @@ func (s *Service) relayed(ctx context.Context, args []byte) ([]byte, error) {
 }
 
 func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto.Error, uint32, []byte) {
+	if s.disabled(req.OpCode) {
+		// Before authentication, as open-vm-tools checks.
+		s.lg().Info("guest operation disabled by tools.conf", "op", req.OpCode)
+		return vixproto.ErrOperationDisabled, 0, nil
+	}
 	switch req.OpCode {
 	case vixproto.OpGetToolsState:
 		return 0, 0, s.toolsPropertiesPayload()
@@ -193,7 +203,7 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	s.succeeded(name)
 	switch req.OpCode {
 	case vixproto.OpListProcessesEx:
-		return s.listProcesses(req)
+		return s.listProcesses(req, name)
 	case vixproto.OpInitiateTransferFrom, vixproto.OpInitiateTransferTo:
 		s.granted(grantReq, name)
 	case vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials:
@@ -377,15 +387,19 @@ func (s *Service) toolsProperties() []byte {
 
 // toolsPropertiesPayload is the base64 property list: version, OS
 // family, word size, temp dir, and the *_ENABLED set (valued as
-// open-vm-tools values them: the "disabled" flag, false).
+// open-vm-tools values them: each API's "disabled" flag).
 func (s *Service) toolsPropertiesPayload() []byte {
 	var b []byte
 	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4500, Type: vixproto.PropString, Str: s.ToolsVersion})
 	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4502, Type: vixproto.PropString, Str: "Linux"})
 	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4519, Type: vixproto.PropInt32, Int: int64(wordSize())})
 	b = vixproto.AppendProperty(b, vixproto.Property{ID: 203, Type: vixproto.PropString, Str: os.TempDir()})
-	for id := int32(4540); id <= 4568; id++ {
-		b = vixproto.AppendProperty(b, vixproto.Property{ID: id, Type: vixproto.PropBool})
+	var conf *toolsconf.File
+	if s.Conf != nil {
+		conf = s.Conf()
+	}
+	for i, api := range enabledProps {
+		b = vixproto.AppendProperty(b, vixproto.Property{ID: 4540 + int32(i), Type: vixproto.PropBool, Bool: apiDisabled(conf, api)})
 	}
 	return []byte(base64.StdEncoding.EncodeToString(b))
 }

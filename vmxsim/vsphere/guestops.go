@@ -204,7 +204,7 @@ func (m *guestProcessManager) ListProcessesInGuest(ctx *simulator.Context, req *
 	for _, pid := range req.Pids {
 		lp.Pids = append(lp.Pids, uint64(pid))
 	}
-	p, f := m.g.call(req.Vm, req.Auth, vixproto.OpListProcessesEx, lp.Encode())
+	p, f := m.g.listProcesses(req.Vm, req.Auth, lp)
 	if f != nil {
 		body.Fault_ = fault(f)
 		return body
@@ -221,6 +221,48 @@ func (m *guestProcessManager) ListProcessesInGuest(ctx *simulator.Context, req *
 	}
 	body.Res = res
 	return body
+}
+
+// maxProcList bounds a chunked process list the guest announces.
+const maxProcList = 16 << 20
+
+// listProcesses sends ListProcessesEx and, when the guest answers with
+// the first chunk of a long list (vixproto.ParseProcChunk), asks again
+// with its key and the offset received so far until nothing is left, as
+// the VMX does.
+func (g *guestOps) listProcesses(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, lp *vixproto.ListProcesses) ([]byte, types.BaseMethodFault) {
+	p, f := g.call(vm, auth, vixproto.OpListProcessesEx, lp.Encode())
+	if f != nil {
+		return nil, f
+	}
+	c, err := vixproto.ParseProcChunk(string(p))
+	if err != nil {
+		return nil, &types.SystemError{Reason: "malformed process list chunk"}
+	}
+	if !c.Chunked {
+		return p, nil
+	}
+	if c.Key == 0 || c.Total > maxProcList {
+		return nil, &types.SystemError{Reason: fmt.Sprintf("process list chunk: key %d, total %d", c.Key, c.Total)}
+	}
+	key, total, out := c.Key, c.Total, []byte(c.Data)
+	for c.Left > 0 {
+		if len(c.Data) == 0 || int64(len(out)) >= total {
+			return nil, &types.SystemError{Reason: "process list chunks do not add up"}
+		}
+		p, f = g.call(vm, auth, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: key, Offset: uint32(len(out))}).Encode())
+		if f != nil {
+			return nil, f
+		}
+		if c, err = vixproto.ParseProcChunk(string(p)); err != nil || !c.Chunked {
+			return nil, &types.SystemError{Reason: "malformed process list chunk"}
+		}
+		out = append(out, c.Data...)
+	}
+	if int64(len(out)) != total {
+		return nil, &types.SystemError{Reason: "process list chunks do not add up"}
+	}
+	return out, nil
 }
 
 func (m *guestProcessManager) TerminateProcessInGuest(ctx *simulator.Context, req *types.TerminateProcessInGuest) soap.HasFault {

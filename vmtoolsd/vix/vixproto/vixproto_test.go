@@ -2,32 +2,11 @@ package vixproto
 
 import (
 	"bytes"
-	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/govmtools/govmtools/internal/testutil"
+)
 
 // The credential block of the worked example: user root, password
 // secret, type 4.
@@ -55,7 +34,7 @@ func TestNamePasswordGolden(t *testing.T) {
 // A ValidateCredentials (192) request of root/secret, type 4, as
 // the header layout gives it.
 func TestValidateCredentialsGolden(t *testing.T) {
-	want := readHex(t, "validate-credentials-request.hex")
+	want := testutil.ReadHex(t, "validate-credentials-request.hex")
 	got, err := NewRequest(OpValidateCredentials, 0, 0, CredNamePasswordObfusc, nil, NamePasswordCred("root", []byte("secret")))
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +201,7 @@ func decodeAll(b []byte) {
 
 func FuzzDecodeRequest(f *testing.F) {
 	for _, name := range []string{"validate-credentials-request.hex", "start-program-request.hex"} {
-		f.Add(readHex(f, name))
+		f.Add(testutil.ReadHex(f, name))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { decodeAll(b) })
 }
@@ -259,9 +238,14 @@ func FuzzReply(f *testing.F) {
 	f.Add([]byte("0 0 0 <rem>0</rem><fxi><Name>a</Name></fxi>\x00"))
 	f.Add([]byte("0 0 <proc><cmd>a</cmd><name>b</name><pid>1</pid></proc>\x00"))
 	f.Add(BinaryReply(0, 0, []byte{1}))
+	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 0, 89000, []byte("<proc><cmd>a</cmd>"))))
+	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 1000, 0, []byte("</proc>"))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, _, p, _, err := ParseReply(b); err == nil {
 			ParseProcesses(string(p))
+			if c, err := ParseProcChunk(string(p)); err == nil && c.Chunked && !strings.HasSuffix(string(p), c.Data) {
+				t.Fatalf("chunk data %q is not the reply's end", c.Data)
+			}
 			ParseListFilesResult(string(p))
 			ParseEnv(string(p))
 			ParseProperties(p)

@@ -1,0 +1,82 @@
+package vixproto
+
+import (
+	"strconv"
+	"strings"
+)
+
+// ListProcessesEx chunking. A process list that does not fit one reply
+// (its size plus ProcChunkFirstHeader over MaxReplyPayload) is kept by
+// the guest under a key; the first reply carries
+// "<key>K</key><totalSize>S</totalSize><leftToSend>L</leftToSend>" and
+// the first bytes of the list, and the host asks again with that key and
+// the offset it has received so far; later replies carry only
+// "<leftToSend>L</leftToSend>" and the next bytes. Chunks are cut at byte
+// offsets, not at entry boundaries. The header reserves are what
+// open-vm-tools reserves: its format strings' sizes plus ten digits per
+// number.
+const (
+	ProcChunkFirstHeader = 96
+	ProcChunkLaterHeader = 38
+)
+
+// AppendProcChunk appends one chunk of a cached list: the first header
+// when offset is 0, else the later one, then data.
+func AppendProcChunk(b []byte, key uint32, total int, offset uint32, left int, data []byte) []byte {
+	if offset == 0 {
+		b = strconv.AppendUint(append(b, "<key>"...), uint64(key), 10)
+		b = strconv.AppendInt(append(b, "</key><totalSize>"...), int64(total), 10)
+		b = append(b, "</totalSize>"...)
+	}
+	b = strconv.AppendInt(append(b, "<leftToSend>"...), int64(left), 10)
+	return append(append(b, "</leftToSend>"...), data...)
+}
+
+// ProcChunk is a decoded ListProcessesEx reply.
+type ProcChunk struct {
+	// Chunked is set when the reply carries a chunk header; Key and
+	// Total are set in the first chunk only.
+	Chunked     bool
+	Key         uint32
+	Total, Left int64
+	Data        string
+}
+
+// ParseProcChunk splits a ListProcessesEx reply into its chunk header
+// (if any) and data; a header with a malformed number is
+// ErrInvalidMessageBody.
+func ParseProcChunk(s string) (ProcChunk, error) {
+	var c ProcChunk
+	num := func(name string) (int64, bool) {
+		open, closing := "<"+name+">", "</"+name+">"
+		rest, ok := strings.CutPrefix(s, open)
+		if !ok {
+			return 0, false
+		}
+		v, after, ok := strings.Cut(rest, closing)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || n < 0 {
+			return -1, false
+		}
+		s = after
+		return n, true
+	}
+	if k, ok := num("key"); ok {
+		t, ok := num("totalSize")
+		if !ok || k > 1<<32-1 {
+			return c, ErrInvalidMessageBody
+		}
+		c.Key, c.Total = uint32(k), t
+	} else if k < 0 {
+		return c, ErrInvalidMessageBody
+	}
+	l, ok := num("leftToSend")
+	switch {
+	case ok:
+		c.Chunked, c.Left = true, l
+	case l < 0 || c.Key != 0:
+		return c, ErrInvalidMessageBody
+	}
+	c.Data = s
+	return c, nil
+}
