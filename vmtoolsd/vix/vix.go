@@ -41,6 +41,9 @@ type Service struct {
 	Now func() time.Time
 	// ToolsVersion is reported in the tools properties.
 	ToolsVersion string
+	// OS returns the OS's short and full names (guest info's
+	// INFO_OS_NAME and INFO_OS_NAME_FULL); nil means empty ones.
+	OS func() (short, full string)
 	// Conf returns the current tools.conf (its [guestoperations]
 	// switches, read at every request); nil means none.
 	Conf func() *toolsconf.File
@@ -380,26 +383,52 @@ func (s *Service) reap() {
 	s.procs = keep
 }
 
-// toolsProperties answers Vix_1_Get_ToolsProperties.
+// toolsProperties answers Vix_1_Get_ToolsProperties: as the relayed
+// reply, but without the NUL (open-vm-tools answers this command with the
+// string's length, not length+1).
 func (s *Service) toolsProperties() []byte {
-	return vixproto.Reply(0, 0, s.toolsPropertiesPayload())
+	r := vixproto.Reply(0, 0, s.toolsPropertiesPayload())
+	return r[:len(r)-1]
 }
 
-// toolsPropertiesPayload is the base64 property list: version, OS
-// family, word size, temp dir, and the *_ENABLED set (valued as
-// open-vm-tools values them: each API's "disabled" flag).
+// toolsPropertiesPayload is the base64 property list, with the
+// properties open-vm-tools sends on Linux, in its order: OS full and
+// short names, product name, tools version, host name, API options
+// (GET_HANDLE_STATE), OS family (Linux), package list (empty), the
+// [powerops] scripts tools.conf sets, temp dir, word size, the shared
+// folders' mount point, and the *_ENABLED set, valued as open-vm-tools
+// values them: each API's "disabled" flag.
 func (s *Service) toolsPropertiesPayload() []byte {
-	var b []byte
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4500, Type: vixproto.PropString, Str: s.ToolsVersion})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4502, Type: vixproto.PropString, Str: "Linux"})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4519, Type: vixproto.PropInt32, Int: int64(wordSize())})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 203, Type: vixproto.PropString, Str: os.TempDir()})
 	var conf *toolsconf.File
 	if s.Conf != nil {
 		conf = s.Conf()
 	}
+	var short, full string
+	if s.OS != nil {
+		short, full = s.OS()
+	}
+	host, _ := os.Hostname()
+	str := func(id int32, v string) vixproto.Property { return vixproto.Property{ID: id, Type: vixproto.PropString, Str: v} }
+	num := func(id int32, v int64) vixproto.Property { return vixproto.Property{ID: id, Type: vixproto.PropInt32, Int: v} }
+	props := []vixproto.Property{
+		str(4503, full), str(4520, short), str(4511, "VMware Tools"), str(4500, s.ToolsVersion), str(4505, host),
+		num(4501, 1), num(4502, 1), str(4504, ""),
+	}
+	for _, sc := range []struct {
+		id  int32
+		key string
+	}{{4506, "poweroff-script"}, {4508, "resume-script"}, {4507, "poweron-script"}, {4509, "suspend-script"}} {
+		if v, ok := conf.Lookup("powerops", sc.key); ok {
+			props = append(props, str(sc.id, v))
+		}
+	}
+	props = append(props, str(203, os.TempDir()), num(4519, int64(wordSize())), str(4525, "/mnt/hgfs"))
 	for i, api := range enabledProps {
-		b = vixproto.AppendProperty(b, vixproto.Property{ID: 4540 + int32(i), Type: vixproto.PropBool, Bool: apiDisabled(conf, api)})
+		props = append(props, vixproto.Property{ID: 4540 + int32(i), Type: vixproto.PropBool, Bool: apiDisabled(conf, api)})
+	}
+	var b []byte
+	for _, p := range props {
+		b = vixproto.AppendProperty(b, p)
 	}
 	return []byte(base64.StdEncoding.EncodeToString(b))
 }

@@ -2,6 +2,11 @@ package vixproto
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -203,6 +208,10 @@ func FuzzDecodeRequest(f *testing.F) {
 	for _, name := range []string{"validate-credentials-request.hex", "start-program-request.hex"} {
 		f.Add(testutil.ReadHex(f, name))
 	}
+	reqs, _ := peerVIX(f)
+	for _, r := range reqs {
+		f.Add(r)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) { decodeAll(b) })
 }
 
@@ -238,6 +247,10 @@ func FuzzReply(f *testing.F) {
 	f.Add([]byte("0 0 0 <rem>0</rem><fxi><Name>a</Name></fxi>\x00"))
 	f.Add([]byte("0 0 <proc><cmd>a</cmd><name>b</name><pid>1</pid></proc>\x00"))
 	f.Add(BinaryReply(0, 0, []byte{1}))
+	_, replies := peerVIX(f)
+	for _, r := range replies {
+		f.Add(bytes.TrimPrefix(r, []byte("OK ")))
+	}
 	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 0, 89000, []byte("<proc><cmd>a</cmd>"))))
 	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 1000, 0, []byte("</proc>"))))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -264,5 +277,151 @@ func TestHgfsPacket(t *testing.T) {
 		if _, err := ParseHgfsPacket(b); err != ErrInvalidMessageBody {
 			t.Errorf("%q: %v", b, err)
 		}
+	}
+}
+
+// peerVIX reads the guest-operations exchanges captured from Debian's
+// vmtoolsd (testdata/peer/vix-12.2.0.json, internal/e2e
+// TestGuestOpsPeerGolden): each TCLO command with the guest's reply.
+func peerVIX(t testing.TB) (reqs, replies [][]byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "testdata", "peer", "vix-12.2.0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct{ Name, Request, Reply, ReplyHex string }
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range g.Cases {
+		req, err := hex.DecodeString(c.Request)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		rep := []byte(c.Reply)
+		if c.ReplyHex != "" {
+			if rep, err = hex.DecodeString(c.ReplyHex); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+		}
+		reqs, replies = append(reqs, req), append(replies, rep)
+	}
+	return reqs, replies
+}
+
+// Every relayed request of the capture decodes, its body with the
+// opcode's parser and its credential; re-encoding the decoded request
+// gives the same bytes. Every reply parses, and its payload with the
+// decoder of its kind.
+func TestPeerGoldenVIX(t *testing.T) {
+	reqs, replies := peerVIX(t)
+	if len(reqs) < 30 {
+		t.Fatalf("%d exchanges in the capture", len(reqs))
+	}
+	relayed := 0
+	for i, cmd := range reqs {
+		rest, ok := bytes.CutPrefix(cmd, []byte(RelayedCommand))
+		if !ok {
+			continue
+		}
+		_, msg, err := SplitRelayed(rest)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		r, err := Decode(msg)
+		if err != nil {
+			if msg[0] == Magic&0xff {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			continue // the bad-magic case
+		}
+		relayed++
+		c, err := DecodeNamePassword(r.Cred)
+		if err != nil || c.Name == "" {
+			t.Errorf("request %d: credential %v", i, err)
+		}
+		again, err := NewRequest(r.OpCode, r.CommonFlags, r.RequestFlags, r.CredType, r.Body, r.Cred)
+		if err != nil || !bytes.Equal(again, msg) {
+			t.Errorf("request %d (op %d) re-encodes to %x, want %x (%v)", i, r.OpCode, again, msg, err)
+		}
+		var perr error
+		switch r.OpCode {
+		case OpStartProgram:
+			_, perr = ParseStartProgram(r.Body)
+		case OpListProcessesEx:
+			_, perr = ParseListProcesses(r.Body)
+		case OpTerminateProcess:
+			_, perr = ParseKillProcess(r.Body)
+		case OpReadEnvVariables:
+			_, perr = ParseReadEnv(r.Body)
+		case OpListFiles:
+			_, perr = ParseListFiles(r.Body)
+		case OpMoveFileEx, OpMoveDirectory:
+			_, perr = ParseRename(r.Body)
+		case OpCreateTempFileEx, OpCreateTempDirectory:
+			_, perr = ParseCreateTemp(r.Body)
+		case OpSetFileAttributes:
+			_, perr = ParseSetAttrs(r.Body)
+		case OpCreateDirectoryEx, OpDeleteFileEx, OpDeleteDirectoryEx:
+			_, perr = ParseFileOp(r.OpCode, r.Body)
+		}
+		if perr != nil {
+			t.Errorf("request %d (op %d) body: %v", i, r.OpCode, perr)
+		}
+	}
+	if relayed < 30 {
+		t.Errorf("%d relayed requests decoded", relayed)
+	}
+	kinds := map[string]int{}
+	for i, rep := range replies {
+		rest, ok := bytes.CutPrefix(rep, []byte("OK "))
+		if !ok {
+			t.Fatalf("reply %d: %q", i, rep)
+		}
+		e, _, p, bin, err := ParseReply(rest)
+		// Relayed replies end in a NUL; Vix_1_Get_ToolsProperties' does not.
+		if err != nil || bin || (rest[len(rest)-1] != 0) != bytes.Equal(reqs[i], []byte(GetToolsProperties)) {
+			t.Fatalf("reply %d %q: %v", i, rep, err)
+		}
+		s := string(p)
+		switch {
+		case e != OK:
+		case strings.HasPrefix(s, "<proc>"):
+			if ps := ParseProcesses(s); len(ps) != 1 || ps[0].Pid == 0 || ps[0].User == "" || ps[0].Start == 0 {
+				t.Errorf("reply %d: processes %+v", i, ps)
+			}
+			kinds["proc"]++
+		case strings.HasPrefix(s, "0 <rem>"):
+			r := ParseListFilesResult(s)
+			if strings.Contains(s, "<fxi>") && len(r.Files) == 0 {
+				t.Errorf("reply %d: no files in %q", i, s)
+			}
+			for _, f := range r.Files {
+				if f.Name == "" || f.Mode == 0 || f.MTime == 0 {
+					t.Errorf("reply %d: file %+v", i, f)
+				}
+			}
+			kinds["files"]++
+		case strings.HasPrefix(s, "<ev>"):
+			if env := ParseEnv(s); len(env) != 2 {
+				t.Errorf("reply %d: env %q", i, env)
+			}
+			kinds["env"]++
+		case len(s) > 100:
+			raw, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			ps, err := ParseProperties(raw)
+			if err != nil || len(ps) < 40 {
+				t.Errorf("reply %d: %d properties, %v", i, len(ps), err)
+			}
+			kinds["properties"]++
+		}
+	}
+	if kinds["proc"] < 2 || kinds["files"] < 5 || kinds["env"] != 1 || kinds["properties"] != 2 {
+		t.Errorf("reply kinds decoded: %v", kinds)
 	}
 }
