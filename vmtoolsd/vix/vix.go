@@ -408,8 +408,12 @@ func (s *Service) toolsPropertiesPayload() []byte {
 		short, full = s.OS()
 	}
 	host, _ := os.Hostname()
-	str := func(id int32, v string) vixproto.Property { return vixproto.Property{ID: id, Type: vixproto.PropString, Str: v} }
-	num := func(id int32, v int64) vixproto.Property { return vixproto.Property{ID: id, Type: vixproto.PropInt32, Int: v} }
+	str := func(id int32, v string) vixproto.Property {
+		return vixproto.Property{ID: id, Type: vixproto.PropString, Str: v}
+	}
+	num := func(id int32, v int64) vixproto.Property {
+		return vixproto.Property{ID: id, Type: vixproto.PropInt32, Int: v}
+	}
 	props := []vixproto.Property{
 		str(4503, full), str(4520, short), str(4511, "VMware Tools"), str(4500, s.ToolsVersion), str(4505, host),
 		num(4501, 1), num(4502, 1), str(4504, ""),
