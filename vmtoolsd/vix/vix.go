@@ -165,6 +165,15 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 		s.lg().Warn("guest operation refused: unsupported credential type", "op", req.OpCode, "credType", req.CredType)
 		return vixproto.ErrNotSupported, 0, nil
 	}
+	// A malformed body is refused before any helper or PAM runs (as
+	// open-vm-tools parses before it impersonates).
+	if err := vixproto.CheckBody(req.OpCode, req.Body); err != nil {
+		e, ok := err.(vixproto.Error)
+		if !ok {
+			e = vixproto.ErrInvalidMessageBody
+		}
+		return e, 0, nil
+	}
 	cred, err := vixproto.DecodeNamePassword(req.Cred)
 	if err != nil {
 		s.lg().Warn("guest operation refused: undecodable credential", "op", req.OpCode)

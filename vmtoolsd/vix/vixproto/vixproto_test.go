@@ -346,27 +346,7 @@ func TestPeerGoldenVIX(t *testing.T) {
 		if err != nil || !bytes.Equal(again, msg) {
 			t.Errorf("request %d (op %d) re-encodes to %x, want %x (%v)", i, r.OpCode, again, msg, err)
 		}
-		var perr error
-		switch r.OpCode {
-		case OpStartProgram:
-			_, perr = ParseStartProgram(r.Body)
-		case OpListProcessesEx:
-			_, perr = ParseListProcesses(r.Body)
-		case OpTerminateProcess:
-			_, perr = ParseKillProcess(r.Body)
-		case OpReadEnvVariables:
-			_, perr = ParseReadEnv(r.Body)
-		case OpListFiles:
-			_, perr = ParseListFiles(r.Body)
-		case OpMoveFileEx, OpMoveDirectory:
-			_, perr = ParseRename(r.Body)
-		case OpCreateTempFileEx, OpCreateTempDirectory:
-			_, perr = ParseCreateTemp(r.Body)
-		case OpSetFileAttributes:
-			_, perr = ParseSetAttrs(r.Body)
-		case OpCreateDirectoryEx, OpDeleteFileEx, OpDeleteDirectoryEx:
-			_, perr = ParseFileOp(r.OpCode, r.Body)
-		}
+		perr := CheckBody(r.OpCode, r.Body)
 		if perr != nil {
 			t.Errorf("request %d (op %d) body: %v", i, r.OpCode, perr)
 		}
