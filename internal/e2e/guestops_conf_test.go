@@ -13,7 +13,6 @@ import (
 
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
-	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // TestGuestOpsConf drives tools.conf's [guestoperations] switches
@@ -26,9 +25,6 @@ import (
 func TestGuestOpsConf(t *testing.T) {
 	testutil.NotEmulated(t, testutil.Arm64PAM)
 	name, password, _ := guestUser(t)
-	sim := testutil.StartSim(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
-	ctl := vmxsim.NewCtl(sim.Dir)
-	testutil.Govc(t)
 	confDir := t.TempDir()
 	conf := filepath.Join(confDir, "tools.conf")
 	write := func(text string) {
@@ -43,9 +39,7 @@ func TestGuestOpsConf(t *testing.T) {
 		}
 	}
 	write("[guestoperations]\nListFilesInGuest.disabled=true\n")
-	startVmtoolsd(t, sim, confDir, nil)
-	waitToolsRunning(t, ctl, 10*time.Second)
-	waitVSphereRunning(t, ctl)
+	ctl := startGuestOpsSim(t, confDir)
 	login := "-l=" + name + ":" + password
 	home := "/home/" + name
 	vixErr := func(op uint32, body []byte) vixproto.Error {

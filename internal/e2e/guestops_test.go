@@ -58,13 +58,21 @@ func guestUser(t *testing.T) (name, password, uid string) {
 func TestGuestOps(t *testing.T) {
 	testutil.NotEmulated(t, testutil.Arm64PAM)
 	name, password, uid := guestUser(t)
+	guestOpsScenario(t, startGuestOpsSim(t, ""), name, password, uid)
+}
+
+// startGuestOpsSim starts vmxsim with its vSphere front end and our
+// vmtoolsd (tools.conf from confDir; "" is a new empty one), and waits
+// for vSphere to see the tools running.
+func startGuestOpsSim(t *testing.T, confDir string) *vmxsim.Ctl {
+	t.Helper()
 	sim := testutil.StartSim(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(sim.Dir)
 	testutil.Govc(t)
-	startVmtoolsd(t, sim, "", nil)
+	startVmtoolsd(t, sim, confDir, nil)
 	waitToolsRunning(t, ctl, 10*time.Second)
 	waitVSphereRunning(t, ctl)
-	guestOpsScenario(t, ctl, name, password, uid)
+	return ctl
 }
 
 // TestGuestOpsPeer runs the same scenario against Debian's vmtoolsd
