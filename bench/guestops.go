@@ -106,14 +106,25 @@ func benchUser() (name, password string, cleanup func(), err error) {
 	return name, password, cleanup, nil
 }
 
-// guestOpsRun starts a daemon and returns latency, upload and download.
-func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start func() (*daemonRun, error)) ([]string, error) {
+// guestOpsRun starts a daemon and returns latency, upload and download;
+// once the latency is measured, a failed transfer leaves it in place
+// and fills the transfer cells with the error.
+func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start func() (*daemonRun, error)) (cells []string, err error) {
+	latency := ""
+	defer func() {
+		if err != nil && latency != "" {
+			cells, err = []string{latency, "error: " + err.Error(), "error: " + err.Error()}, nil
+		}
+	}()
 	d, err := start()
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	if err := waitRunning(ctx, newSimCtl(d.dir), 20*time.Second); err != nil {
+	// Only "running": Debian's vmtoolsd runs here with no vmsvc plugin
+	// but vix, so it never registers tools.capability.statechange (the
+	// powerOps plugin's), which waitRunning also awaits.
+	if err := waitTools(ctx, newSimCtl(d.dir), 20*time.Second, "running", func(st simState) bool { return st.Tools.Running }); err != nil {
 		return nil, err
 	}
 	raw, err := newSimCtl(d.dir).vsphereURL(ctx)
@@ -181,6 +192,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 		}
 		lat = append(lat, time.Since(t0))
 	}
+	latency = millis(median(lat))
 	dst := "/home/" + name + "/bench.bin"
 	t0 := time.Now()
 	turl, err := fm.InitiateFileTransferToGuest(ctx, auth, dst, &types.GuestPosixFileAttributes{}, guestOpsSize, true)
@@ -223,7 +235,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 	}
 	down := time.Since(t0)
 	mbs := func(d time.Duration) string { return fmt.Sprintf("%.1f MB/s", guestOpsSize/1e6/d.Seconds()) }
-	return []string{millis(median(lat)), mbs(up), mbs(down)}, nil
+	return []string{latency, mbs(up), mbs(down)}, nil
 }
 
 // vsphereURL is `vmxsim ctl vsphere`: the SDK URL with credentials.
