@@ -13,6 +13,7 @@ import (
 
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
+	"github.com/govmtools/govmtools/vmxsim"
 )
 
 // TestGuestOpsConf drives tools.conf's [guestoperations] switches
@@ -27,19 +28,47 @@ func TestGuestOpsConf(t *testing.T) {
 	name, password, _ := guestUser(t)
 	confDir := t.TempDir()
 	conf := filepath.Join(confDir, "tools.conf")
-	write := func(text string) {
-		t.Helper()
-		// Write and rename, as editors do; the watcher sees both.
-		tmp := conf + ".new"
-		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, conf); err != nil {
-			t.Fatal(err)
-		}
+	write := func(text string) { writeConf(t, conf, "[guestoperations]\n"+text) }
+	write("ListFilesInGuest.disabled=true\n")
+	guestOpsConfScenario(t, startGuestOpsSim(t, confDir), write, name, password)
+}
+
+// TestGuestOpsConfPeer is the same scenario against Debian's vmtoolsd
+// under the trap, which reloads tools.conf on its own schedule (hence
+// the waits), and chunks a long process list the same way.
+func TestGuestOpsConfPeer(t *testing.T) {
+	p := testutil.Peer(t)
+	name, password, _ := guestUser(t)
+	ctl, conf := startPeerVixConf(t, p, "ListFilesInGuest.disabled=true\n")
+	write := func(text string) { writeConf(t, conf, peerVixConf(text)) }
+	guestOpsConfScenario(t, ctl, write, name, password)
+}
+
+// writeConf replaces tools.conf as editors do (write, then rename),
+// with a modification time in a later second than the file it replaces:
+// open-vm-tools reloads tools.conf when its st_mtime (whole seconds)
+// changes, polling every 5 s.
+func writeConf(t *testing.T, conf, text string) {
+	t.Helper()
+	tmp := conf + ".new"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	write("[guestoperations]\nListFilesInGuest.disabled=true\n")
-	ctl := startGuestOpsSim(t, confDir)
+	mt := time.Now()
+	if st, err := os.Stat(conf); err == nil && mt.Unix() <= st.ModTime().Unix() {
+		mt = st.ModTime().Add(time.Second)
+	}
+	if err := os.Chtimes(tmp, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, conf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// guestOpsConfScenario starts with ListFilesInGuest.disabled=true in
+// place; write replaces the [guestoperations] keys.
+func guestOpsConfScenario(t *testing.T, ctl *vmxsim.Ctl, write func(string), name, password string) {
 	login := "-l=" + name + ":" + password
 	home := "/home/" + name
 	vixErr := func(op uint32, body []byte) vixproto.Error {
@@ -54,22 +83,22 @@ func TestGuestOpsConf(t *testing.T) {
 		t.Errorf("guest.ls with ListFilesInGuest.disabled: %v\n%s", err, o)
 	}
 	govc(t, ctl, "guest.mkdir", "-vm", "govmtools-vm", login, home+"/d")
-	write("[guestoperations]\nListFilesInGuest.disabled=false\nMakeDirectoryInGuest.disabled=true\n")
-	testutil.WaitFor(t, 10*time.Second, "the reloaded tools.conf to enable ListFiles", func() bool {
+	write("ListFilesInGuest.disabled=false\nMakeDirectoryInGuest.disabled=true\n")
+	testutil.WaitFor(t, 30*time.Second, "the reloaded tools.conf to enable ListFiles", func() bool {
 		return vixErr(vixproto.OpListFiles, (&vixproto.ListFiles{Path: home}).Encode()) == vixproto.OK
 	})
 	if e := vixErr(vixproto.OpCreateDirectoryEx, (&vixproto.FileOp{Op: vixproto.OpCreateDirectoryEx, Path: home + "/e"}).Encode()); e != vixproto.ErrOperationDisabled {
 		t.Errorf("mkdir with MakeDirectoryInGuest.disabled: %v", e)
 	}
-	write("[guestoperations]\ndisabled=true\n")
-	testutil.WaitFor(t, 10*time.Second, "disabled=true to refuse ValidateCredentials", func() bool {
+	write("disabled=true\n")
+	testutil.WaitFor(t, 30*time.Second, "disabled=true to refuse ValidateCredentials", func() bool {
 		return vixErr(vixproto.OpValidateCredentials, nil) == vixproto.ErrOperationDisabled
 	})
 	if o, err := govcErr(t, ctl, "guest.ps", "-vm", "govmtools-vm", login); err == nil || !strings.Contains(o, "OperationDisabledByGuest") {
 		t.Errorf("guest.ps with disabled=true: %v\n%s", err, o)
 	}
 	write("")
-	testutil.WaitFor(t, 10*time.Second, "an empty tools.conf to enable everything", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "an empty tools.conf to enable everything", func() bool {
 		return vixErr(vixproto.OpValidateCredentials, nil) == vixproto.OK
 	})
 
@@ -94,8 +123,18 @@ func TestGuestOpsConf(t *testing.T) {
 	if err != nil || r.Err != vixproto.OK {
 		t.Fatalf("list: %+v %v", r, err)
 	}
-	if c, err := vixproto.ParseProcChunk(string(r.Payload)); err != nil || !c.Chunked || c.Key == 0 || c.Total < 80_000 {
+	c, err := vixproto.ParseProcChunk(string(r.Payload))
+	if err != nil || !c.Chunked || c.Key == 0 || c.Total < 80_000 {
 		t.Fatalf("a long list's first reply is not a first chunk: %+v %v", c, err)
+	}
+	// Every chunk but the last is as full as open-vm-tools makes it.
+	if want := vixproto.MaxResultBuffer - vixproto.ProcChunkFirstHeader; len(c.Data) != want {
+		t.Errorf("first chunk: %d bytes of data, want %d", len(c.Data), want)
+	}
+	r, err = ctl.Guest(t.Context(), name, password, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: c.Key, Offset: uint32(len(c.Data))}).Encode())
+	c2, _ := vixproto.ParseProcChunk(string(r.Payload))
+	if want := vixproto.MaxResultBuffer - vixproto.ProcChunkLaterHeader; err != nil || r.Err != vixproto.OK || c2.Left+int64(len(c.Data)+len(c2.Data)) != c.Total || (c2.Left > 0 && len(c2.Data) != want) {
+		t.Errorf("second chunk: %v, %d bytes of data, %d left of %d; want %d bytes", err, len(c2.Data), c2.Left, c.Total, want)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, []byte(govc(t, ctl, "guest.ps", "-vm", "govmtools-vm", login, "-json"))); err != nil {

@@ -109,8 +109,8 @@ func TestListProcessesChunked(t *testing.T) {
 	if err != nil || !c.Chunked || c.Key == 0 || c.Left == 0 || int64(len(c.Data))+c.Left != c.Total {
 		t.Fatalf("first chunk %+v %v (%.100q)", c, err, p)
 	}
-	if len(p) != vixproto.MaxReplyPayload-vixproto.ProcChunkFirstHeader+len(p)-len(c.Data) {
-		t.Errorf("first chunk carries %d bytes of data, want %d", len(c.Data), vixproto.MaxReplyPayload-vixproto.ProcChunkFirstHeader)
+	if want := vixproto.MaxResultBuffer - vixproto.ProcChunkFirstHeader; len(c.Data) != want {
+		t.Errorf("first chunk carries %d bytes of data, want %d", len(c.Data), want)
 	}
 	// Another user's key is refused (the fake helper admits only the
 	// current user, so ask as it with a key that was never given).
@@ -129,9 +129,13 @@ func TestListProcessesChunked(t *testing.T) {
 		if c, err = vixproto.ParseProcChunk(p); err != nil || !c.Chunked || c.Key != 0 || !strings.HasPrefix(p, "<leftToSend>") {
 			t.Fatalf("later chunk %+v %v", c, err)
 		}
+		if want := vixproto.MaxResultBuffer - vixproto.ProcChunkLaterHeader; c.Left > 0 && len(c.Data) != want {
+			t.Errorf("later chunk carries %d bytes of data, want %d", len(c.Data), want)
+		}
 		data += c.Data
 	}
-	if int64(len(data)) != total {
+	// totalSize counts the list's NUL, which the last reply cannot carry.
+	if int64(len(data)) != total-1 {
 		t.Fatalf("chunks add up to %d bytes, total %d", len(data), total)
 	}
 	ps := vixproto.ParseProcesses(data)

@@ -1,6 +1,7 @@
 package vix
 
 import (
+	"bytes"
 	"os"
 	"os/user"
 	"strconv"
@@ -27,10 +28,11 @@ func (s *Service) listProcesses(req *vixproto.Request, user string) (vixproto.Er
 		return s.lists.next(p.Key, p.Offset, user, s.now())
 	}
 	full := s.processList(p.Pids)
-	if len(full)+vixproto.ProcChunkFirstHeader <= vixproto.MaxReplyPayload {
+	if len(full)+1+vixproto.ProcChunkFirstHeader <= vixproto.MaxResultBuffer {
 		return 0, 0, full
 	}
-	key := s.lists.put(user, full, s.now())
+	// Kept with its NUL, which totalSize counts (as open-vm-tools').
+	key := s.lists.put(user, append(full, 0), s.now())
 	return s.lists.next(key, 0, user, s.now())
 }
 
@@ -130,9 +132,11 @@ func (l *procLists) next(key, offset uint32, user string, now time.Time) (vixpro
 	if offset == 0 {
 		hdr = vixproto.ProcChunkFirstHeader
 	}
-	n := min(len(e.data)-int(offset), vixproto.MaxReplyPayload-hdr)
+	n := min(len(e.data)-int(offset), vixproto.MaxResultBuffer-hdr)
 	left := len(e.data) - int(offset) - n
-	out := vixproto.AppendProcChunk(nil, key, len(e.data), offset, left, e.data[offset:int(offset)+n])
+	// The list's NUL, in the last chunk, ends the reply's text.
+	data := bytes.TrimSuffix(e.data[offset:int(offset)+n], []byte{0})
+	out := vixproto.AppendProcChunk(nil, key, len(e.data), offset, left, data)
 	if left == 0 {
 		delete(l.m, key)
 	}

@@ -6,18 +6,27 @@ import (
 )
 
 // ListProcessesEx chunking. A process list that does not fit one reply
-// (its size plus ProcChunkFirstHeader over MaxReplyPayload) is kept by
-// the guest under a key; the first reply carries
+// (its size with its NUL, plus ProcChunkFirstHeader, over
+// MaxResultBuffer) is kept by the guest under a key; the first reply
+// carries
 // "<key>K</key><totalSize>S</totalSize><leftToSend>L</leftToSend>" and
 // the first bytes of the list, and the host asks again with that key and
 // the offset it has received so far; later replies carry only
 // "<leftToSend>L</leftToSend>" and the next bytes. Chunks are cut at byte
-// offsets, not at entry boundaries. The header reserves are what
-// open-vm-tools reserves: its format strings' sizes plus ten digits per
-// number.
+// offsets, not at entry boundaries. totalSize counts the list's
+// terminating NUL, which the last chunk carries and the text reply
+// cannot (it ends at its first NUL): the data received adds up to
+// totalSize-1. The header reserves are what open-vm-tools reserves: its
+// format strings' sizes plus ten digits per number.
 const (
 	ProcChunkFirstHeader = 96
 	ProcChunkLaterHeader = 38
+	// MaxResultBuffer is the result size open-vm-tools allows a
+	// handler (maxResultBufferSize): 65536 less 92 bytes for the reply's
+	// prefix, counted with C's int-sized character constants. Chunks are
+	// cut to it (observed from Debian's vmtoolsd: 65348 bytes of data
+	// after the first header).
+	MaxResultBuffer = 65444
 )
 
 // AppendProcChunk appends one chunk of a cached list: the first header
