@@ -15,8 +15,14 @@ import (
 )
 
 // maxRSSGrowth bounds how much vmtoolsd's resident set may grow between
-// the 1,000th and the 10,000th malformed request.
-const maxRSSGrowth = 4 << 20
+// the 1,000th and the 10,000th malformed request, and maxRSSLateGrowth
+// between the 5,000th and the 10,000th: the heap settles in the first
+// few thousand (measured: 10.3 MiB at 1,000, 12.5 MiB from 5,000 to
+// 40,000, flat), so a leak shows in the second half.
+const (
+	maxRSSGrowth     = 4 << 20
+	maxRSSLateGrowth = 1 << 20
+)
 
 // TestBadInputVmtoolsd sends 10,000 malformed VIX requests in a row
 // (malformed.Request: truncated, oversized, wrong lengths and counts,
@@ -30,7 +36,7 @@ func TestBadInputVmtoolsd(t *testing.T) {
 	v := startVmtoolsd(t, sim, "", nil)
 	waitToolsRunning(t, ctl, 10*time.Second)
 	pid := v.cmd.Process.Pid
-	var rss1k int64
+	var rss1k, rss5k int64
 	for i := range 10000 {
 		msg, want := malformed.Request(i, "nobody", "x")
 		out, err := ctl.TCLO(t.Context(), string(vixproto.Relayed("bad", msg)))
@@ -45,11 +51,13 @@ func TestBadInputVmtoolsd(t *testing.T) {
 		switch i + 1 {
 		case 1000:
 			rss1k = vmRSS(t, pid)
+		case 5000:
+			rss5k = vmRSS(t, pid)
 		case 10000:
 			rss := vmRSS(t, pid)
-			t.Logf("vmtoolsd VmRSS: %d KiB after 1,000 malformed requests, %d KiB after 10,000", rss1k>>10, rss>>10)
-			if rss-rss1k > maxRSSGrowth {
-				t.Errorf("VmRSS grew by %d KiB from request 1,000 to 10,000", (rss-rss1k)>>10)
+			t.Logf("vmtoolsd VmRSS: %d KiB after 1,000 malformed requests, %d KiB after 5,000, %d KiB after 10,000", rss1k>>10, rss5k>>10, rss>>10)
+			if rss-rss1k > maxRSSGrowth || rss-rss5k > maxRSSLateGrowth {
+				t.Errorf("VmRSS grew by %d KiB from request 1,000 and %d KiB from 5,000 to 10,000", (rss-rss1k)>>10, (rss-rss5k)>>10)
 			}
 		}
 	}
