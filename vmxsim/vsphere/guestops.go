@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -226,43 +227,29 @@ func (m *guestProcessManager) ListProcessesInGuest(ctx *simulator.Context, req *
 // maxProcList bounds a chunked process list the guest announces.
 const maxProcList = 16 << 20
 
+// errFault stops vixproto.JoinProcChunks when a chunk's call faulted.
+var errFault = errors.New("fault")
+
 // listProcesses sends ListProcessesEx and, when the guest answers with
-// the first chunk of a long list (vixproto.ParseProcChunk), asks again
-// with its key and the offset received so far until nothing is left, as
-// the VMX does.
+// the first chunk of a long list, asks for the rest by key and offset
+// (vixproto.JoinProcChunks), as the VMX does.
 func (g *guestOps) listProcesses(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, lp *vixproto.ListProcesses) ([]byte, types.BaseMethodFault) {
 	p, f := g.call(vm, auth, vixproto.OpListProcessesEx, lp.Encode())
 	if f != nil {
 		return nil, f
 	}
-	c, err := vixproto.ParseProcChunk(string(p))
-	if err != nil {
-		return nil, &types.SystemError{Reason: "malformed process list chunk"}
-	}
-	if !c.Chunked {
-		return p, nil
-	}
-	if c.Key == 0 || c.Total > maxProcList {
-		return nil, &types.SystemError{Reason: fmt.Sprintf("process list chunk: key %d, total %d", c.Key, c.Total)}
-	}
-	key, total, out := c.Key, c.Total, []byte(c.Data)
-	for c.Left > 0 {
-		if len(c.Data) == 0 || int64(len(out)) >= total {
-			return nil, &types.SystemError{Reason: "process list chunks do not add up"}
-		}
-		p, f = g.call(vm, auth, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: key, Offset: uint32(len(out))}).Encode())
+	out, err := vixproto.JoinProcChunks(p, maxProcList, func(key, offset uint32) ([]byte, error) {
+		p, f = g.call(vm, auth, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: key, Offset: offset}).Encode())
 		if f != nil {
-			return nil, f
+			return nil, errFault
 		}
-		if c, err = vixproto.ParseProcChunk(string(p)); err != nil || !c.Chunked {
-			return nil, &types.SystemError{Reason: "malformed process list chunk"}
-		}
-		out = append(out, c.Data...)
-	}
-	// totalSize counts the list's NUL, which the last chunk's text
-	// reply cannot carry.
-	if n := int64(len(out)); n != total-1 && n != total {
-		return nil, &types.SystemError{Reason: fmt.Sprintf("process list chunks add up to %d bytes, total %d", n, total)}
+		return p, nil
+	})
+	switch {
+	case err == errFault:
+		return nil, f
+	case err != nil:
+		return nil, &types.SystemError{Reason: "malformed process list chunks: " + err.Error()}
 	}
 	return out, nil
 }

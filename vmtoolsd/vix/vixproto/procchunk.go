@@ -89,3 +89,42 @@ func ParseProcChunk(s string) (ProcChunk, error) {
 	c.Data = s
 	return c, nil
 }
+
+// JoinProcChunks returns the whole process list from a ListProcessesEx
+// reply payload: first itself when it is not chunked, else its data and
+// that of every chunk next fetches (with the key and the bytes received
+// so far), until nothing is left, as the VMX does. A list announced
+// over max bytes, a chunk that brings nothing while bytes are left, or
+// data that does not add up to totalSize (less the NUL the last text
+// reply cannot carry) is ErrInvalidMessageBody; next's errors are
+// returned as they are.
+func JoinProcChunks(first []byte, max int64, next func(key, offset uint32) ([]byte, error)) ([]byte, error) {
+	c, err := ParseProcChunk(string(first))
+	if err != nil {
+		return nil, err
+	}
+	if !c.Chunked {
+		return first, nil
+	}
+	if c.Key == 0 || c.Total > max || c.Total > 1<<32-1 {
+		return nil, ErrInvalidMessageBody
+	}
+	key, total, out := c.Key, c.Total, []byte(c.Data)
+	for c.Left > 0 {
+		if len(c.Data) == 0 || int64(len(out)) >= total {
+			return nil, ErrInvalidMessageBody
+		}
+		p, err := next(key, uint32(len(out)))
+		if err != nil {
+			return nil, err
+		}
+		if c, err = ParseProcChunk(string(p)); err != nil || !c.Chunked || c.Key != 0 {
+			return nil, ErrInvalidMessageBody
+		}
+		out = append(out, c.Data...)
+	}
+	if n := int64(len(out)); n != total-1 && n != total {
+		return nil, ErrInvalidMessageBody
+	}
+	return out, nil
+}

@@ -259,6 +259,13 @@ func FuzzReply(f *testing.F) {
 			if c, err := ParseProcChunk(string(p)); err == nil && c.Chunked && !strings.HasSuffix(string(p), c.Data) {
 				t.Fatalf("chunk data %q is not the reply's end", c.Data)
 			}
+			calls := 0
+			JoinProcChunks(p, 1<<20, func(uint32, uint32) ([]byte, error) {
+				if calls++; calls > 100 {
+					t.Fatal("JoinProcChunks does not end")
+				}
+				return p, nil
+			})
 			ParseListFilesResult(string(p))
 			ParseEnv(string(p))
 			ParseProperties(p)
@@ -403,5 +410,42 @@ func TestPeerGoldenVIX(t *testing.T) {
 	}
 	if kinds["proc"] < 2 || kinds["files"] < 5 || kinds["env"] != 1 || kinds["properties"] != 2 {
 		t.Errorf("reply kinds decoded: %v", kinds)
+	}
+}
+
+// A chunked list is joined from its chunks, the NUL totalSize counts
+// aside; chunks that do not add up, make no progress or announce too
+// much are refused.
+func TestJoinProcChunks(t *testing.T) {
+	list := strings.Repeat("<proc><pid>1</pid></proc>", 10) + "\x00"
+	chunk := func(off, n int) []byte {
+		end := min(off+n, len(list))
+		return AppendProcChunk(nil, 7, len(list), uint32(off), len(list)-end, []byte(strings.TrimSuffix(list[off:end], "\x00")))
+	}
+	var asked []uint32
+	next := func(key, off uint32) ([]byte, error) {
+		if key != 7 {
+			t.Fatalf("key %d", key)
+		}
+		asked = append(asked, off)
+		return chunk(int(off), 100), nil
+	}
+	got, err := JoinProcChunks(chunk(0, 100), 1<<20, next)
+	if err != nil || string(got) != strings.TrimSuffix(list, "\x00") || len(asked) != 2 || asked[0] != 100 || asked[1] != 200 {
+		t.Fatalf("joined %q %v, asked %v", got, err, asked)
+	}
+	if got, err := JoinProcChunks([]byte("<proc></proc>"), 1<<20, nil); err != nil || string(got) != "<proc></proc>" {
+		t.Errorf("unchunked: %q %v", got, err)
+	}
+	if _, err := JoinProcChunks(chunk(0, 100), 100, next); err != ErrInvalidMessageBody {
+		t.Errorf("over max: %v", err)
+	}
+	stuck := func(uint32, uint32) ([]byte, error) { return AppendProcChunk(nil, 0, 0, 1, 5, nil), nil }
+	if _, err := JoinProcChunks(chunk(0, 100), 1<<20, stuck); err != ErrInvalidMessageBody {
+		t.Errorf("no progress: %v", err)
+	}
+	short := func(key, off uint32) ([]byte, error) { return AppendProcChunk(nil, 0, 0, off, 0, []byte("x")), nil }
+	if _, err := JoinProcChunks(chunk(0, 100), 1<<20, short); err != ErrInvalidMessageBody {
+		t.Errorf("short: %v", err)
 	}
 }
