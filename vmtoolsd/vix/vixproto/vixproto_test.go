@@ -240,6 +240,14 @@ func FuzzBody(f *testing.F) {
 		if c, err := DecodeNamePassword(body); err == nil {
 			c.Wipe()
 		}
+		for _, op := range []uint32{OpStartProgram, OpListProcessesEx, OpTerminateProcess, OpReadEnvVariables, OpListFiles,
+			OpMoveFileEx, OpCreateTempFileEx, OpSetFileAttributes, OpDeleteFileEx, OpHgfsSendPacket, 9999} {
+			if err := CheckBody(op, body); err != nil {
+				if _, ok := err.(Error); !ok {
+					t.Fatalf("CheckBody(%d): %T %v is not a VIX error", op, err, err)
+				}
+			}
+		}
 	})
 }
 
