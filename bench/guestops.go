@@ -106,29 +106,28 @@ func benchUser() (name, password string, cleanup func(), err error) {
 	return name, password, cleanup, nil
 }
 
-// guestOpsRun starts a daemon and returns latency, upload and download.
-func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start func() (*daemonRun, error)) ([]string, error) {
+// guestOpsRun starts a daemon and returns latency, upload and download;
+// once the latency is measured, a failed transfer leaves it in place
+// and fills the transfer cells with the error.
+func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start func() (*daemonRun, error)) (cells []string, err error) {
+	latency := ""
+	defer func() {
+		if err != nil && latency != "" {
+			cells, err = []string{latency, "error: " + err.Error(), "error: " + err.Error()}, nil
+		}
+	}()
 	d, err := start()
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	// Tools running is enough: Debian's vmtoolsd here loads no vmsvc
-	// plugin (so no statechange capability, which waitRunning wants);
-	// the ListProcesses loop below waits for the vix plugin.
-	ctl := newSimCtl(d.dir)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := ctl.State(ctx)
-		if err == nil && st.Tools.Running {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("tools not running in time")
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Only "running": Debian's vmtoolsd runs here with no vmsvc plugin
+	// but vix, so it never registers tools.capability.statechange (the
+	// powerOps plugin's), which waitRunning also awaits.
+	if err := waitTools(ctx, newSimCtl(d.dir), 20*time.Second, "running", func(st simState) bool { return st.Tools.Running }); err != nil {
+		return nil, err
 	}
-	raw, err := ctl.vsphereURL(ctx)
+	raw, err := newSimCtl(d.dir).vsphereURL(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +160,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 	}
 	auth := &types.NamePasswordAuthentication{Username: name, Password: password}
 	// The host sees tools running before the vix plugin may answer.
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err = pm.ListProcesses(ctx, auth, []int64{1}); err == nil || time.Now().After(deadline) {
 			break
@@ -193,6 +192,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 		}
 		lat = append(lat, time.Since(t0))
 	}
+	latency = millis(median(lat))
 	dst := "/home/" + name + "/bench.bin"
 	t0 := time.Now()
 	turl, err := fm.InitiateFileTransferToGuest(ctx, auth, dst, &types.GuestPosixFileAttributes{}, guestOpsSize, true)
@@ -235,7 +235,7 @@ func (e *env) guestOpsRun(ctx context.Context, name, password, src string, start
 	}
 	down := time.Since(t0)
 	mbs := func(d time.Duration) string { return fmt.Sprintf("%.1f MB/s", guestOpsSize/1e6/d.Seconds()) }
-	return []string{millis(median(lat)), mbs(up), mbs(down)}, nil
+	return []string{latency, mbs(up), mbs(down)}, nil
 }
 
 // vsphereURL is `vmxsim ctl vsphere`: the SDK URL with credentials.

@@ -288,15 +288,29 @@ func measureDaemon(ctx context.Context, e *env, d toolsDaemon) (daemonFigures, e
 }
 
 func waitRunning(ctx context.Context, ctl *simCtl, timeout time.Duration) error {
+	return waitTools(ctx, ctl, timeout, "running with its version and the statechange capability", func(st simState) bool {
+		return st.Tools.Running && st.Tools.VersionType != "" && slices.Contains(st.Capabilities, "tools.capability.statechange ")
+	})
+}
+
+// waitTools waits until the host's state satisfies ready; the error
+// says what was awaited and what the host saw last.
+func waitTools(ctx context.Context, ctl *simCtl, timeout time.Duration, what string, ready func(simState) bool) error {
 	deadline := time.Now().Add(timeout)
+	var last simState
+	var lastErr error
 	for time.Now().Before(deadline) {
 		st, err := ctl.State(ctx)
-		if err == nil && st.Tools.Running && st.Tools.VersionType != "" && slices.Contains(st.Capabilities, "tools.capability.statechange ") {
+		if err == nil && ready(st) {
 			return nil
 		}
+		last, lastErr = st, err
 		time.Sleep(2 * time.Millisecond)
 	}
-	return errors.New("tools not running in time")
+	if lastErr != nil {
+		return fmt.Errorf("tools not %s in %v: %w", what, timeout, lastErr)
+	}
+	return fmt.Errorf("tools not %s in %v (running %v, version type %q, %d capabilities)", what, timeout, last.Tools.Running, last.Tools.VersionType, len(last.Capabilities))
 }
 
 func stopProcess(cmd *exec.Cmd) {

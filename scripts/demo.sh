@@ -28,11 +28,13 @@ export PATH="$PWD/bin:$PATH"
 DEMO=$(mktemp -d /tmp/govmtools-demo.XXXXXX)
 SIM_PID=
 DEMO_PIDS= # background processes demo parts start
+DEMO_ATEXIT= # shell commands demo parts need run at exit, even on failure (removing a demo user)
 cleanup() {
 	status=$?
 	for pid in $DEMO_PIDS; do
 		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	done
+	eval "$DEMO_ATEXIT"
 	if [ -n "$SIM_PID" ] && kill -0 "$SIM_PID" 2>/dev/null; then
 		kill -TERM "$SIM_PID"; wait "$SIM_PID" || true
 	fi

@@ -103,7 +103,17 @@ func GuestCommand(ctx context.Context, c *Ctl, args []string, out io.Writer) err
 	}
 	switch verb {
 	case "ps":
-		for _, p := range vixproto.ParseProcesses(string(r.Payload)) {
+		list, err := vixproto.JoinProcChunks(r.Payload, 16<<20, func(key, offset uint32) ([]byte, error) {
+			r, err := c.Guest(ctx, user, pw, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: key, Offset: offset}).Encode())
+			if err == nil && r.Err != vixproto.OK {
+				err = r.Err
+			}
+			return r.Payload, err
+		})
+		if err != nil {
+			return fmt.Errorf("process list: %w", err)
+		}
+		for _, p := range vixproto.ParseProcesses(string(list)) {
 			fmt.Fprintf(out, "%d\t%s\t%d\t%d\t%d\t%s\n", p.Pid, p.User, p.Start, p.End, p.ExitCode, p.CmdLine)
 		}
 	case "ls":

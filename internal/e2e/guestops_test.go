@@ -58,13 +58,21 @@ func guestUser(t *testing.T) (name, password, uid string) {
 func TestGuestOps(t *testing.T) {
 	testutil.RequireHelperPAM(t)
 	name, password, uid := guestUser(t)
+	guestOpsScenario(t, startGuestOpsSim(t, ""), name, password, uid)
+}
+
+// startGuestOpsSim starts vmxsim with its vSphere front end and our
+// vmtoolsd (tools.conf from confDir; "" is a new empty one), and waits
+// for vSphere to see the tools running.
+func startGuestOpsSim(t *testing.T, confDir string) *vmxsim.Ctl {
+	t.Helper()
 	sim := testutil.StartSim(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(sim.Dir)
 	testutil.Govc(t)
-	startVmtoolsd(t, sim, "", nil)
+	startVmtoolsd(t, sim, confDir, nil)
 	waitToolsRunning(t, ctl, 10*time.Second)
 	waitVSphereRunning(t, ctl)
-	guestOpsScenario(t, ctl, name, password, uid)
+	return ctl
 }
 
 // TestGuestOpsPeer runs the same scenario against Debian's vmtoolsd
@@ -79,12 +87,25 @@ func TestGuestOpsPeer(t *testing.T) {
 // startPeerVix starts Debian's vmtoolsd under the trap with the vix
 // plugin on PAM and waits for the host to see it running.
 func startPeerVix(t *testing.T, p *testutil.PeerTools) *vmxsim.Ctl {
+	ctl, _ := startPeerVixConf(t, p, "")
+	return ctl
+}
+
+// peerVixConf is the tools.conf Debian's vmtoolsd runs with, extra
+// adding [guestoperations] keys.
+func peerVixConf(extra string) string {
+	return "[guestoperations]\nuseVGAuth=false\n" + extra + "[logging]\nlog=false\n"
+}
+
+// startPeerVixConf is startPeerVix with extra [guestoperations] keys;
+// it also returns the tools.conf path.
+func startPeerVixConf(t *testing.T, p *testutil.PeerTools, extra string) (*vmxsim.Ctl, string) {
 	testutil.Govc(t)
 	work := t.TempDir()
 	plugins := filepath.Join(work, "plugins")
 	os.MkdirAll(plugins, 0o755)
 	conf := filepath.Join(work, "tools.conf")
-	os.WriteFile(conf, []byte("[guestoperations]\nuseVGAuth=false\n[logging]\nlog=false\n"), 0o644)
+	os.WriteFile(conf, []byte(peerVixConf(extra)), 0o644)
 	tr := testutil.StartTrap(t, "--vsphere", "127.0.0.1:0", "--ping-interval", "200ms")
 	args := append(append([]string{}, p.Env...), "HOME="+work, p.Bin("vmtoolsd"), "-c", conf, "-p", plugins, "--common-path", p.CommonPluginDir)
 	pid, output := tr.Start(t, "/usr/bin/env", args...)
@@ -97,7 +118,7 @@ func startPeerVix(t *testing.T, p *testutil.PeerTools) *vmxsim.Ctl {
 	})
 	ctl := vmxsim.NewCtl(tr.Dir)
 	testutil.WaitFor(t, 20*time.Second, "Debian's tools running", func() bool { return state(t, ctl).Tools.Running })
-	return ctl
+	return ctl, conf
 }
 
 // guestOpsScenario is the guest-operations scenario both tools pass.

@@ -18,6 +18,7 @@ import (
 	"github.com/govmtools/govmtools/vmtoolsd/power"
 	"github.com/govmtools/govmtools/vmtoolsd/timesync"
 	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
+	"github.com/govmtools/govmtools/vmtoolsd/vix"
 	"github.com/govmtools/govmtools/vmtoolsd/vmbackup"
 	"github.com/govmtools/govmtools/vmtoolsd/vmxlog"
 )
@@ -63,7 +64,7 @@ func (d *Daemon) assemble() *parts {
 	p.svc = vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
-		Plugins:     []vmtoolsd.Plugin{d.powerOps(p, client), d.timeSync(p, tr), p.gi, newVMBackup(p.conf, client, d.cfg.ConfDir, d.cfg.Simulated, d.cfg.Getenv, p.logger.With("component", "vmbackup")), newVIX(p.logger.With("component", "vix"))},
+		Plugins:     []vmtoolsd.Plugin{d.powerOps(p, client), d.timeSync(p, tr), p.gi, newVMBackup(p.conf, client, d.cfg.ConfDir, d.cfg.Simulated, d.cfg.Getenv, p.logger.With("component", "vmbackup")), newVIX(p.conf, p.logger.With("component", "vix"))},
 		PrimaryIP:   p.gi,
 		HideVersion: func() bool { return p.conf.Current().Bool(vmtoolsd.Group, "hide-tools-version", false) },
 		ConfDir:     d.cfg.ConfDir,
@@ -146,7 +147,7 @@ func Schema() toolsconf.Schema {
 	s := toolsconf.Schema{
 		"logging": {"log": toolsconf.Bool, "vmsvc.level": toolsconf.String, "vmsvc.handler": toolsconf.String, "vmtoolsd.level": toolsconf.String, "vmtoolsd.handler": toolsconf.String},
 	}
-	for _, o := range []toolsconf.Schema{vmtoolsd.Schema(), power.Schema(), timesync.Schema(), infosync.Schema(), vmbackup.Schema()} {
+	for _, o := range []toolsconf.Schema{vmtoolsd.Schema(), power.Schema(), timesync.Schema(), infosync.Schema(), vmbackup.Schema(), vix.Schema()} {
 		s.Merge(o)
 	}
 	return s

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/vmtoolsd"
+	"github.com/govmtools/govmtools/vmtoolsd/toolsconf"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
 )
@@ -42,6 +43,12 @@ type Service struct {
 	// TransferIdle ends a file transfer's helper after this long
 	// without a packet; 0 means the package's TransferIdle.
 	TransferIdle time.Duration
+	// OS returns the OS's short and full names (guest info's
+	// INFO_OS_NAME and INFO_OS_NAME_FULL); nil means empty ones.
+	OS func() (short, full string)
+	// Conf returns the current tools.conf (its [guestoperations]
+	// switches, read at every request); nil means none.
+	Conf func() *toolsconf.File
 
 	mu      sync.Mutex
 	pipes   map[io.Closer]bool // waiters' helper pipes, closed at stop
@@ -49,6 +56,7 @@ type Service struct {
 	procs   []*proc
 	fails   map[string]*failures
 	xfer    transfers
+	lists   procLists
 	waiters sync.WaitGroup
 }
 
@@ -131,6 +139,11 @@ func (s *Service) relayed(ctx context.Context, args []byte) ([]byte, error) {
 }
 
 func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto.Error, uint32, []byte) {
+	if s.disabled(req.OpCode) {
+		// Before authentication, as open-vm-tools checks.
+		s.lg().Info("guest operation disabled by tools.conf", "op", req.OpCode)
+		return vixproto.ErrOperationDisabled, 0, nil
+	}
 	switch req.OpCode {
 	case vixproto.OpGetToolsState:
 		return 0, 0, s.toolsPropertiesPayload()
@@ -153,6 +166,15 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	if req.CredType != vixproto.CredNamePassword && req.CredType != vixproto.CredNamePasswordObfusc {
 		s.lg().Warn("guest operation refused: unsupported credential type", "op", req.OpCode, "credType", req.CredType)
 		return vixproto.ErrNotSupported, 0, nil
+	}
+	// A malformed body is refused before any helper or PAM runs (as
+	// open-vm-tools parses before it impersonates).
+	if err := vixproto.CheckBody(req.OpCode, req.Body); err != nil {
+		e, ok := err.(vixproto.Error)
+		if !ok {
+			e = vixproto.ErrInvalidMessageBody
+		}
+		return e, 0, nil
 	}
 	cred, err := vixproto.DecodeNamePassword(req.Cred)
 	if err != nil {
@@ -194,7 +216,7 @@ func (s *Service) dispatch(ctx context.Context, req *vixproto.Request) (vixproto
 	s.succeeded(name)
 	switch req.OpCode {
 	case vixproto.OpListProcessesEx:
-		return s.listProcesses(req)
+		return s.listProcesses(req, name)
 	case vixproto.OpAcquireCredentials, vixproto.OpReleaseCredentials:
 		// Windows only in open-vm-tools; a Linux guest answers 6.
 		return vixproto.ErrNotSupported, 0, nil
@@ -361,22 +383,56 @@ func (s *Service) reap() {
 	s.procs = keep
 }
 
-// toolsProperties answers Vix_1_Get_ToolsProperties.
+// toolsProperties answers Vix_1_Get_ToolsProperties: as the relayed
+// reply, but without the NUL (open-vm-tools answers this command with the
+// string's length, not length+1).
 func (s *Service) toolsProperties() []byte {
-	return vixproto.Reply(0, 0, s.toolsPropertiesPayload())
+	r := vixproto.Reply(0, 0, s.toolsPropertiesPayload())
+	return r[:len(r)-1]
 }
 
-// toolsPropertiesPayload is the base64 property list: version, OS
-// family, word size, temp dir, and the *_ENABLED set (valued as
-// open-vm-tools values them: the "disabled" flag, false).
+// toolsPropertiesPayload is the base64 property list, with the
+// properties open-vm-tools sends on Linux, in its order: OS full and
+// short names, product name, tools version, host name, API options
+// (GET_HANDLE_STATE), OS family (Linux), package list (empty), the
+// [powerops] scripts tools.conf sets, temp dir, word size, the shared
+// folders' mount point, and the *_ENABLED set, valued as open-vm-tools
+// values them: each API's "disabled" flag.
 func (s *Service) toolsPropertiesPayload() []byte {
+	var conf *toolsconf.File
+	if s.Conf != nil {
+		conf = s.Conf()
+	}
+	var short, full string
+	if s.OS != nil {
+		short, full = s.OS()
+	}
+	host, _ := os.Hostname()
+	str := func(id int32, v string) vixproto.Property {
+		return vixproto.Property{ID: id, Type: vixproto.PropString, Str: v}
+	}
+	num := func(id int32, v int64) vixproto.Property {
+		return vixproto.Property{ID: id, Type: vixproto.PropInt32, Int: v}
+	}
+	props := []vixproto.Property{
+		str(4503, full), str(4520, short), str(4511, "VMware Tools"), str(4500, s.ToolsVersion), str(4505, host),
+		num(4501, 1), num(4502, 1), str(4504, ""),
+	}
+	for _, sc := range []struct {
+		id  int32
+		key string
+	}{{4506, "poweroff-script"}, {4508, "resume-script"}, {4507, "poweron-script"}, {4509, "suspend-script"}} {
+		if v, ok := conf.Lookup("powerops", sc.key); ok {
+			props = append(props, str(sc.id, v))
+		}
+	}
+	props = append(props, str(203, os.TempDir()), num(4519, int64(wordSize())), str(4525, "/mnt/hgfs"))
+	for i, api := range enabledProps {
+		props = append(props, vixproto.Property{ID: 4540 + int32(i), Type: vixproto.PropBool, Bool: apiDisabled(conf, api)})
+	}
 	var b []byte
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4500, Type: vixproto.PropString, Str: s.ToolsVersion})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4502, Type: vixproto.PropString, Str: "Linux"})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 4519, Type: vixproto.PropInt32, Int: int64(wordSize())})
-	b = vixproto.AppendProperty(b, vixproto.Property{ID: 203, Type: vixproto.PropString, Str: os.TempDir()})
-	for id := int32(4540); id <= 4568; id++ {
-		b = vixproto.AppendProperty(b, vixproto.Property{ID: id, Type: vixproto.PropBool})
+	for _, p := range props {
+		b = vixproto.AppendProperty(b, p)
 	}
 	return []byte(base64.StdEncoding.EncodeToString(b))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/govmtools/govmtools/internal/testutil"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/helper"
 	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto"
+	"github.com/govmtools/govmtools/vmtoolsd/vix/vixproto/malformed"
 	"go.uber.org/goleak"
 )
 
@@ -109,15 +110,24 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	// Garbage credential block: a login that cannot succeed.
-	bad, _ := vixproto.NewRequest(vixproto.OpListFiles, 0, 0, 1, nil, []byte("12345678@@@@\x00"))
+	bad, _ := vixproto.NewRequest(vixproto.OpListFiles, 0, 0, 1, (&vixproto.ListFiles{Path: "/"}).Encode(), []byte("12345678@@@@\x00"))
 	if e, _ := relay(t, s, bad); e != vixproto.ErrInvalidLoginCredentials {
 		t.Errorf("undecodable credential: %v", e)
 	}
-	// 10,000 malformed requests in a row.
+	// 10,000 malformed requests in a row, each with its error.
+	for i := range 10000 {
+		m, want := malformed.Request(i, "u", "p")
+		if e, _ := relay(t, s, m); e != want {
+			t.Fatalf("malformed request %d (kind %d): %v, want %v", i, i%malformed.Kinds, e, want)
+		}
+	}
+	// And random damage: never a crash, always an error.
 	for i := range 10000 {
 		m := append([]byte(nil), good...)
 		m[i%len(m)] ^= byte(i) | 1
-		relay(t, s, m[:len(m)-(i%3)])
+		if e, _ := relay(t, s, m[:len(m)-(i%3)]); e == vixproto.OK {
+			t.Fatalf("damaged request %d answered OK", i)
+		}
 	}
 }
 

@@ -57,77 +57,80 @@ func guestFileInfo(f vixproto.FileInfo) types.GuestFileInfo {
 	}}
 }
 
-func (m *guestFileManager) simple(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, b []byte) *soap.Fault {
-	if _, f := m.g.call(vm, auth, op, b); f != nil {
-		return fault(f)
+// empty sends one request whose answer carries nothing and returns
+// vSphere's empty response R, or the fault.
+func empty[R any](g *guestOps, vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, b []byte) (*R, *soap.Fault) {
+	if _, f := g.call(vm, auth, op, b); f != nil {
+		return nil, fault(f)
 	}
-	return nil
+	return new(R), nil
+}
+
+// tempPath sends CreateTemporaryFile or CreateTemporaryDirectory and
+// returns the path the guest made, or the fault.
+func (m *guestFileManager) tempPath(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, op uint32, prefix, suffix, dir string) (string, *soap.Fault) {
+	p, f := m.g.call(vm, auth, op, (&vixproto.CreateTemp{Prefix: prefix, Suffix: suffix, Dir: dir}).Encode())
+	if f != nil {
+		return "", fault(f)
+	}
+	return string(p), nil
 }
 
 func (m *guestFileManager) MakeDirectoryInGuest(ctx *simulator.Context, req *types.MakeDirectoryInGuest) soap.HasFault {
-	body := &methods.MakeDirectoryInGuestBody{Res: new(types.MakeDirectoryInGuestResponse)}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpCreateDirectoryEx, (&vixproto.FileOp{Op: vixproto.OpCreateDirectoryEx, Path: req.DirectoryPath, Flag: req.CreateParentDirectories}).Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body := new(methods.MakeDirectoryInGuestBody)
+	body.Res, body.Fault_ = empty[types.MakeDirectoryInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpCreateDirectoryEx,
+		(&vixproto.FileOp{Op: vixproto.OpCreateDirectoryEx, Path: req.DirectoryPath, Flag: req.CreateParentDirectories}).Encode())
 	return body
 }
 
 func (m *guestFileManager) DeleteFileInGuest(ctx *simulator.Context, req *types.DeleteFileInGuest) soap.HasFault {
-	body := &methods.DeleteFileInGuestBody{Res: new(types.DeleteFileInGuestResponse)}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpDeleteFileEx, (&vixproto.FileOp{Op: vixproto.OpDeleteFileEx, Path: req.FilePath}).Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body := new(methods.DeleteFileInGuestBody)
+	body.Res, body.Fault_ = empty[types.DeleteFileInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpDeleteFileEx,
+		(&vixproto.FileOp{Op: vixproto.OpDeleteFileEx, Path: req.FilePath}).Encode())
 	return body
 }
 
 func (m *guestFileManager) DeleteDirectoryInGuest(ctx *simulator.Context, req *types.DeleteDirectoryInGuest) soap.HasFault {
-	body := &methods.DeleteDirectoryInGuestBody{Res: new(types.DeleteDirectoryInGuestResponse)}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpDeleteDirectoryEx, (&vixproto.FileOp{Op: vixproto.OpDeleteDirectoryEx, Path: req.DirectoryPath, Flag: req.Recursive}).Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body := new(methods.DeleteDirectoryInGuestBody)
+	body.Res, body.Fault_ = empty[types.DeleteDirectoryInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpDeleteDirectoryEx,
+		(&vixproto.FileOp{Op: vixproto.OpDeleteDirectoryEx, Path: req.DirectoryPath, Flag: req.Recursive}).Encode())
 	return body
 }
 
 func (m *guestFileManager) MoveFileInGuest(ctx *simulator.Context, req *types.MoveFileInGuest) soap.HasFault {
-	body := &methods.MoveFileInGuestBody{Res: new(types.MoveFileInGuestResponse)}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpMoveFileEx, (&vixproto.Rename{Old: req.SrcFilePath, New: req.DstFilePath, Overwrite: req.Overwrite}).Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body := new(methods.MoveFileInGuestBody)
+	body.Res, body.Fault_ = empty[types.MoveFileInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpMoveFileEx,
+		(&vixproto.Rename{Old: req.SrcFilePath, New: req.DstFilePath, Overwrite: req.Overwrite}).Encode())
 	return body
 }
 
 func (m *guestFileManager) MoveDirectoryInGuest(ctx *simulator.Context, req *types.MoveDirectoryInGuest) soap.HasFault {
-	body := &methods.MoveDirectoryInGuestBody{Res: new(types.MoveDirectoryInGuestResponse)}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpMoveDirectory, (&vixproto.Rename{Old: req.SrcDirectoryPath, New: req.DstDirectoryPath}).Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body := new(methods.MoveDirectoryInGuestBody)
+	body.Res, body.Fault_ = empty[types.MoveDirectoryInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpMoveDirectory,
+		(&vixproto.Rename{Old: req.SrcDirectoryPath, New: req.DstDirectoryPath}).Encode())
 	return body
 }
 
 func (m *guestFileManager) CreateTemporaryFileInGuest(ctx *simulator.Context, req *types.CreateTemporaryFileInGuest) soap.HasFault {
 	body := new(methods.CreateTemporaryFileInGuestBody)
-	p, f := m.g.call(req.Vm, req.Auth, vixproto.OpCreateTempFileEx, (&vixproto.CreateTemp{Prefix: req.Prefix, Suffix: req.Suffix, Dir: req.DirectoryPath}).Encode())
-	if f != nil {
-		body.Fault_ = fault(f)
-		return body
+	p, f := m.tempPath(req.Vm, req.Auth, vixproto.OpCreateTempFileEx, req.Prefix, req.Suffix, req.DirectoryPath)
+	if body.Fault_ = f; f == nil {
+		body.Res = &types.CreateTemporaryFileInGuestResponse{Returnval: p}
 	}
-	body.Res = &types.CreateTemporaryFileInGuestResponse{Returnval: string(p)}
 	return body
 }
 
 func (m *guestFileManager) CreateTemporaryDirectoryInGuest(ctx *simulator.Context, req *types.CreateTemporaryDirectoryInGuest) soap.HasFault {
 	body := new(methods.CreateTemporaryDirectoryInGuestBody)
-	p, f := m.g.call(req.Vm, req.Auth, vixproto.OpCreateTempDirectory, (&vixproto.CreateTemp{Prefix: req.Prefix, Suffix: req.Suffix, Dir: req.DirectoryPath}).Encode())
-	if f != nil {
-		body.Fault_ = fault(f)
-		return body
+	p, f := m.tempPath(req.Vm, req.Auth, vixproto.OpCreateTempDirectory, req.Prefix, req.Suffix, req.DirectoryPath)
+	if body.Fault_ = f; f == nil {
+		body.Res = &types.CreateTemporaryDirectoryInGuestResponse{Returnval: p}
 	}
-	body.Res = &types.CreateTemporaryDirectoryInGuestResponse{Returnval: string(p)}
 	return body
 }
 
 func (m *guestFileManager) ChangeFileAttributesInGuest(ctx *simulator.Context, req *types.ChangeFileAttributesInGuest) soap.HasFault {
-	body := &methods.ChangeFileAttributesInGuestBody{Res: new(types.ChangeFileAttributesInGuestResponse)}
+	body := new(methods.ChangeFileAttributesInGuestBody)
 	sa := &vixproto.SetAttrs{Path: req.GuestFilePath}
 	switch a := req.FileAttributes.(type) {
 	case *types.GuestPosixFileAttributes:
@@ -145,14 +148,12 @@ func (m *guestFileManager) ChangeFileAttributesInGuest(ctx *simulator.Context, r
 		}
 		setTimes(sa, &a.GuestFileAttributes)
 	case *types.GuestWindowsFileAttributes:
-		body.Res, body.Fault_ = nil, fault(new(types.InvalidArgument))
+		body.Fault_ = fault(new(types.InvalidArgument))
 		return body
 	case *types.GuestFileAttributes:
 		setTimes(sa, a)
 	}
-	if body.Fault_ = m.simple(req.Vm, req.Auth, vixproto.OpSetFileAttributes, sa.Encode()); body.Fault_ != nil {
-		body.Res = nil
-	}
+	body.Res, body.Fault_ = empty[types.ChangeFileAttributesInGuestResponse](m.g, req.Vm, req.Auth, vixproto.OpSetFileAttributes, sa.Encode())
 	return body
 }
 

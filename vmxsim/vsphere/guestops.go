@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -204,7 +205,7 @@ func (m *guestProcessManager) ListProcessesInGuest(ctx *simulator.Context, req *
 	for _, pid := range req.Pids {
 		lp.Pids = append(lp.Pids, uint64(pid))
 	}
-	p, f := m.g.call(req.Vm, req.Auth, vixproto.OpListProcessesEx, lp.Encode())
+	p, f := m.g.listProcesses(req.Vm, req.Auth, lp)
 	if f != nil {
 		body.Fault_ = fault(f)
 		return body
@@ -221,6 +222,36 @@ func (m *guestProcessManager) ListProcessesInGuest(ctx *simulator.Context, req *
 	}
 	body.Res = res
 	return body
+}
+
+// maxProcList bounds a chunked process list the guest announces.
+const maxProcList = 16 << 20
+
+// errFault stops vixproto.JoinProcChunks when a chunk's call faulted.
+var errFault = errors.New("fault")
+
+// listProcesses sends ListProcessesEx and, when the guest answers with
+// the first chunk of a long list, asks for the rest by key and offset
+// (vixproto.JoinProcChunks), as the VMX does.
+func (g *guestOps) listProcesses(vm types.ManagedObjectReference, auth types.BaseGuestAuthentication, lp *vixproto.ListProcesses) ([]byte, types.BaseMethodFault) {
+	p, f := g.call(vm, auth, vixproto.OpListProcessesEx, lp.Encode())
+	if f != nil {
+		return nil, f
+	}
+	out, err := vixproto.JoinProcChunks(p, maxProcList, func(key, offset uint32) ([]byte, error) {
+		p, f = g.call(vm, auth, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: key, Offset: offset}).Encode())
+		if f != nil {
+			return nil, errFault
+		}
+		return p, nil
+	})
+	switch {
+	case err == errFault:
+		return nil, f
+	case err != nil:
+		return nil, &types.SystemError{Reason: "malformed process list chunks: " + err.Error()}
+	}
+	return out, nil
 }
 
 func (m *guestProcessManager) TerminateProcessInGuest(ctx *simulator.Context, req *types.TerminateProcessInGuest) soap.HasFault {

@@ -529,3 +529,35 @@ func (p *HgfsPacket) Encode() []byte {
 	w.b = append(w.b, p.Packet...)
 	return w.b
 }
+
+// CheckBody decodes body with the parser of op and returns its error:
+// ErrInvalidMessageBody for a malformed body (wrong counts or lengths, a
+// string without its NUL), ErrInvalidArg or ErrInvalidUTF8 for bad
+// values. Opcodes without a body parser (ValidateCredentials, the
+// credential ops, unknown ones) pass.
+func CheckBody(op uint32, body []byte) error {
+	var err error
+	switch op {
+	case OpStartProgram:
+		_, err = ParseStartProgram(body)
+	case OpListProcessesEx:
+		_, err = ParseListProcesses(body)
+	case OpTerminateProcess, OpLegacyKillProcess:
+		_, err = ParseKillProcess(body)
+	case OpReadEnvVariables:
+		_, err = ParseReadEnv(body)
+	case OpListFiles, OpInitiateTransferFrom:
+		_, err = ParseListFiles(body)
+	case OpMoveFileEx, OpMoveDirectory:
+		_, err = ParseRename(body)
+	case OpCreateTempFileEx, OpCreateTempDirectory:
+		_, err = ParseCreateTemp(body)
+	case OpSetFileAttributes:
+		_, err = ParseSetAttrs(body)
+	case OpCreateDirectoryEx, OpDeleteFileEx, OpDeleteDirectoryEx, OpInitiateTransferTo:
+		_, err = ParseFileOp(op, body)
+	case OpHgfsSendPacket:
+		_, err = ParseHgfsPacket(body)
+	}
+	return err
+}

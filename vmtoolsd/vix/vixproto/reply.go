@@ -14,23 +14,23 @@ func Reply(err Error, addl uint32, payload []byte) []byte {
 	if len(payload) > MaxReplyPayload {
 		payload = payload[:MaxReplyPayload]
 	}
-	out := make([]byte, 0, 24+len(payload))
-	out = strconv.AppendInt(out, int64(err), 10)
-	out = append(out, ' ')
-	out = strconv.AppendUint(out, uint64(addl), 10)
-	out = append(out, ' ')
-	out = append(out, payload...)
-	return append(out, 0)
+	out := appendReplyHead(make([]byte, 0, 24+len(payload)), err, addl)
+	return append(append(out, payload...), 0)
 }
 
 // BinaryReply is the reply to a request with FlagGuestReturnsBinary:
 // "<err> <addl> #" and the raw bytes, no NUL.
 func BinaryReply(err Error, addl uint32, payload []byte) []byte {
-	out := strconv.AppendInt(nil, int64(err), 10)
+	out := appendReplyHead(make([]byte, 0, 25+len(payload)), err, addl)
+	return append(append(out, '#'), payload...)
+}
+
+// appendReplyHead appends "<err> <addl> ".
+func appendReplyHead(out []byte, err Error, addl uint32) []byte {
+	out = strconv.AppendInt(out, int64(err), 10)
 	out = append(out, ' ')
 	out = strconv.AppendUint(out, uint64(addl), 10)
-	out = append(out, ' ', '#')
-	return append(out, payload...)
+	return append(out, ' ')
 }
 
 // ParseReply splits a guest reply (after "OK ") into the error, the

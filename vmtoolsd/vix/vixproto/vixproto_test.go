@@ -2,32 +2,16 @@ package vixproto
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func readHex(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		sb.WriteString(strings.Join(strings.Fields(line), ""))
-	}
-	b, err := hex.DecodeString(sb.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/govmtools/govmtools/internal/testutil"
+)
 
 // The credential block of the worked example: user root, password
 // secret, type 4.
@@ -55,7 +39,7 @@ func TestNamePasswordGolden(t *testing.T) {
 // A ValidateCredentials (192) request of root/secret, type 4, as
 // the header layout gives it.
 func TestValidateCredentialsGolden(t *testing.T) {
-	want := readHex(t, "validate-credentials-request.hex")
+	want := testutil.ReadHex(t, "validate-credentials-request.hex")
 	got, err := NewRequest(OpValidateCredentials, 0, 0, CredNamePasswordObfusc, nil, NamePasswordCred("root", []byte("secret")))
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +206,11 @@ func decodeAll(b []byte) {
 
 func FuzzDecodeRequest(f *testing.F) {
 	for _, name := range []string{"validate-credentials-request.hex", "start-program-request.hex"} {
-		f.Add(readHex(f, name))
+		f.Add(testutil.ReadHex(f, name))
+	}
+	reqs, _ := peerVIX(f)
+	for _, r := range reqs {
+		f.Add(r)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { decodeAll(b) })
 }
@@ -252,6 +240,14 @@ func FuzzBody(f *testing.F) {
 		if c, err := DecodeNamePassword(body); err == nil {
 			c.Wipe()
 		}
+		for _, op := range []uint32{OpStartProgram, OpListProcessesEx, OpTerminateProcess, OpReadEnvVariables, OpListFiles,
+			OpMoveFileEx, OpCreateTempFileEx, OpSetFileAttributes, OpDeleteFileEx, OpHgfsSendPacket, 9999} {
+			if err := CheckBody(op, body); err != nil {
+				if _, ok := err.(Error); !ok {
+					t.Fatalf("CheckBody(%d): %T %v is not a VIX error", op, err, err)
+				}
+			}
+		}
 	})
 }
 
@@ -259,9 +255,25 @@ func FuzzReply(f *testing.F) {
 	f.Add([]byte("0 0 0 <rem>0</rem><fxi><Name>a</Name></fxi>\x00"))
 	f.Add([]byte("0 0 <proc><cmd>a</cmd><name>b</name><pid>1</pid></proc>\x00"))
 	f.Add(BinaryReply(0, 0, []byte{1}))
+	_, replies := peerVIX(f)
+	for _, r := range replies {
+		f.Add(bytes.TrimPrefix(r, []byte("OK ")))
+	}
+	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 0, 89000, []byte("<proc><cmd>a</cmd>"))))
+	f.Add(Reply(0, 0, AppendProcChunk(nil, 3, 90000, 1000, 0, []byte("</proc>"))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, _, p, _, err := ParseReply(b); err == nil {
 			ParseProcesses(string(p))
+			if c, err := ParseProcChunk(string(p)); err == nil && c.Chunked && !strings.HasSuffix(string(p), c.Data) {
+				t.Fatalf("chunk data %q is not the reply's end", c.Data)
+			}
+			calls := 0
+			JoinProcChunks(p, 1<<20, func(uint32, uint32) ([]byte, error) {
+				if calls++; calls > 100 {
+					t.Fatal("JoinProcChunks does not end")
+				}
+				return p, nil
+			})
 			ParseListFilesResult(string(p))
 			ParseEnv(string(p))
 			ParseProperties(p)
@@ -280,5 +292,168 @@ func TestHgfsPacket(t *testing.T) {
 		if _, err := ParseHgfsPacket(b); err != ErrInvalidMessageBody {
 			t.Errorf("%q: %v", b, err)
 		}
+	}
+}
+
+// peerVIX reads the guest-operations exchanges captured from Debian's
+// vmtoolsd (testdata/peer/vix-12.2.0.json, internal/e2e
+// TestGuestOpsPeerGolden): each TCLO command with the guest's reply.
+func peerVIX(t testing.TB) (reqs, replies [][]byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "testdata", "peer", "vix-12.2.0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct{ Name, Request, Reply, ReplyHex string }
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range g.Cases {
+		req, err := hex.DecodeString(c.Request)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		rep := []byte(c.Reply)
+		if c.ReplyHex != "" {
+			if rep, err = hex.DecodeString(c.ReplyHex); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+		}
+		reqs, replies = append(reqs, req), append(replies, rep)
+	}
+	return reqs, replies
+}
+
+// Every relayed request of the capture decodes, its body with the
+// opcode's parser and its credential; re-encoding the decoded request
+// gives the same bytes. Every reply parses, and its payload with the
+// decoder of its kind.
+func TestPeerGoldenVIX(t *testing.T) {
+	reqs, replies := peerVIX(t)
+	if len(reqs) < 30 {
+		t.Fatalf("%d exchanges in the capture", len(reqs))
+	}
+	relayed := 0
+	for i, cmd := range reqs {
+		rest, ok := bytes.CutPrefix(cmd, []byte(RelayedCommand))
+		if !ok {
+			continue
+		}
+		_, msg, err := SplitRelayed(rest)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		r, err := Decode(msg)
+		if err != nil {
+			if msg[0] == Magic&0xff {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			continue // the bad-magic case
+		}
+		relayed++
+		c, err := DecodeNamePassword(r.Cred)
+		if err != nil || c.Name == "" {
+			t.Errorf("request %d: credential %v", i, err)
+		}
+		again, err := NewRequest(r.OpCode, r.CommonFlags, r.RequestFlags, r.CredType, r.Body, r.Cred)
+		if err != nil || !bytes.Equal(again, msg) {
+			t.Errorf("request %d (op %d) re-encodes to %x, want %x (%v)", i, r.OpCode, again, msg, err)
+		}
+		perr := CheckBody(r.OpCode, r.Body)
+		if perr != nil {
+			t.Errorf("request %d (op %d) body: %v", i, r.OpCode, perr)
+		}
+	}
+	if relayed < 30 {
+		t.Errorf("%d relayed requests decoded", relayed)
+	}
+	kinds := map[string]int{}
+	for i, rep := range replies {
+		rest, ok := bytes.CutPrefix(rep, []byte("OK "))
+		if !ok {
+			t.Fatalf("reply %d: %q", i, rep)
+		}
+		e, _, p, bin, err := ParseReply(rest)
+		// Relayed replies end in a NUL; Vix_1_Get_ToolsProperties' does not.
+		if err != nil || bin || (rest[len(rest)-1] != 0) != bytes.Equal(reqs[i], []byte(GetToolsProperties)) {
+			t.Fatalf("reply %d %q: %v", i, rep, err)
+		}
+		s := string(p)
+		switch {
+		case e != OK:
+		case strings.HasPrefix(s, "<proc>"):
+			if ps := ParseProcesses(s); len(ps) != 1 || ps[0].Pid == 0 || ps[0].User == "" || ps[0].Start == 0 {
+				t.Errorf("reply %d: processes %+v", i, ps)
+			}
+			kinds["proc"]++
+		case strings.HasPrefix(s, "0 <rem>"):
+			r := ParseListFilesResult(s)
+			if strings.Contains(s, "<fxi>") && len(r.Files) == 0 {
+				t.Errorf("reply %d: no files in %q", i, s)
+			}
+			for _, f := range r.Files {
+				if f.Name == "" || f.Mode == 0 || f.MTime == 0 {
+					t.Errorf("reply %d: file %+v", i, f)
+				}
+			}
+			kinds["files"]++
+		case strings.HasPrefix(s, "<ev>"):
+			if env := ParseEnv(s); len(env) != 2 {
+				t.Errorf("reply %d: env %q", i, env)
+			}
+			kinds["env"]++
+		case len(s) > 100:
+			raw, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			ps, err := ParseProperties(raw)
+			if err != nil || len(ps) < 40 {
+				t.Errorf("reply %d: %d properties, %v", i, len(ps), err)
+			}
+			kinds["properties"]++
+		}
+	}
+	if kinds["proc"] < 2 || kinds["files"] < 5 || kinds["env"] != 1 || kinds["properties"] != 2 {
+		t.Errorf("reply kinds decoded: %v", kinds)
+	}
+}
+
+// A chunked list is joined from its chunks, the NUL totalSize counts
+// aside; chunks that do not add up, make no progress or announce too
+// much are refused.
+func TestJoinProcChunks(t *testing.T) {
+	list := strings.Repeat("<proc><pid>1</pid></proc>", 10) + "\x00"
+	chunk := func(off, n int) []byte {
+		end := min(off+n, len(list))
+		return AppendProcChunk(nil, 7, len(list), uint32(off), len(list)-end, []byte(strings.TrimSuffix(list[off:end], "\x00")))
+	}
+	var asked []uint32
+	next := func(key, off uint32) ([]byte, error) {
+		if key != 7 {
+			t.Fatalf("key %d", key)
+		}
+		asked = append(asked, off)
+		return chunk(int(off), 100), nil
+	}
+	got, err := JoinProcChunks(chunk(0, 100), 1<<20, next)
+	if err != nil || string(got) != strings.TrimSuffix(list, "\x00") || len(asked) != 2 || asked[0] != 100 || asked[1] != 200 {
+		t.Fatalf("joined %q %v, asked %v", got, err, asked)
+	}
+	if got, err := JoinProcChunks([]byte("<proc></proc>"), 1<<20, nil); err != nil || string(got) != "<proc></proc>" {
+		t.Errorf("unchunked: %q %v", got, err)
+	}
+	if _, err := JoinProcChunks(chunk(0, 100), 100, next); err != ErrInvalidMessageBody {
+		t.Errorf("over max: %v", err)
+	}
+	stuck := func(uint32, uint32) ([]byte, error) { return AppendProcChunk(nil, 0, 0, 1, 5, nil), nil }
+	if _, err := JoinProcChunks(chunk(0, 100), 1<<20, stuck); err != ErrInvalidMessageBody {
+		t.Errorf("no progress: %v", err)
+	}
+	short := func(key, off uint32) ([]byte, error) { return AppendProcChunk(nil, 0, 0, off, 0, []byte("x")), nil }
+	if _, err := JoinProcChunks(chunk(0, 100), 1<<20, short); err != ErrInvalidMessageBody {
+		t.Errorf("short: %v", err)
 	}
 }
