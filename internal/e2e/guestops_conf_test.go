@@ -24,7 +24,7 @@ import (
 // comes back whole through govc: vmtoolsd chunks it by key and offset and
 // the front end asks for every chunk.
 func TestGuestOpsConf(t *testing.T) {
-	testutil.NotEmulated(t, testutil.Arm64PAM)
+	testutil.RequireHelperPAM(t)
 	name, password, _ := guestUser(t)
 	confDir := t.TempDir()
 	conf := filepath.Join(confDir, "tools.conf")

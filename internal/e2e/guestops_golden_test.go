@@ -283,7 +283,7 @@ func TestGuestOpsPeerGolden(t *testing.T) {
 // Debian's replies, masked as maskVixReply says; the requests are the
 // golden ones, rebuilt for this run's user.
 func TestGuestOpsGolden(t *testing.T) {
-	testutil.NotEmulated(t, testutil.Arm64PAM)
+	testutil.RequireHelperPAM(t)
 	name, password, _ := guestUser(t)
 	sim := testutil.StartSim(t, "--ping-interval", "200ms")
 	ctl := vmxsim.NewCtl(sim.Dir)
