@@ -147,7 +147,9 @@ func (c *Client) readChunk(ctx context.Context, path string, h uint32, buf []byt
 }
 
 // WriteAt writes data at off in as few requests as fit the VMX's message
-// cap, of equal size, concurrently. It returns the bytes written before the first failure.
+// cap, of equal size, concurrently where the transport's fan-out allows
+// (one at a time over the backdoor: RPCTransport.FanOut). It returns the
+// bytes written before the first failure.
 func (f *File) WriteAt(ctx context.Context, data []byte, off int64) (int, error) {
 	return f.write(ctx, data, off, false)
 }
