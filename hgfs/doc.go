@@ -12,7 +12,10 @@
 // RPCTransport carries them over a pool of RPCI channels opened by any
 // rpc.Dialer (vmxsim's unix sockets today, the backdoor on a VM), so
 // several requests are in flight at once where the VMX allows several
-// channels. Requests never exceed the VMX's 64 KiB message cap, whatever
+// channels. The pieces of one large write go out on several channels at
+// once, except over channels whose calls keep the CPU busy until the
+// host answers (rpc.CPUHolder: the backdoor), where they go out one
+// after the other. Requests never exceed the VMX's 64 KiB message cap, whatever
 // packet size the host negotiated, so large writes cannot fail the way
 // they do with the C client (open-vm-tools#437).
 //

@@ -147,7 +147,9 @@ func (c *Client) readChunk(ctx context.Context, path string, h uint32, buf []byt
 }
 
 // WriteAt writes data at off in as few requests as fit the VMX's message
-// cap, of equal size, concurrently. It returns the bytes written before the first failure.
+// cap, of equal size, concurrently where the transport's fan-out allows
+// (one at a time over the backdoor: RPCTransport.FanOut). It returns the
+// bytes written before the first failure.
 func (f *File) WriteAt(ctx context.Context, data []byte, off int64) (int, error) {
 	return f.write(ctx, data, off, false)
 }
@@ -235,7 +237,8 @@ func (f *File) Close(ctx context.Context) error {
 // failing chunk was done.
 func (c *Client) parallel(ctx context.Context, total, chunk int, work func(ctx context.Context, lo, hi int) (int, error)) (int, error) {
 	nchunks := (total + chunk - 1) / chunk
-	if nchunks <= 1 || c.tr.Concurrency() <= 1 {
+	fan := c.fanOut()
+	if nchunks <= 1 || fan <= 1 {
 		return sequential(ctx, total, chunk, work)
 	}
 	type result struct {
@@ -243,7 +246,7 @@ func (c *Client) parallel(ctx context.Context, total, chunk int, work func(ctx c
 		err error
 	}
 	results := make([]result, nchunks)
-	sem := make(chan struct{}, c.tr.Concurrency())
+	sem := make(chan struct{}, fan)
 	var wg sync.WaitGroup
 	for i := range nchunks {
 		lo, hi := i*chunk, min((i+1)*chunk, total)
@@ -269,6 +272,20 @@ func (c *Client) parallel(ctx context.Context, total, chunk int, work func(ctx c
 		}
 	}
 	return done, nil
+}
+
+// fanOuter is a Transport that says how many pieces of one read or write
+// may usefully be in flight, when that differs from Concurrency.
+type fanOuter interface {
+	FanOut() int
+}
+
+// fanOut is how many chunks of one read or write parallel sends at once.
+func (c *Client) fanOut() int {
+	if f, ok := c.tr.(fanOuter); ok {
+		return f.FanOut()
+	}
+	return c.tr.Concurrency()
 }
 
 func sequential(ctx context.Context, total, chunk int, work func(ctx context.Context, lo, hi int) (int, error)) (int, error) {

@@ -30,6 +30,15 @@ type IntoReceiver interface {
 	ReceiveInto(ctx context.Context, buf []byte) ([]byte, error)
 }
 
+// CPUHolder is a Channel whose calls keep the calling CPU busy until the
+// host answers: the backdoor, where each instruction is a VM exit that
+// the VMX serves before the vCPU runs on. Calls on several such channels
+// at once overlap no more than the guest has CPUs, and every thread that
+// waits in one is a thread the guest's scheduler must run.
+type CPUHolder interface {
+	HoldsCPU() bool
+}
+
 // EventChannel is a Channel on which the host sends first and Receive blocks
 // (vsock and vmxsim's unix sockets). The guest keeps it alive with Ping.
 type EventChannel interface {

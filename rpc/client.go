@@ -73,6 +73,16 @@ func (c *Client) CallString(ctx context.Context, req string) (string, error) {
 	return string(b), err
 }
 
+// HoldsCPU reports whether the open channel keeps the calling CPU busy
+// for the length of a call (rpc.CPUHolder, the backdoor); false when no
+// channel is open.
+func (c *Client) HoldsCPU() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.ch.(CPUHolder)
+	return ok && h.HoldsCPU()
+}
+
 // Close closes the persistent channel, if open.
 func (c *Client) Close() error {
 	c.mu.Lock()

@@ -53,6 +53,7 @@ type Channel struct {
 var (
 	_ rpc.Resumable    = (*Channel)(nil)
 	_ rpc.IntoReceiver = (*Channel)(nil)
+	_ rpc.CPUHolder    = (*Channel)(nil)
 )
 
 // Open opens a channel for proto (ProtoRPCI or ProtoTCLO). It asks for a
@@ -74,6 +75,10 @@ func Open(h Hypercall, proto uint32) (*Channel, error) {
 	}
 	return nil, fmt.Errorf("%w (protocol %#x)", ErrOpen, proto)
 }
+
+// HoldsCPU implements rpc.CPUHolder: a backdoor call runs on the calling
+// CPU until the VMX has answered it.
+func (c *Channel) HoldsCPU() bool { return true }
 
 // ID returns the channel number the VMX gave.
 func (c *Channel) ID() uint16 { return c.id }
