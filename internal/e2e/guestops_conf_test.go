@@ -133,7 +133,15 @@ func guestOpsConfScenario(t *testing.T, ctl *vmxsim.Ctl, write func(string), nam
 	}
 	r, err = ctl.Guest(t.Context(), name, password, vixproto.OpListProcessesEx, (&vixproto.ListProcesses{Key: c.Key, Offset: uint32(len(c.Data))}).Encode())
 	c2, _ := vixproto.ParseProcChunk(string(r.Payload))
-	if want := vixproto.MaxResultBuffer - vixproto.ProcChunkLaterHeader; err != nil || r.Err != vixproto.OK || c2.Left+int64(len(c.Data)+len(c2.Data)) != c.Total || (c2.Left > 0 && len(c2.Data) != want) {
+	// totalSize counts the list's NUL, which the last chunk carries but
+	// a text reply cannot show (vixproto's chunking note): when c2 is the
+	// last chunk the data adds up to totalSize-1. (Natively the list is
+	// three chunks long; under qemu-user, with fewer other processes, two.)
+	received := c2.Left + int64(len(c.Data)+len(c2.Data))
+	if c2.Left == 0 {
+		received++
+	}
+	if want := vixproto.MaxResultBuffer - vixproto.ProcChunkLaterHeader; err != nil || r.Err != vixproto.OK || received != c.Total || (c2.Left > 0 && len(c2.Data) != want) {
 		t.Errorf("second chunk: %v, %d bytes of data, %d left of %d; want %d bytes", err, len(c2.Data), c2.Left, c.Total, want)
 	}
 	var buf bytes.Buffer

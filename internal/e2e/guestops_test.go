@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +34,8 @@ func guestUser(t *testing.T) (name, password, uid string) {
 	rand.Read(b)
 	name = "gvmt" + hex.EncodeToString(b)
 	password = "pw-" + hex.EncodeToString(b) + "-Ok"
-	if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+	removeOrphanUsers(t)
+	if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", "-c", fmt.Sprintf("%s%d", userMark, os.Getpid()), name).CombinedOutput(); err != nil {
 		t.Fatalf("useradd: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
@@ -50,6 +53,36 @@ func guestUser(t *testing.T) (name, password, uid string) {
 		t.Fatal(err)
 	}
 	return name, password, u.Uid
+}
+
+// userMark starts the comment (GECOS) of every user guestUser makes; the
+// creating test process's pid follows.
+const userMark = "govmtools test user, pid "
+
+// removeOrphanUsers deletes the users an earlier test process made and
+// could not remove (killed, or timed out before its cleanups ran): those
+// whose comment names a pid that no longer runs.
+func removeOrphanUsers(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) < 5 || !strings.HasPrefix(f[0], "gvmt") {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(f[4], userMark))
+		if !strings.HasPrefix(f[4], userMark) || err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if out, err := exec.Command("userdel", "-r", "-f", f[0]).CombinedOutput(); err != nil {
+			t.Logf("userdel %s (left by pid %d): %v\n%s", f[0], pid, err, out)
+		} else {
+			t.Logf("removed user %s, left by test process %d", f[0], pid)
+		}
+	}
 }
 
 // TestGuestOps drives vSphere guest operations through govc, vmxsim's
