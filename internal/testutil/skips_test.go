@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -28,12 +30,14 @@ func TestGuardSkips(t *testing.T) {
 	}
 }
 
-// fakeT records what GuardSkips does with a test.
+// fakeT records what a helper (GuardSkips, StartLogged) does with a
+// test: its cleanups, whether it failed and what it logged.
 type fakeT struct {
 	testing.TB
 	cleanups []func()
 	skipped  bool
 	failed   bool
+	logs     []string
 }
 
 func (f *fakeT) Helper()               {}
@@ -41,7 +45,16 @@ func (f *fakeT) Cleanup(fn func())     { f.cleanups = append(f.cleanups, fn) }
 func (f *fakeT) Skipped() bool         { return f.skipped }
 func (f *fakeT) Failed() bool          { return f.failed }
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
-func (f *fakeT) Logf(string, ...any)   {}
+func (f *fakeT) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
+
+// Fatalf fails and ends the calling goroutine, as testing.T's does.
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.failed = true
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
 func (f *fakeT) cleanup() {
 	for i := len(f.cleanups) - 1; i >= 0; i-- {
 		f.cleanups[i]()
