@@ -34,24 +34,13 @@ func startVmtoolsdNetns(t *testing.T, ns *netnstest.NS, sim *testutil.Sim, confD
 	if confDir == "" {
 		confDir = t.TempDir()
 	}
-	v := &vmtoolsd{out: &testutil.SyncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
+	v := &vmtoolsd{conf: confDir, record: filepath.Join(confDir, "power.record")}
 	v.cmd = ns.Command(filepath.Join(sim.Bin, "vmtoolsd"), "--rpc", sim.Mode(), "--conf-dir", confDir,
 		"--power-runner", "record:"+v.record, "--log-level", "debug")
 	v.cmd.Env = append(os.Environ(), "GOVMTOOLS_SIMULATED=1")
-	v.cmd.Stdout, v.cmd.Stderr = v.out, v.out
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag()}
 	v.start = time.Now()
-	if err := v.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { v.cmd.Wait(); close(v.done) }()
-	t.Cleanup(func() {
-		v.cmd.Process.Kill()
-		<-v.done
-		if t.Failed() {
-			t.Logf("vmtoolsd output:\n%s", v.out.String())
-		}
-	})
+	v.out, v.done = testutil.StartLogged(t, "vmtoolsd", v.cmd)
 	return v
 }
 

@@ -317,33 +317,20 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, ch
 }
 
-// startFollow starts vmware-kmsgdump --follow and waits for READY=1.
-func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd, _ := startFollowStderr(t, sim, args...)
-	return cmd
+// follower is a running vmware-kmsgdump --follow.
+type follower struct {
+	cmd  *exec.Cmd
+	out  *testutil.SyncBuffer // its stdout and stderr so far
+	done <-chan struct{}      // closed once it has exited
 }
 
-// startFollowStderr is startFollow that also returns the stderr so far.
-func startFollowStderr(t *testing.T, sim *testutil.Sim, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
+// startFollow starts vmware-kmsgdump --follow and waits for READY=1.
+func startFollow(t *testing.T, sim *testutil.Sim, args ...string) *follower {
 	t.Helper()
 	sock, states := notifySocket(t)
-	cmd := exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), append(args, "--follow")...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	stderr := &testutil.SyncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("vmware-kmsgdump stderr:\n%s", stderr.String())
-		}
-	})
+	f := &follower{cmd: exec.Command(filepath.Join(sim.Bin, "vmware-kmsgdump"), append(args, "--follow")...)}
+	f.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	f.out, f.done = testutil.StartLogged(t, "vmware-kmsgdump", f.cmd)
 	select {
 	case s := <-states:
 		if !strings.HasPrefix(s, "READY=1") {
@@ -352,14 +339,20 @@ func startFollowStderr(t *testing.T, sim *testutil.Sim, args ...string) (*exec.C
 	case <-time.After(30 * time.Second):
 		t.Fatal("no READY=1 from vmware-kmsgdump")
 	}
-	return cmd, stderr
+	return f
 }
 
-func stopFollow(t *testing.T, cmd *exec.Cmd) {
+// stop sends SIGTERM and requires a clean exit.
+func (f *follower) stop(t *testing.T) {
 	t.Helper()
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("vmware-kmsgdump after SIGTERM: %v", err)
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("vmware-kmsgdump did not stop within 10 s of SIGTERM")
+	}
+	if !f.cmd.ProcessState.Success() {
+		t.Fatalf("vmware-kmsgdump after SIGTERM: %v", f.cmd.ProcessState)
 	}
 }
 
@@ -396,7 +389,7 @@ func TestKmsgdumpFollowsFakeKmsg(t *testing.T) {
 			}
 			pstore, crash, recs := kmsgtest.WritePstore(t, root)
 			args := kmsgdumpArgs(sim, pstore, crash, filepath.Join(root, "state"), "--kmsg", kpath, "--context-before", "2", "--context-after", "1")
-			cmd := startFollow(t, sim, args...)
+			f := startFollow(t, sim, args...)
 			// READY=1 came after the saved records were shipped.
 			saved := guestLines(t, sim.Dir)
 			if diff := kmsgtest.CheckShipped(saved, recs); diff != "" {
@@ -422,7 +415,7 @@ func TestKmsgdumpFollowsFakeKmsg(t *testing.T) {
 				"<0>[    0.010000] Kernel panic - not syncing: test",
 			}
 			testutil.WaitFor(t, 10*time.Second, "live lines in vmware.log", func() bool { return len(guestLines(t, sim.Dir)) >= len(saved)+len(want) })
-			stopFollow(t, cmd)
+			f.stop(t)
 			if got := guestLines(t, sim.Dir)[len(saved):]; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("live lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
@@ -432,11 +425,11 @@ func TestKmsgdumpFollowsFakeKmsg(t *testing.T) {
 			// Restarted in the same boot, it resumes after the last record
 			// it dealt with: what was written meanwhile ships, nothing twice.
 			writeKmsg(t, kpath, krec(11, 3, "written while stopped"))
-			cmd = startFollow(t, sim, args...)
+			f = startFollow(t, sim, args...)
 			writeKmsg(t, kpath, krec(12, 4, "after the restart"))
 			n := len(saved) + len(want)
 			testutil.WaitFor(t, 10*time.Second, "lines after the restart", func() bool { return len(guestLines(t, sim.Dir)) >= n+2 })
-			stopFollow(t, cmd)
+			f.stop(t)
 			got := guestLines(t, sim.Dir)[n:]
 			if strings.Join(got, "|") != "<3>[    0.011000] written while stopped|<4>[    0.012000] after the restart" {
 				t.Fatalf("after restart: %q", got)
@@ -455,7 +448,7 @@ func TestKmsgdumpRealKmsg(t *testing.T) {
 	defer w.Close()
 	sim := testutil.StartSim(t)
 	root := t.TempDir()
-	cmd := startFollow(t, sim, kmsgdumpArgs(sim, filepath.Join(root, "pstore"), filepath.Join(root, "crash"), filepath.Join(root, "state"), "--kmsg", "/dev/kmsg")...)
+	f := startFollow(t, sim, kmsgdumpArgs(sim, filepath.Join(root, "pstore"), filepath.Join(root, "crash"), filepath.Join(root, "state"), "--kmsg", "/dev/kmsg")...)
 	id := make([]byte, 8)
 	rand.Read(id)
 	marker := "govmtools-kmsgdump-test-marker-" + hex.EncodeToString(id)
@@ -474,7 +467,7 @@ func TestKmsgdumpRealKmsg(t *testing.T) {
 		return false
 	})
 	elapsed := time.Since(start)
-	stopFollow(t, cmd)
+	f.stop(t)
 	t.Logf("the marker reached vmware.log after %v", elapsed)
 	// Userspace writes carry the user facility: <12> is user.warning.
 	if !strings.HasPrefix(line, "<12>[") {
@@ -497,12 +490,12 @@ func TestKmsgdumpHostComesBack(t *testing.T) {
 	}
 	pstore, crash, recs := kmsgtest.WritePstore(t, root)
 	sim := &testutil.Sim{Dir: simDir, Bin: bin} // for Mode and the binary path only
-	cmd, stderr := startFollowStderr(t, sim, kmsgdumpArgs(sim, pstore, crash, filepath.Join(root, "state"),
+	f := startFollow(t, sim, kmsgdumpArgs(sim, pstore, crash, filepath.Join(root, "state"),
 		"--kmsg", kpath, "--ready-timeout", "200ms", "--queue", "3", "--debug")...)
 	for i := uint64(1); i <= 6; i++ {
 		writeKmsg(t, kpath, krec(i, 4, fmt.Sprintf("warning %d while the host is away", i)))
 	}
-	testutil.WaitFor(t, 20*time.Second, "three lines dropped", func() bool { return strings.Contains(stderr.String(), "dropped=3") })
+	testutil.WaitFor(t, 20*time.Second, "three lines dropped", func() bool { return strings.Contains(f.out.String(), "dropped=3") })
 
 	vmx := exec.Command(filepath.Join(bin, "vmxsim"), "serve", "--dir", simDir)
 	if err := vmx.Start(); err != nil {
@@ -523,7 +516,7 @@ func TestKmsgdumpHostComesBack(t *testing.T) {
 		saved += len(r.Lines) + 2
 	}
 	testutil.WaitFor(t, 20*time.Second, "the backlog in vmware.log", func() bool { return len(guestLines(t, simDir)) >= saved+len(want) })
-	stopFollow(t, cmd)
+	f.stop(t)
 	got := guestLines(t, simDir)
 	if diff := kmsgtest.CheckShipped(got[:saved], recs); diff != "" {
 		t.Fatalf("saved records: %s", diff)

@@ -151,23 +151,9 @@ func (v *quiesceVMX) waitEvent(t *testing.T, e string) {
 func startQuiescer(t *testing.T, vmx *quiesceVMX, conf, mnt string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
 	bin := testutil.Binaries(t)
-	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(bin, "vmtoolsd"), "--rpc", "unix:"+vmx.dir, "--conf-dir", conf, "--power-runner", "record:"+filepath.Join(conf, "power.record"), "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "GOVMTOOLS_SIMULATED=1", "GOVMTOOLS_FREEZE_ALLOW="+mnt)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("vmtoolsd output:\n%s", out.String())
-		}
-	})
+	out, _ := testutil.StartLogged(t, "vmtoolsd", cmd)
 	return cmd, out
 }
 

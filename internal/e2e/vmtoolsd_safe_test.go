@@ -34,7 +34,6 @@ func TestVmtoolsdUnixRecordsByDefault(t *testing.T) {
 	if [ -e "$p" ] && [ ! -L "$p" ]; then mount --bind "$FAKE" "$p" || exit 99; fi
 done
 exec "$@"`
-	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", wrap, "sh",
 		filepath.Join(sim.Bin, "vmtoolsd"), "--rpc", sim.Mode(), "--conf-dir", work, "--log-level", "debug")
 	var env []string
@@ -44,20 +43,8 @@ exec "$@"`
 		}
 	}
 	cmd.Env = append(env, "FAKE="+fake, "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+filepath.Join(work, "no-bus"))
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("vmtoolsd output:\n%s", out.String())
-		}
-	})
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag()}
+	out, _ := testutil.StartLogged(t, "vmtoolsd", cmd)
 	waitToolsRunning(t, ctl, 10*time.Second, "tools.capability.statechange ")
 	if s := out.String(); !strings.Contains(s, "power actions are recorded, not performed") || !strings.Contains(s, "transport is unix:") {
 		t.Fatalf("vmtoolsd did not say at start that it records power actions:\n%s", s)

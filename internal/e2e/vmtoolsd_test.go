@@ -23,7 +23,7 @@ type vmtoolsd struct {
 	record string // the record runner's file
 	conf   string // its conf dir (tools.conf, power scripts)
 	start  time.Time
-	done   chan struct{}
+	done   <-chan struct{} // closed once it has exited (testutil.StartLogged)
 }
 
 // startVmtoolsd runs the real vmtoolsd against sim with the record power
@@ -36,24 +36,13 @@ func startVmtoolsd(t *testing.T, sim *testutil.Sim, confDir string, env []string
 	if confDir == "" {
 		confDir = t.TempDir()
 	}
-	v := &vmtoolsd{out: &testutil.SyncBuffer{}, conf: confDir, record: filepath.Join(confDir, "power.record"), done: make(chan struct{})}
+	v := &vmtoolsd{conf: confDir, record: filepath.Join(confDir, "power.record")}
 	all := append([]string{"--rpc", sim.Mode(), "--conf-dir", confDir, "--power-runner", "record:" + v.record, "--log-level", "debug"}, args...)
 	v.cmd = exec.Command(filepath.Join(sim.Bin, "vmtoolsd"), all...)
 	v.cmd.Env = append(append(os.Environ(), "GOVMTOOLS_SIMULATED=1"), env...)
-	v.cmd.Stdout, v.cmd.Stderr = v.out, v.out
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag(), Pdeathsig: syscall.SIGKILL}
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: testutil.NewPIDCloneflag()}
 	v.start = time.Now()
-	if err := v.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { v.cmd.Wait(); close(v.done) }()
-	t.Cleanup(func() {
-		v.cmd.Process.Kill()
-		<-v.done
-		if t.Failed() {
-			t.Logf("vmtoolsd output:\n%s", v.out.String())
-		}
-	})
+	v.out, v.done = testutil.StartLogged(t, "vmtoolsd", v.cmd)
 	return v
 }
 
