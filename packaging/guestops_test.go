@@ -59,17 +59,10 @@ func startInstalledVmtoolsd(t *testing.T, root string, sim *testutil.Sim) {
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc="+root+"/proc",
 		"sh", "-c", script, "sh", root, sim.Dir)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "GOVMTOOLS_SIMULATED=1"}
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	// Registered before StartLogged, so it runs after StartLogged's
+	// cleanup has killed and reaped unshare (and logged its output if the
+	// test had failed: a process left behind is reported on its own).
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
 		// The PID namespace's init is gone, so the kernel kills the rest.
 		testutil.WaitFor(t, 10*time.Second, "no process left in the root", func() bool {
 			procs, _ := filepath.Glob("/proc/[0-9]*")
@@ -81,10 +74,8 @@ func startInstalledVmtoolsd(t *testing.T, root string, sim *testutil.Sim) {
 			return true
 		})
 		noProcessIn(t, root)
-		if t.Failed() {
-			t.Logf("installed vmtoolsd:\n%s", out.String())
-		}
 	})
+	testutil.StartLogged(t, "installed vmtoolsd", cmd)
 }
 
 // TestInstalledGuestOps installs the .deb into a throwaway Debian root
