@@ -49,7 +49,8 @@ type Loop struct {
 	OnReset func(ctx context.Context)
 	// OnActive, if set, is called after each successful exchange with the
 	// host (a reply, a poll or a heartbeat): it is the loop's liveness
-	// signal, which a systemd watchdog can follow.
+	// signal, which a systemd watchdog can follow. On event channels the
+	// heartbeat's calls come from a goroutine of their own.
 	OnActive func()
 	// Heartbeat is the longest gap between PINGs on event channels; 0
 	// means 1 s (RPCIN_HEARTBEAT_INTERVAL).
@@ -64,6 +65,26 @@ type Loop struct {
 	// other threads a wake-up at every poll); nil uses a Go timer, as
 	// code under testing/synctest must.
 	PollSleep func(ctx context.Context, d time.Duration) error
+	// HeartbeatAlarm, if set, makes the alarm that times an event
+	// channel's PINGs, one per channel opened (rpc/pollwait's New, whose
+	// timerfd a reply moves without waking anything); nil uses a Go
+	// timer, as code under testing/synctest must.
+	HeartbeatAlarm func() (Alarm, error)
+	// HeartbeatSlack is how much longer than Heartbeat the next PING may
+	// wait after one that rode along with a reply. A host that itself
+	// pings about once per Heartbeat (the VMX: every second) then carries
+	// every PING with its ping's reply, instead of the heartbeat alarm
+	// and the host's ping racing each other, each a wake-up, whenever the
+	// ping comes a moment late. After a PING of the alarm's own the
+	// cadence is Heartbeat again. 0 means none: no gap between PINGs
+	// exceeds Heartbeat.
+	HeartbeatSlack time.Duration
+}
+
+// ReplyPinger is an EventChannel that can send a PING and a reply in one
+// write (package sockchan's Conn).
+type ReplyPinger interface {
+	SendPing(ctx context.Context, msg []byte) error
 }
 
 // Run serves until ctx is cancelled, reopening the channel after failures.
@@ -175,80 +196,173 @@ func (l *Loop) pollSleep(ctx context.Context, d time.Duration) error {
 
 // serveEvents is the vsock shape: the host sends first, the guest answers,
 // and after the first answer a PING goes out at least once per Heartbeat,
-// as open-vm-tools sends it (the VMX's HA monitoring follows it). A PING
-// due within half an interval rides along with a reply, so a host that
-// pings every second costs the guest one wake-up a second, not two.
+// as open-vm-tools sends it (the VMX's HA monitoring follows it).
+//
+// One goroutine receives each command, answers it and sends the reply
+// itself, with no hand-off to another goroutine. A PING due within half
+// an interval rides along with a reply and pushes the heartbeat alarm a
+// full interval back, so a host that pings every second costs the guest
+// one wake-up a second: the alarm, a timerfd when HeartbeatAlarm gives
+// one, only rings when the host falls silent.
 func (l *Loop) serveEvents(ctx context.Context, ch EventChannel, resets chan<- struct{}) (active bool, err error) {
-	type recv struct {
-		msg []byte
-		err error
+	alarm, err := l.newAlarm()
+	if err != nil {
+		return false, fmt.Errorf("rpc: tclo heartbeat timer: %w", err)
 	}
-	msgs := make(chan recv)
-	readerCtx, stopReader := context.WithCancel(ctx)
+	hb := &heartbeat{ch: ch, alarm: alarm, iv: l.heartbeat(), slack: max(l.HeartbeatSlack, 0)}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for {
-			msg, err := ch.Receive(readerCtx)
-			select {
-			case msgs <- recv{msg, err}:
-			case <-readerCtx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+		if err := hb.run(hbCtx, l.active); err != nil {
+			hbErr <- err
+			ch.Close() // ends the Receive below
 		}
 	})
+	// A Receive that ignores ctx ends when the channel is closed.
+	unblock := context.AfterFunc(ctx, func() { ch.Close() })
 	defer func() {
-		stopReader()
-		ch.Close() // unblocks a Receive that ignores readerCtx
+		unblock()
+		stopHB()
 		wg.Wait()
+		alarm.Close()
 	}()
-
-	// The heartbeat: after the first reply a PING goes out at least once
-	// per interval, as open-vm-tools sends it (the VMX's HA monitoring
-	// follows it). To spare wake-ups, a PING due within the next half
-	// interval rides along with a reply instead of waking the loop later.
-	iv := l.heartbeat()
-	hb := time.NewTimer(iv)
-	hb.Stop()
-	defer hb.Stop()
-	var lastPing time.Time
-	ping := func() error {
-		if err := ch.Ping(ctx); err != nil {
-			return fmt.Errorf("rpc: tclo heartbeat: %w", err)
+	for {
+		msg, err := ch.Receive(ctx)
+		if err != nil {
+			select {
+			case herr := <-hbErr:
+				return active, herr
+			default:
+			}
+			if ctx.Err() != nil {
+				return active, ctx.Err()
+			}
+			return active, fmt.Errorf("rpc: tclo receive: %w", err)
 		}
-		lastPing = time.Now()
-		hb.Reset(iv)
+		reply, wasReset := l.dispatch(ctx, msg)
+		if err := hb.reply(ctx, reply, !active); err != nil {
+			return active, err
+		}
+		if wasReset {
+			signalReset(resets)
+		}
+		l.active()
+		active = true
+	}
+}
+
+// Alarm is a timer that one goroutine waits on while others move it: the
+// heartbeat's on event channels. rpc/pollwait's Waiter (a timerfd in the
+// network poller, moved with raw system calls) and TimerAlarm (a Go
+// timer) are Alarms.
+type Alarm interface {
+	// Set arms the alarm to ring once after d, replacing any earlier
+	// setting and any ring not yet waited for.
+	Set(d time.Duration) error
+	// Wait returns once the alarm has rung, or with ctx's error.
+	Wait(ctx context.Context) error
+	Close() error
+}
+
+func (l *Loop) newAlarm() (Alarm, error) {
+	if l.HeartbeatAlarm != nil {
+		return l.HeartbeatAlarm()
+	}
+	return pollwait.NewTimerAlarm(), nil
+}
+
+// heartbeat sends an event channel's PINGs: with replies (reply)
+// and, when no reply carried one for an interval, on its alarm (run).
+type heartbeat struct {
+	ch    EventChannel
+	alarm Alarm
+	iv    time.Duration
+
+	// slack is how much longer than iv the alarm waits after a PING
+	// that rode along with a reply (Loop.HeartbeatSlack).
+	slack time.Duration
+
+	mu   sync.Mutex    // orders PINGs and alarm settings
+	last time.Time     // when the last PING went out
+	due  time.Duration // after last, when the alarm's PING is due
+}
+
+// reply sends a reply and the PING that rides along with it: always
+// with the first reply, then whenever the last PING is half an interval
+// old. A channel that is a ReplyPinger sends both in one write (the PING
+// first), so that the host's reading them costs the guest nothing more.
+func (h *heartbeat) reply(ctx context.Context, msg []byte, first bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !first && time.Since(h.last) < h.iv/2 {
+		if err := h.ch.Send(ctx, msg); err != nil {
+			return fmt.Errorf("rpc: tclo send: %w", err)
+		}
 		return nil
 	}
+	rp, ok := h.ch.(ReplyPinger)
+	if !ok {
+		if err := h.ch.Send(ctx, msg); err != nil {
+			return fmt.Errorf("rpc: tclo send: %w", err)
+		}
+		return h.ping(ctx, h.iv+h.slack)
+	}
+	if err := rp.SendPing(ctx, msg); err != nil {
+		return fmt.Errorf("rpc: tclo send: %w", err)
+	}
+	return h.pinged(h.iv + h.slack)
+}
+
+// ping sends a PING and sets the alarm next ahead. h.mu is held.
+func (h *heartbeat) ping(ctx context.Context, next time.Duration) error {
+	if err := h.ch.Ping(ctx); err != nil {
+		return fmt.Errorf("rpc: tclo heartbeat: %w", err)
+	}
+	return h.pinged(next)
+}
+
+// pinged records a PING sent and sets the alarm next ahead.
+func (h *heartbeat) pinged(next time.Duration) error {
+	h.last, h.due = time.Now(), next
+	if err := h.alarm.Set(next); err != nil {
+		return fmt.Errorf("rpc: tclo heartbeat timer: %w", err)
+	}
+	return nil
+}
+
+// run sends a PING each time the alarm rings an interval after the last
+// one, until ctx ends. The alarm is first set by the first reply's PING.
+// A ring that a reply's PING overtook (the alarm was moved as it rang)
+// sets the alarm for the rest of the interval instead.
+func (h *heartbeat) run(ctx context.Context, onPing func()) error {
 	for {
-		select {
-		case <-ctx.Done():
-			return active, ctx.Err()
-		case r := <-msgs:
-			if r.err != nil {
-				return active, fmt.Errorf("rpc: tclo receive: %w", r.err)
+		if err := h.alarm.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			reply, wasReset := l.dispatch(ctx, r.msg)
-			if err := ch.Send(ctx, reply); err != nil {
-				return active, fmt.Errorf("rpc: tclo send: %w", err)
+			return fmt.Errorf("rpc: tclo heartbeat timer: %w", err)
+		}
+		h.mu.Lock()
+		var err error
+		pinged := false
+		if left := h.due - time.Since(h.last); left > 0 {
+			if err = h.alarm.Set(left); err != nil {
+				err = fmt.Errorf("rpc: tclo heartbeat timer: %w", err)
 			}
-			if wasReset {
-				signalReset(resets)
+		} else {
+			err = h.ping(ctx, h.iv)
+			pinged = err == nil
+		}
+		h.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			l.active()
-			if !active || time.Since(lastPing) >= iv/2 {
-				if err := ping(); err != nil {
-					return active, err
-				}
-			}
-			active = true
-		case <-hb.C:
-			if err := ping(); err != nil {
-				return active, err
-			}
-			l.active()
+			return err
+		}
+		if pinged {
+			onPing()
 		}
 	}
 }

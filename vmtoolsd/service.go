@@ -100,6 +100,9 @@ type Config struct {
 	// PollSleep is rpc.Loop's PollSleep: how the backdoor channel sleeps
 	// between idle polls (nil: Go timers).
 	PollSleep func(ctx context.Context, d time.Duration) error
+	// HeartbeatAlarm is rpc.Loop's HeartbeatAlarm: the timer of the
+	// PINGs on vsock and unix:DIR (nil: a Go timer).
+	HeartbeatAlarm func() (rpc.Alarm, error)
 }
 
 // Service is the running tools service.
@@ -171,6 +174,12 @@ func (s *Service) Run(ctx context.Context) error {
 		RestartDelay:    s.cfg.RestartDelay,
 		MaxRestartDelay: s.cfg.MaxRestartDelay,
 		PollSleep:       s.cfg.PollSleep,
+		HeartbeatAlarm:  s.cfg.HeartbeatAlarm,
+		// The VMX pings every second, as often as the heartbeat is due:
+		// with 100 ms of slack the PING rides along with every ping's
+		// reply instead of racing it (open-vm-tools' glib timer is late
+		// by its own dispatch latency each second, too).
+		HeartbeatSlack: rpc.DefaultHeartbeat / 10,
 	}
 	err := loop.Run(ctx)
 	wg.Wait()

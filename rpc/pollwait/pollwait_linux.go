@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Waiter sleeps between polls. One goroutine at a time may call Sleep.
+// Waiter sleeps between polls, or waits for a deadline that other
+// goroutines may move (Set and Wait). One goroutine at a time may call
+// Sleep or Wait; Set may be called from any.
 type Waiter struct {
 	fd int
 	f  *os.File
@@ -25,7 +27,7 @@ type Waiter struct {
 	stop  func() bool
 	fired chan struct{}
 
-	checks int // calls of expired in this Sleep
+	checks int // calls of expired in this wait
 }
 
 // New returns a Waiter backed by a timerfd in the network poller.
@@ -49,7 +51,8 @@ func New() (*Waiter, error) {
 	return &Waiter{fd: fd, f: f, rc: rc}, nil
 }
 
-// Sleep returns after d, or with ctx's error once ctx ends.
+// Sleep returns after d, or with ctx's error once ctx ends. It is Set
+// and then Wait.
 func (w *Waiter) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -57,11 +60,43 @@ func (w *Waiter) Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
-	w.watch(ctx)
-	if errno := w.arm(d); errno != 0 {
+	if err := w.Set(d); err != nil {
+		return err
+	}
+	return w.wait(ctx, true)
+}
+
+// Set arms the timer to expire once after d, replacing any earlier
+// setting and any expiry not yet waited for; d <= 0 disarms it. Unlike
+// Wait, Set may be called from any goroutine while another waits: a
+// heartbeat that a reply made unnecessary is pushed back without waking
+// the goroutine that waits for it.
+func (w *Waiter) Set(d time.Duration) error {
+	if errno := w.arm(max(d, 0)); errno != 0 {
 		return fmt.Errorf("pollwait: timerfd_settime: %w", errno)
 	}
+	return nil
+}
+
+// Wait returns once the timer set last has expired, or with ctx's error
+// once ctx ends. A disarmed timer waits for ctx, or for a Set from
+// another goroutine and its expiry.
+func (w *Waiter) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.wait(ctx, false)
+}
+
+// wait parks until the timerfd has expired. justArmed says the timer was
+// set by this goroutine a moment ago, so the first check may skip the
+// read.
+func (w *Waiter) wait(ctx context.Context, justArmed bool) error {
+	w.watch(ctx)
 	w.checks = 0
+	if !justArmed {
+		w.checks = 1
+	}
 	err := w.rc.Read(w.expired)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
@@ -108,7 +143,8 @@ func (w *Waiter) arm(d time.Duration) syscall.Errno {
 // expired is RawConn.Read's callback: true once the timer has fired,
 // false to park in the poller until the timerfd is readable. The first
 // call of a Sleep comes before any wait, when the timer just armed cannot
-// have fired, so it parks without a system call; later calls read the
+// have fired, so it parks without a system call; later calls (and every
+// call of a Wait, whose timer may have been set long ago) read the
 // expiry count (non-blocking, raw), since a readiness left from before
 // the timer was re-armed can wake the poller early.
 func (w *Waiter) expired(fd uintptr) bool {

@@ -48,7 +48,10 @@ type Conn struct {
 	closed atomic.Bool // set by Close, for a receive waiting in the kernel
 }
 
-var _ rpc.EventChannel = (*Conn)(nil)
+var (
+	_ rpc.EventChannel = (*Conn)(nil)
+	_ rpc.ReplyPinger  = (*Conn)(nil)
+)
 
 // New returns a channel over c. The channel owns c and closes it.
 func New(c net.Conn) *Conn { return &Conn{conn: c} }
@@ -63,8 +66,18 @@ func (c *Conn) Ping(ctx context.Context) error {
 	return c.write(ctx, datamap.Packet{Type: datamap.PacketPing})
 }
 
-func (c *Conn) write(ctx context.Context, p datamap.Packet) error {
-	frame := datamap.AppendFrame(nil, datamap.EncodePacket(p))
+// SendPing writes a heartbeat packet and msg as a DATA packet after it,
+// in one write, so that a peer waiting for the reply has read all of it
+// once it has the reply (a write to a net.Pipe returns only then).
+func (c *Conn) SendPing(ctx context.Context, msg []byte) error {
+	return c.write(ctx, datamap.Packet{Type: datamap.PacketPing}, datamap.Packet{Type: datamap.PacketData, Payload: msg, HasPayload: true, FastClose: c.FastClose})
+}
+
+func (c *Conn) write(ctx context.Context, ps ...datamap.Packet) error {
+	var frame []byte
+	for _, p := range ps {
+		frame = datamap.AppendFrame(frame, datamap.EncodePacket(p))
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	stop := bindDeadline(ctx, c.conn.SetWriteDeadline)

@@ -390,7 +390,18 @@ func (t *Transport) dialVSockTCLO(ctx context.Context) (rpc.Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sockchan.New(c), nil
+	return sockchan.New(t.quiet(c)), nil
+}
+
+// quiet is sockchan.Quiet for a TCLO connection, whose idle pings should
+// wake the guest once each; c itself where that cannot be had.
+func (t *Transport) quiet(c net.Conn) net.Conn {
+	q, err := sockchan.Quiet(c)
+	if err != nil {
+		t.cfg.Logger.Debug("tclo socket stays in the runtime poller", "err", err)
+		return c
+	}
+	return q
 }
 
 func (t *Transport) dialVSockRPCI(ctx context.Context, oneShot bool) (rpc.Channel, error) {
@@ -416,6 +427,9 @@ func (t *Transport) dialUnix(ctx context.Context, name string, oneShot bool) (rp
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w (is vmxsim serve --dir %s running?)", path, err, t.cfg.Mode.Dir)
+	}
+	if name == "tclo.sock" {
+		c = t.quiet(c)
 	}
 	ch := sockchan.New(c)
 	ch.FastClose = oneShot

@@ -61,6 +61,14 @@ func (d *Daemon) assemble() *parts {
 	} else {
 		p.logger.Debug("idle polls use Go timers", "err", err)
 	}
+	heartbeatAlarm := func() (rpc.Alarm, error) {
+		w, err := pollwait.New()
+		if err != nil {
+			p.logger.Debug("the heartbeat uses a Go timer", "err", err)
+			return pollwait.NewTimerAlarm(), nil
+		}
+		return w, nil
+	}
 	p.svc = vmtoolsd.New(vmtoolsd.Config{
 		DialTCLO:    tr.DialTCLO,
 		RPCI:        client,
@@ -74,6 +82,10 @@ func (d *Daemon) assemble() *parts {
 		OnActive:    p.watchdog.Alive,
 		OnStatus:    func(s string) { p.notifier.Status(s) },
 		PollSleep:   pollSleep,
+		// The heartbeat over vsock and unix:DIR waits on a timerfd too,
+		// which each reply moves back with a raw system call: no Go timer
+		// is pending while the VMX pings, so sysmon stays asleep.
+		HeartbeatAlarm: heartbeatAlarm,
 	})
 	return p
 }
