@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/govmtools/govmtools/rpc"
-	"github.com/govmtools/govmtools/rpc/datamap"
 	"github.com/govmtools/govmtools/rpc/pollwait"
-	"github.com/govmtools/govmtools/rpc/rpctest"
 )
 
 // goid returns the calling goroutine's number (tests only).
@@ -100,58 +98,22 @@ func (a *countingAlarm) Wait(ctx context.Context) error {
 // last reply's, then every Heartbeat.
 func TestEventLoopIdleCost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pipe, host := rpctest.NewEventPipe()
-		guest := &recordingChan{EventChannel: pipe}
+		var guest *recordingChan
 		alarm := &countingAlarm{TimerAlarm: pollwait.NewTimerAlarm()}
-		dialed := false
-		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox",
+		r := runEventLoop(t, &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox",
 			HeartbeatSlack: 100 * time.Millisecond,
 			HeartbeatAlarm: func() (rpc.Alarm, error) { return alarm, nil },
-			Dial: func(ctx context.Context) (rpc.Channel, error) {
-				if dialed {
-					<-ctx.Done()
-					return nil, ctx.Err()
-				}
-				dialed = true
-				return guest, nil
-			}}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
-
-		type packet struct {
-			at   time.Duration
-			ping bool
-		}
-		start := time.Now()
-		packets := make(chan packet, 100)
-		go func() {
-			for {
-				content, err := datamap.ReadFrame(host.Conn, datamap.MaxGuestFrame)
-				if err != nil {
-					close(packets)
-					return
-				}
-				p, err := datamap.DecodePacket(content)
-				if err != nil {
-					t.Errorf("bad packet: %v", err)
-				}
-				packets <- packet{time.Since(start), p.Type == datamap.PacketPing}
-			}
-		}()
-		send := func(cmd string) {
-			frame := datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(cmd)}))
-			if _, err := host.Conn.Write(frame); err != nil {
-				t.Fatal(err)
-			}
-		}
+		}, func(c rpc.EventChannel) rpc.EventChannel {
+			guest = &recordingChan{EventChannel: c}
+			return guest
+		})
 		// Pings at 0, 1, ..., 9 s, one at 10.05 s, then silence.
 		for range 10 {
-			send("ping")
+			r.send("ping")
 			time.Sleep(time.Second)
 		}
 		time.Sleep(50 * time.Millisecond)
-		send("ping")
+		r.send("ping")
 		synctest.Wait()
 		alarm.mu.Lock()
 		sets, rings := alarm.sets, alarm.rings
@@ -161,21 +123,7 @@ func TestEventLoopIdleCost(t *testing.T) {
 		}
 		time.Sleep(3500 * time.Millisecond)
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		host.Close()
-
-		var pings []time.Duration
-		replies := 0
-		for p := range packets {
-			if p.ping {
-				pings = append(pings, p.at)
-			} else {
-				replies++
-			}
-		}
+		pings, replies := r.stop()
 		var want []time.Duration
 		for _, ms := range []time.Duration{0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10050, 11150, 12150, 13150} {
 			want = append(want, ms*time.Millisecond)

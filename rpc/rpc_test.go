@@ -205,15 +205,7 @@ func TestLoopReopensWithBackoff(t *testing.T) {
 func TestEventLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		guest, host := rpctest.NewEventPipe()
-		dialed := false
-		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox", Dial: func(ctx context.Context) (rpc.Channel, error) {
-			if dialed {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			dialed = true
-			return guest, nil
-		}}
+		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox", Dial: dialOnce(guest)}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- loop.Run(ctx) }()
@@ -260,74 +252,21 @@ func TestEventLoop(t *testing.T) {
 // back the 1 s cadence. No gap between PINGs ever exceeds the interval.
 func TestEventLoopPingsRideAlongWithReplies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		guest, host := rpctest.NewEventPipe()
-		dialed := false
-		loop := &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox", Dial: func(ctx context.Context) (rpc.Channel, error) {
-			if dialed {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			dialed = true
-			return guest, nil
-		}}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
-
-		// The host's side: every packet the guest sends, with its time.
-		type packet struct {
-			at   time.Duration
-			ping bool
-		}
-		start := time.Now()
-		packets := make(chan packet, 100)
-		go func() {
-			for {
-				content, err := datamap.ReadFrame(host.Conn, datamap.MaxGuestFrame)
-				if err != nil {
-					close(packets)
-					return
-				}
-				p, err := datamap.DecodePacket(content)
-				if err != nil {
-					t.Errorf("bad packet: %v", err)
-				}
-				packets <- packet{time.Since(start), p.Type == datamap.PacketPing}
-			}
-		}()
-		send := func(cmd string) {
-			frame := datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(cmd)}))
-			if _, err := host.Conn.Write(frame); err != nil {
-				t.Fatal(err)
-			}
-		}
+		r := runEventLoop(t, &rpc.Loop{Mux: &rpc.Mux{}, App: "toolbox"}, nil)
 		// 0-5 s: a ping every 500 ms; 5.5-10 s: every 1.5 s; then silence.
 		for i := range 10 {
-			send("ping")
+			r.send("ping")
 			if i < 9 {
 				time.Sleep(500 * time.Millisecond)
 			}
 		}
 		for range 3 {
 			time.Sleep(1500 * time.Millisecond)
-			send("ping")
+			r.send("ping")
 		}
 		time.Sleep(3500 * time.Millisecond)
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		host.Close()
-		var pings []time.Duration
-		replies := 0
-		for p := range packets {
-			if p.ping {
-				pings = append(pings, p.at)
-			} else {
-				replies++
-			}
-		}
+		pings, replies := r.stop()
 		// Replies at 0, 0.5, ..., 4.5, 6, 7.5, 9 s, each with a PING;
 		// timer PINGs at 5.5, 7, 8.5 (1 s after the last PING), then 10,
 		// 11, 12 in the silence.
@@ -344,6 +283,89 @@ func TestEventLoopPingsRideAlongWithReplies(t *testing.T) {
 			t.Fatalf("%d replies, PINGs at %v; want 13 replies and PINGs at %v", replies, pings, want)
 		}
 	})
+}
+
+// eventRun is an event loop over a pipe, dialed once, and the host's
+// record of every packet the guest sent, with its time since the start.
+type eventRun struct {
+	t       *testing.T
+	host    *rpctest.EventHost
+	start   time.Time
+	packets chan eventPacket
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+type eventPacket struct {
+	at   time.Duration
+	ping bool
+}
+
+// runEventLoop runs loop (Dial set here) over an event pipe whose guest
+// end wrap may replace (nil keeps it).
+func runEventLoop(t *testing.T, loop *rpc.Loop, wrap func(rpc.EventChannel) rpc.EventChannel) *eventRun {
+	guest, host := rpctest.NewEventPipe()
+	if wrap != nil {
+		guest = wrap(guest)
+	}
+	loop.Dial = dialOnce(guest)
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &eventRun{t: t, host: host, start: time.Now(), packets: make(chan eventPacket, 100), cancel: cancel, done: make(chan error)}
+	go func() { r.done <- loop.Run(ctx) }()
+	go func() {
+		for {
+			content, err := datamap.ReadFrame(host.Conn, datamap.MaxGuestFrame)
+			if err != nil {
+				close(r.packets)
+				return
+			}
+			p, err := datamap.DecodePacket(content)
+			if err != nil {
+				t.Errorf("bad packet: %v", err)
+			}
+			r.packets <- eventPacket{time.Since(r.start), p.Type == datamap.PacketPing}
+		}
+	}()
+	return r
+}
+
+// dialOnce returns ch at the first dial; later dials wait for the end.
+func dialOnce(ch rpc.Channel) rpc.Dialer {
+	dialed := false
+	return func(ctx context.Context) (rpc.Channel, error) {
+		if dialed {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		dialed = true
+		return ch, nil
+	}
+}
+
+// send writes a command as the host.
+func (r *eventRun) send(cmd string) {
+	frame := datamap.AppendFrame(nil, datamap.EncodePacket(datamap.Packet{Type: datamap.PacketData, Payload: []byte(cmd)}))
+	if _, err := r.host.Conn.Write(frame); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// stop ends the loop and returns the times of the guest's PINGs and the
+// number of its replies.
+func (r *eventRun) stop() (pings []time.Duration, replies int) {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		r.t.Fatal(err)
+	}
+	r.host.Close()
+	for p := range r.packets {
+		if p.ping {
+			pings = append(pings, p.at)
+		} else {
+			replies++
+		}
+	}
+	return pings, replies
 }
 
 // TestPollSleep checks that an idle polling loop sleeps through
