@@ -1,5 +1,6 @@
 // Package pollwait sleeps between the idle polls of a backdoor TCLO
-// channel without waking the Go runtime's other threads.
+// channel, and times the heartbeat PINGs of a vsock or unix:DIR one,
+// without waking the Go runtime's other threads.
 //
 // A Go timer that fires every 100 ms (the idle poll cadence of
 // open-vm-tools' rpcin.c, docs/architecture.md) wakes more than the
@@ -14,4 +15,11 @@
 // which the scheduler (and so sysmon) never sees. No Go timer is pending
 // while the channel is idle, so sysmon stays in its long sleep. Elsewhere,
 // or when the timerfd cannot be had, a Waiter falls back to Go timers.
+//
+// The heartbeat uses a Waiter's Set and Wait: one goroutine waits for the
+// PING's deadline while the one that answers the VMX's pings moves it
+// back with each reply's PING (a raw timerfd_settime), so the alarm rings
+// only when the VMX falls silent. A Go timer moved later would still
+// wake its P and sysmon at the time it was first due. TimerAlarm is the
+// same on Go timers, for testing/synctest.
 package pollwait
