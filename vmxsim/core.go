@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/hgfsd"
@@ -102,6 +103,9 @@ type Core struct {
 	hgfs     *hgfsd.Server
 	quiesce  *quiesce.Driver // quiesced snapshots (vmbackup)
 	faults   faults          // fault injection (fault.go)
+
+	watchMu  sync.Mutex               // serialises OnChange
+	watchers atomic.Pointer[[]func()] // OnChange's functions
 
 	secure     map[string]bool            // Options.SecureRPC
 	transports map[string]*TransportStats // by Caller.Transport; guarded by mu

@@ -125,3 +125,41 @@ func TestStateTrap(t *testing.T) {
 		t.Fatalf("trap counters: %+v", st.Trap)
 	}
 }
+
+// TestOnChange: every change of what State reports under Tools,
+// Power.State and Guest calls the OnChange watchers (each of them), and
+// a refused message does not.
+func TestOnChange(t *testing.T) {
+	c := newCore(t, Options{})
+	ctx := t.Context()
+	var a, b int
+	c.OnChange(func() { a++ })
+	c.OnChange(func() { b++ })
+	step := func(what string, f func()) {
+		t.Helper()
+		before := a
+		f()
+		if a == before || a != b {
+			t.Errorf("%s: watchers called %d and %d times in all, %d before", what, a, b, before)
+		}
+	}
+	rpci := func(req string) func() {
+		return func() {
+			if r := string(c.RPCI(ctx, Caller{}, []byte(req))); r != "1 " {
+				t.Errorf("%q: %q", req, r)
+			}
+		}
+	}
+	step("tools.set.version", rpci("tools.set.version 13344"))
+	step("tools.set.versiontype", rpci("tools.set.versiontype 13344 4"))
+	step("SetGuestInfo", rpci("SetGuestInfo  1 vm1\x00"))
+	step("power off", func() { c.SetPowerState(PoweredOff) })
+	step("power on", func() { c.SetPowerState(PoweredOn) })
+	step("ClearTools", c.ClearTools)
+	before := a
+	c.RPCI(ctx, Caller{}, []byte("tools.set.version x"))
+	c.SetPowerState(PoweredOn)
+	if a != before {
+		t.Errorf("a refused version and an unchanged power state called the watchers %d times", a-before)
+	}
+}

@@ -181,13 +181,15 @@ func (c *Core) rpciSetGuestDiskInfo(ctx context.Context, caller Caller, args []b
 	c.diskInfoRaw = append([]byte(nil), bytes.TrimRight(args, "\x00")...)
 	delete(c.guestInfoRaw, infoproto.InfoDiskFreeSpace)
 	c.mu.Unlock()
+	c.changed()
 	return []byte("1 ")
 }
 
 // clearGuestInfo forgets what the guest reported (at power-off).
 func (c *Core) clearGuestInfo() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	clear(c.guestInfoRaw)
 	c.diskInfoRaw = nil
+	c.mu.Unlock()
+	c.changed()
 }

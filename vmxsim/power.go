@@ -61,6 +61,7 @@ func (c *Core) SetPowerState(state string) {
 		c.ClearTools()
 		c.clearGuestInfo()
 	}
+	c.changed()
 }
 
 // PowerOp sends the TCLO command of a power operation (halt, reboot,

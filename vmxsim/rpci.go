@@ -84,6 +84,7 @@ func (c *Core) rpciSetVersion(ctx context.Context, caller Caller, args []byte) [
 	c.mu.Lock()
 	c.tools.version = v
 	c.mu.Unlock()
+	c.changed()
 	c.log.Host("ToolsVersion: tools.set.version %s", v)
 	return []byte("1 ")
 }
@@ -102,6 +103,7 @@ func (c *Core) rpciSetVersionType(ctx context.Context, caller Caller, args []byt
 	c.tools.version = f[0]
 	c.tools.versionType = f[1]
 	c.mu.Unlock()
+	c.changed()
 	c.log.Host("ToolsVersion: tools.set.versiontype %s %s", f[0], f[1])
 	return []byte("1 ")
 }
@@ -173,6 +175,7 @@ func (c *Core) rpciSetGuestInfo(ctx context.Context, caller Caller, args []byte)
 		c.diskInfoRaw = nil
 	}
 	c.mu.Unlock()
+	c.changed()
 	return []byte("1 ")
 }
 

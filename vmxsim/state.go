@@ -54,6 +54,10 @@ type ToolsStatus struct {
 	VersionType string `json:"versionType"`
 	// Heartbeat is green, yellow, red or gray.
 	Heartbeat string `json:"heartbeat"`
+	// Until is when Running or Heartbeat next change if nothing else
+	// happens (the heartbeat's colour by time alone), zero if never;
+	// changes before it are told by OnChange.
+	Until time.Time `json:"-"`
 }
 
 // PowerState holds what the guest reported about power operations.
@@ -118,7 +122,7 @@ func (c *Core) State() State {
 		st := tr()
 		ts = &st
 	}
-	running, hb := c.tclo.Heartbeat(time.Now())
+	running, hb, until := c.tclo.HeartbeatUntil(time.Now())
 	qs := c.quiesce.State()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -130,6 +134,7 @@ func (c *Core) State() State {
 			Version:     c.tools.version,
 			VersionType: c.tools.versionType,
 			Heartbeat:   hb,
+			Until:       until,
 		},
 		Log: c.log.Path(),
 	}
@@ -163,6 +168,32 @@ func (c *Core) State() State {
 	}
 	c.decodeGuestInfo(&s.Guest)
 	return s
+}
+
+// OnChange registers f to be called after each change of what State
+// reports under Tools (but the heartbeat's colour by time alone: see
+// ToolsStatus.Until), Power.State and Guest, so that a watcher (the
+// vSphere front end) reads State when it changed instead of polling it.
+// f may be called with the core's locks held, from any goroutine: it
+// must not block nor call the core.
+func (c *Core) OnChange(f func()) {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	old := c.watchers.Load()
+	fs := []func(){f}
+	if old != nil {
+		fs = append(append([]func(){}, *old...), f)
+	}
+	c.watchers.Store(&fs)
+}
+
+// changed tells the OnChange watchers.
+func (c *Core) changed() {
+	if fs := c.watchers.Load(); fs != nil {
+		for _, f := range *fs {
+			f()
+		}
+	}
 }
 
 // textInfo returns a text SetGuestInfo value without its C terminator.

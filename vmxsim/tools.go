@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/govmtools/govmtools/vmxsim/tclo"
 )
@@ -35,6 +36,12 @@ func (c *Core) SendTCLO(ctx context.Context, cmd string) ([]byte, error) {
 // HasToolsChannel reports whether a tools service is bound right now.
 func (c *Core) HasToolsChannel() bool { return c.tclo.Bound() }
 
+// Heartbeat is State().Tools' Running, Heartbeat and Until alone, cheap
+// enough for a watcher to look again at Until.
+func (c *Core) Heartbeat() (running bool, colour string, until time.Time) {
+	return c.tclo.HeartbeatUntil(time.Now())
+}
+
 // ClearTools forgets the tools service, as the VMX does at power-off.
 func (c *Core) ClearTools() {
 	c.mu.Lock()
@@ -42,6 +49,7 @@ func (c *Core) ClearTools() {
 	c.caps = nil
 	c.mu.Unlock()
 	c.tclo.Reset()
+	c.changed()
 }
 
 // tcloHost is the core as the TCLO driver sees it.
@@ -73,6 +81,8 @@ func (h tcloHost) ToolsGone() {
 		h.c.SetPowerState(PoweredOff)
 	}
 }
+
+func (h tcloHost) Changed() { h.c.changed() }
 
 func (h tcloHost) Remark(format string, args ...any) { h.c.log.Host(format, args...) }
 

@@ -68,6 +68,10 @@ type Host interface {
 	PendingPower() string
 	// ToolsGone is called after the channel of the tools service closed.
 	ToolsGone()
+	// Changed is called after the tools' running status or heartbeat
+	// changed other than by time passing (see HeartbeatUntil): a tools
+	// service bound or gone, an answer after a missed ping.
+	Changed()
 	// Remark writes a remark of the VMX itself to vmware.log.
 	Remark(format string, args ...any)
 	// Trace records one TCLO message as it crossed (from "host" or
@@ -222,11 +226,19 @@ func (d *Driver) exchange(ctx context.Context, s *session, cmd string) ([]byte, 
 		return nil, fmt.Errorf("vmxsim: tclo %s: %w", firstWord(cmd), err)
 	}
 	d.host.Trace("guest", reply)
+	now := time.Now()
 	d.mu.Lock()
+	late := false
 	if d.current == s {
-		d.lastAnswer = time.Now()
+		// Past the green window the colour was yellow or red: this
+		// answer turns it green again.
+		late = now.Sub(d.lastAnswer) > 2*d.opts.PingInterval
+		d.lastAnswer = now
 	}
 	d.mu.Unlock()
+	if late {
+		d.host.Changed()
+	}
 	return reply, nil
 }
 
@@ -252,6 +264,7 @@ func (d *Driver) bind(s *session, app string) {
 	d.lastAnswer = time.Now()
 	d.mu.Unlock()
 	d.host.Remark("TOOLS: tools service bound to TCLO channel (app %s)", app)
+	d.host.Changed()
 	if old != nil && old != s {
 		old.peer.Close()
 	}
@@ -267,6 +280,7 @@ func (d *Driver) unbind(s *session) {
 	d.mu.Unlock()
 	if bound {
 		d.host.Remark("TOOLS: TCLO channel of app %s closed", s.app)
+		d.host.Changed()
 		d.host.ToolsGone()
 	}
 }
@@ -307,23 +321,46 @@ func (d *Driver) Bound() bool {
 // red after several, gray once the tools have been gone ToolsTimeout (or
 // never ran).
 func (d *Driver) Heartbeat(now time.Time) (running bool, status string) {
+	running, status, _ = d.HeartbeatUntil(now)
+	return running, status
+}
+
+// HeartbeatUntil is Heartbeat with the time until which its answer holds
+// if nothing else happens (no answer, no channel bound or closed): the
+// next colour change by time alone, or zero if there is none (gray, or
+// red with the channel bound). Answers that keep the colour green move
+// that time on without telling Host; anything else calls Host.Changed, so
+// a watcher needs to look again only at the time returned.
+func (d *Driver) HeartbeatUntil(now time.Time) (running bool, status string, until time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.everRan {
-		return false, HeartbeatGray
+		return false, HeartbeatGray, time.Time{}
 	}
-	if d.current == nil && now.Sub(d.disconnectedAt) > d.opts.ToolsTimeout {
-		return false, HeartbeatGray
+	var gone time.Time
+	if d.current == nil {
+		gone = d.disconnectedAt.Add(d.opts.ToolsTimeout)
+		if now.After(gone) {
+			return false, HeartbeatGray, time.Time{}
+		}
 	}
 	iv := d.opts.PingInterval
-	switch elapsed := now.Sub(d.lastAnswer); {
-	case elapsed <= 2*iv:
-		return true, HeartbeatGreen
-	case elapsed <= 4*iv:
-		return true, HeartbeatYellow
+	yellow, red := d.lastAnswer.Add(2*iv), d.lastAnswer.Add(4*iv)
+	switch {
+	case !now.After(yellow):
+		status, until = HeartbeatGreen, yellow
+	case !now.After(red):
+		status, until = HeartbeatYellow, red
 	default:
-		return true, HeartbeatRed
+		status = HeartbeatRed
 	}
+	if !gone.IsZero() && (until.IsZero() || gone.Before(until)) {
+		until = gone
+	}
+	if !until.IsZero() {
+		until = until.Add(time.Nanosecond) // the colour changes once past the bound
+	}
+	return true, status, until
 }
 
 // Reset forgets the tools service, as the VMX does at power-off, and

@@ -19,6 +19,7 @@ type fakeHost struct {
 	off     bool
 	pending string
 	gone    int
+	changes int // Changed calls
 	remarks []string
 }
 
@@ -40,6 +41,10 @@ func (h *fakeHost) PendingPower() string {
 }
 
 func (h *fakeHost) ToolsGone() { h.mu.Lock(); h.gone++; h.mu.Unlock() }
+
+func (h *fakeHost) Changed() { h.mu.Lock(); h.changes++; h.mu.Unlock() }
+
+func (h *fakeHost) changed() int { h.mu.Lock(); defer h.mu.Unlock(); return h.changes }
 
 func (h *fakeHost) Remark(format string, args ...any) {
 	h.mu.Lock()
@@ -150,6 +155,104 @@ func TestDriver(t *testing.T) {
 		}
 		if _, err := d.Send(t.Context(), "Echo"); !errors.Is(err, ErrNoTools) {
 			t.Fatalf("Send without tools: %v", err)
+		}
+	})
+}
+
+// TestDriverHeartbeatUntil runs a session in fake time: answers that
+// keep the heartbeat green do not call Host.Changed, binding does; at
+// every step HeartbeatUntil's time is the next change of colour (the
+// colour holds up to it and differs at it); an answer after a missed
+// ping, turning yellow back to green, calls Changed; so does the
+// channel's close, after which the tools go gray at ToolsTimeout.
+func TestDriverHeartbeatUntil(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &fakeHost{}
+		d := New(h, Options{PingInterval: time.Second, ExchangeTimeout: time.Minute, ToolsTimeout: 10 * time.Second})
+		if _, _, until := d.HeartbeatUntil(time.Now()); !until.IsZero() {
+			t.Fatalf("before any session: until %v", until)
+		}
+		host, guest := net.Pipe()
+		var mu sync.Mutex
+		var delay time.Duration
+		go fakeGuest(t, guest, func(cmd string) string {
+			mu.Lock()
+			wait := delay
+			delay = 0
+			mu.Unlock()
+			time.Sleep(wait)
+			if cmd == "reset" {
+				return "OK ATR toolbox"
+			}
+			return "OK "
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- serve(ctx, t, d, host) }()
+		// check asserts the colour at now and that until is its end.
+		check := func(what, want string) time.Time {
+			t.Helper()
+			now := time.Now()
+			_, hb, until := d.HeartbeatUntil(now)
+			if hb != want {
+				t.Fatalf("%s: heartbeat %s, want %s", what, hb, want)
+			}
+			if until.IsZero() {
+				return until
+			}
+			_, before := d.Heartbeat(until.Add(-time.Nanosecond))
+			_, at := d.Heartbeat(until)
+			if !until.After(now) || before != hb || at == hb {
+				t.Fatalf("%s: until %v after now: %v; colour before %s, at %s", what, until.Sub(now), until.After(now), before, at)
+			}
+			return until
+		}
+		synctest.Wait()
+		if n := h.changed(); n != 1 {
+			t.Fatalf("after binding: Changed %d times, want 1", n)
+		}
+		first := check("bound", HeartbeatGreen)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := h.changed(); n != 1 {
+			t.Fatalf("after 5 answered pings: Changed %d times, want 1", n)
+		}
+		if again := check("answered", HeartbeatGreen); !again.After(first) {
+			t.Fatalf("answers did not move the green window on: %v, then %v", first, again)
+		}
+		mu.Lock()
+		delay = 5 * time.Second // the next ping, 1 s on, is answered 5 s late
+		mu.Unlock()
+		time.Sleep(3500 * time.Millisecond)
+		check("3.5 s since the last answer", HeartbeatYellow)
+		if n := h.changed(); n != 1 {
+			t.Fatalf("turning yellow by time: Changed %d times, want 1", n)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n := h.changed(); n != 2 {
+			t.Fatalf("after the late answer: Changed %d times, want 2", n)
+		}
+		check("answered late", HeartbeatGreen)
+		cancel()
+		<-done
+		guest.Close()
+		if n := h.changed(); n != 3 {
+			t.Fatalf("after the close: Changed %d times, want 3", n)
+		}
+		gray := time.Now().Add(10 * time.Second)
+		for _, c := range []string{HeartbeatGreen, HeartbeatYellow, HeartbeatRed} {
+			if until := check("closed", c); until.After(gray.Add(time.Millisecond)) {
+				t.Fatalf("closed, %s until %v, after the tools timeout", c, until)
+			} else {
+				time.Sleep(time.Until(until))
+			}
+			if running, _ := d.Heartbeat(time.Now()); !running {
+				break
+			}
+		}
+		if running, _, until := d.HeartbeatUntil(time.Now()); running || !until.IsZero() {
+			t.Fatalf("after the tools timeout: running %v, until %v", running, until)
 		}
 	})
 }
