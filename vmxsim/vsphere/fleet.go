@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/govmtools/govmtools/vmxsim"
 	"github.com/vmware/govmomi/simulator"
@@ -22,11 +21,10 @@ import (
 
 // inventory is what the VMs of one front end share.
 type inventory struct {
-	model    *simulator.Model
-	server   *simulator.Server
-	client   *vim25.Client // in process, for creating VMs
-	logger   *slog.Logger
-	interval time.Duration
+	model  *simulator.Model
+	server *simulator.Server
+	client *vim25.Client // in process, for creating VMs
+	logger *slog.Logger
 
 	mu    sync.RWMutex
 	byRef map[types.ManagedObjectReference]*FrontEnd
@@ -85,9 +83,9 @@ func (v *FrontEnd) VMs() []*FrontEnd {
 	return append([]*FrontEnd(nil), v.inventory.order...)
 }
 
-// RunAll is Run for every VM of the inventory at once: one ticker, each
-// VM's power state and mirror in turn, so the front end's idle cost is
-// one comparison per VM per interval and no goroutine per VM.
+// RunAll is Run for every VM of the inventory at once: one goroutine
+// syncs the VMs that changed (events.go), so an idle fleet costs nothing
+// but each bound guest's heartbeat check every ping interval or two.
 func (v *FrontEnd) RunAll(ctx context.Context) error {
-	return runMirrors(ctx, v.every, v.VMs())
+	return runMirrors(ctx, v.VMs())
 }

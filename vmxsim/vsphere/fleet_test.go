@@ -26,7 +26,7 @@ import (
 func TestFleetMirrorsEachCore(t *testing.T) {
 	ctx := t.Context()
 	cores := []*vmxsim.Core{newCore(t), newCore(t), newCore(t)}
-	first, err := New(ctx, cores[0], Options{Addr: "127.0.0.1:0", VMName: "vm-0001", Interval: 20 * time.Millisecond})
+	first, err := New(ctx, cores[0], Options{Addr: "127.0.0.1:0", VMName: "vm-0001"})
 	if err != nil {
 		t.Fatal(err)
 	}

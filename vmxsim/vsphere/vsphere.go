@@ -39,7 +39,10 @@ import (
 // tools mirror is built in; features add theirs with AddMirror (the guest
 // info mirror maps guest.ipAddress, guest.net, guest.hostName, ...).
 // Only properties whose value changed are pushed, each as its own
-// property path, so clients waiting in WaitForUpdates are woken.
+// property path, so clients waiting in WaitForUpdates are woken. The
+// mirrors run when the core tells of a change (Core.OnChange), when the
+// heartbeat's colour is due to change (ToolsStatus.Until) and when a
+// client changed the VM's power state, never by polling (events.go).
 type FrontEnd struct {
 	*inventory // shared by every VM of the front end (fleet.go)
 
@@ -49,7 +52,6 @@ type FrontEnd struct {
 	snapper types.ManagedObjectReference // snapshotter, registered in the map
 	primary bool                         // made by New: its Close stops the server
 	lg      *slog.Logger
-	every   time.Duration
 	mirrors []Mirror
 	nics    map[string]vmNIC // the VM's virtual NICs by MAC
 
@@ -58,13 +60,16 @@ type FrontEnd struct {
 
 	lastVC, lastCore string // power states seen by syncPower
 
+	events // what is to be synced, and when (events.go)
+
 	ops       sync.WaitGroup // guest power operations and snapshots in flight
 	opsCtx    context.Context
 	cancelOps context.CancelFunc // ends the snapshots in flight (Run's end)
 }
 
-// Mirror maps the core's state to VM properties (path -> value). It must
-// be cheap; it runs every mirror interval.
+// Mirror maps the core's state to VM properties (path -> value). It runs
+// after each change the core tells of, so it may read only what
+// Core.OnChange covers (State's Tools, Power.State and Guest).
 type Mirror func(s vmxsim.State) []types.PropertyChange
 
 // Options configure the front end.
@@ -73,8 +78,6 @@ type Options struct {
 	Addr string
 	// VMName is the VM's inventory name; "" means "govmtools-vm".
 	VMName string
-	// Interval is how often the mirror compares; 0 means 200 ms.
-	Interval time.Duration
 	// NICs are the MAC addresses of the VM's virtual NICs (vmxnet3
 	// cards); guest.net entries with one of them are tied to its card.
 	NICs   []string
@@ -90,9 +93,6 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 	if opts.VMName == "" {
 		opts.VMName = "govmtools-vm"
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = 200 * time.Millisecond
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +107,8 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 		m.Remove()
 		return nil, fmt.Errorf("vsphere client: %w", err)
 	}
-	inv := &inventory{model: m, client: c, logger: opts.Logger, interval: opts.Interval, byRef: map[types.ManagedObjectReference]*FrontEnd{}}
+	inv := &inventory{model: m, client: c, logger: opts.Logger, byRef: map[types.ManagedObjectReference]*FrontEnd{}}
+	m.Map().AddHandler(powerWatch{inv})
 	v, err := inv.addVM(ctx, core, VMOptions{Name: opts.VMName, NICs: opts.NICs})
 	if err != nil {
 		m.Remove()
@@ -127,7 +128,7 @@ func New(ctx context.Context, core *vmxsim.Core, opts Options) (*FrontEnd, error
 // newVM creates the VM name with its NICs and guestinfo extraConfig in
 // the inventory, and the front end that mirrors core into it.
 func (inv *inventory) newVM(ctx context.Context, core *vmxsim.Core, opts VMOptions) (*FrontEnd, error) {
-	v := &FrontEnd{inventory: inv, core: core, lg: inv.logger, every: inv.interval, pushed: map[string]any{}}
+	v := &FrontEnd{inventory: inv, core: core, lg: inv.logger, pushed: map[string]any{}}
 	v.mirrors = []Mirror{toolsMirror}
 	v.opsCtx, v.cancelOps = context.WithCancel(context.Background())
 	ref, err := createVM(ctx, inv.client, opts.Name)
@@ -145,6 +146,7 @@ func (inv *inventory) newVM(ctx context.Context, core *vmxsim.Core, opts VMOptio
 	reg := inv.model.Map()
 	v.proxy = reg.Put(&guestPower{self: types.ManagedObjectReference{Type: "GovmtoolsGuestPower", Value: "guestpower-" + ref.Value}}).Reference()
 	v.snapper = reg.Put(&snapshotter{self: types.ManagedObjectReference{Type: "GovmtoolsSnapshotter", Value: "snapshotter-" + ref.Value}, v: v}).Reference()
+	core.OnChange(func() { v.mark(syncState) })
 	return v, nil
 }
 
@@ -207,31 +209,7 @@ func (v *FrontEnd) AddMirror(m Mirror) { v.mirrors = append(v.mirrors, m) }
 // power operations in flight. It keeps the core's power state following
 // the VM's (powered off: tools state cleared, guest channels refused).
 func (v *FrontEnd) Run(ctx context.Context) error {
-	return runMirrors(ctx, v.every, []*FrontEnd{v})
-}
-
-// runMirrors mirrors vms every interval until ctx ends, then ends and
-// waits for their guest operations in flight.
-func runMirrors(ctx context.Context, every time.Duration, vms []*FrontEnd) error {
-	defer func() {
-		for _, v := range vms {
-			v.cancelOps()
-			v.ops.Wait()
-		}
-	}()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		for _, v := range vms {
-			v.syncPower()
-			v.mirror()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return runMirrors(ctx, []*FrontEnd{v})
 }
 
 // Close stops the HTTPS server and removes the model; on a VM added with
@@ -269,6 +247,7 @@ func (v *FrontEnd) powerState() types.VirtualMachinePowerState {
 // a change of the core (the guest halted after Shut Down Guest) is shown
 // on the VM.
 func (v *FrontEnd) syncPower() {
+	v.reads.Add(1)
 	vc := powerStateName(v.powerState())
 	core := v.core.PowerState()
 	switch {
@@ -305,9 +284,12 @@ func powerStateName(ps types.VirtualMachinePowerState) string {
 	return vmxsim.PoweredOn
 }
 
-// mirror pushes the properties whose value changed.
+// mirror pushes the properties whose value changed, and arms the
+// heartbeat's timer for the next change of colour.
 func (v *FrontEnd) mirror() {
+	v.reads.Add(1)
 	s := v.core.State()
+	v.armHeartbeat(s.Tools)
 	var changes []types.PropertyChange
 	v.mu.Lock()
 	for _, m := range v.mirrors {
