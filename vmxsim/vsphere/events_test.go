@@ -46,6 +46,21 @@ func (g *pingGuest) Exchange(ctx context.Context, cmd []byte) ([]byte, error) {
 func (g *pingGuest) Done() <-chan struct{} { return g.done }
 func (g *pingGuest) Close() error          { return nil }
 
+// runFrontEnd starts a front end of c and its Run, both ended when the
+// test is (before c, when c's Cleanup was registered first).
+func runFrontEnd(t *testing.T, c *vmxsim.Core) *FrontEnd {
+	t.Helper()
+	v, err := New(t.Context(), c, Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	var run sync.WaitGroup
+	run.Go(func() { v.Run(rctx) })
+	t.Cleanup(func() { stop(); run.Wait(); v.Close() })
+	return v
+}
+
 // waitProp waits, with WaitForUpdates (no polling on the client's side
 // either), until the VM's property path has the value want ("" also
 // matches an unset property).
@@ -85,16 +100,8 @@ func TestVSphereEventDriven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	v, err := New(ctx, c, Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	rctx, stop := context.WithCancel(ctx)
-	var run sync.WaitGroup
-	run.Go(func() { v.Run(rctx) })
-	defer func() { stop(); run.Wait() }()
+	t.Cleanup(func() { c.Close() })
+	v := runFrontEnd(t, c)
 	client, err := govmomi.NewClient(ctx, v.URL(), true)
 	if err != nil {
 		t.Fatal(err)

@@ -72,15 +72,7 @@ func (g *quiesceGuest) Close() error          { return nil }
 func TestVSphereQuiescedSnapshot(t *testing.T) {
 	c := newCore(t)
 	ctx := t.Context()
-	v, err := New(ctx, c, Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	rctx, stop := context.WithCancel(ctx)
-	var run sync.WaitGroup
-	run.Go(func() { v.Run(rctx) })
-	defer func() { stop(); run.Wait() }()
+	v := runFrontEnd(t, c)
 	vc, err := vim25.NewClient(ctx, v.model.Service)
 	if err != nil {
 		t.Fatal(err)
