@@ -226,15 +226,32 @@ func appendBytes(b, s []byte) []byte {
 // anything is allocated; the caller should then drop the connection, since
 // the stream can no longer be trusted.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	return ReadFrameInto(r, max, nil)
+}
+
+// ReadFrameInto is ReadFrame reading into buf when the content fits its
+// capacity (the result is then buf[:n]), else into a new slice, so a
+// caller that reuses buf reads large frames into memory already mapped.
+// The first bytes of buf are overwritten even when the frame is refused.
+func ReadFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
+	var hdr []byte
+	if cap(buf) >= 4 {
+		hdr = buf[:4]
+	} else {
+		hdr = make([]byte, 4)
+	}
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
 	}
-	b := make([]byte, n)
+	b := buf[:0]
+	if uint64(cap(b)) < uint64(n) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := io.ReadFull(r, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
