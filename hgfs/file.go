@@ -3,6 +3,7 @@ package hgfs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
 )
@@ -315,17 +316,27 @@ func (c *Client) parallel(ctx context.Context, total, chunk int, work func(ctx c
 		err error
 	}
 	results := make([]result, nchunks)
-	sem := make(chan struct{}, fan)
-	var wg sync.WaitGroup
-	for i := range nchunks {
-		lo, hi := i*chunk, min((i+1)*chunk, total)
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+	// fan workers, the caller one of them, each taking the next chunk
+	// until none is left: chunks start in order, and a kernel request of
+	// eight chunks starts three goroutines, not eight (each new one grows
+	// its stack to the depth of a round trip).
+	var next atomic.Int64
+	run := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= nchunks {
+				return
+			}
+			lo, hi := i*chunk, min((i+1)*chunk, total)
 			n, err := work(ctx, lo, hi)
 			results[i] = result{n, err}
-		})
+		}
 	}
+	var wg sync.WaitGroup
+	for range min(fan, nchunks) - 1 {
+		wg.Go(run)
+	}
+	run()
 	wg.Wait()
 	done := 0
 	for i, r := range results {
