@@ -98,6 +98,10 @@ func AppendPacketFrame(b []byte, p Packet) []byte {
 // without a map; content with more fields is decoded through Decode.
 const maxPacketFields = 16
 
+// errManyFields ends DecodePacket's walk of content with more fields
+// than it tracks.
+var errManyFields = errors.New("datamap: more fields than tracked in place")
+
 // DecodePacket parses DataMap content as a GuestRPC packet. Fields with
 // unknown ids are ignored, as the reference decoder ignores them; a TYPE
 // field is required and known fields must have their expected types.
@@ -105,47 +109,17 @@ const maxPacketFields = 16
 // in place: the payload aliases content, and nothing is allocated for a
 // packet of the usual few fields.
 func DecodePacket(content []byte) (Packet, error) {
-	d := decoder{b: content}
 	var seen [maxPacketFields]uint32
 	var fields [4]Field // by id, for the known ones (index 0 unused)
 	var have [4]bool
 	nseen := 0
-	for d.err == nil && d.off < len(d.b) {
-		start := d.off
-		typ := Type(d.u32())
-		id := d.u32()
-		if d.err != nil {
-			break
-		}
-		var f Field
-		f.Type = typ
-		switch typ {
-		case TypeInt64:
-			f.Int = d.i64()
-		case TypeString:
-			f.Str = d.bytes()
-		case TypeInt64List:
-			// Checked as Decode checks it, skipped unread: no known
-			// field is a list.
-			if n := d.count(8); d.err == nil {
-				d.off += 8 * n
-			}
-		case TypeStringList:
-			for n := d.count(4); d.err == nil && n > 0; n-- {
-				d.bytes()
-			}
-		default:
-			return Packet{}, fmt.Errorf("%w %d (field %d at offset %d)", ErrUnknownType, uint32(typ), id, start)
-		}
-		if d.err != nil {
-			return Packet{}, fmt.Errorf("%w: field %d (%s) at offset %d", d.err, id, typ, start)
-		}
+	err := walk(content, false, func(start int, id uint32, f Field) error {
 		if nseen == len(seen) {
-			return decodePacketMap(content)
+			return errManyFields
 		}
 		for _, s := range seen[:nseen] {
 			if s == id {
-				return Packet{}, fmt.Errorf("%w %d at offset %d", ErrDuplicateID, id, start)
+				return fmt.Errorf("%w %d at offset %d", ErrDuplicateID, id, start)
 			}
 		}
 		seen[nseen] = id
@@ -153,9 +127,13 @@ func DecodePacket(content []byte) (Packet, error) {
 		if id < uint32(len(fields)) {
 			fields[id], have[id] = f, true
 		}
+		return nil
+	})
+	if err == errManyFields {
+		return decodePacketMap(content)
 	}
-	if d.err != nil {
-		return Packet{}, fmt.Errorf("%w at offset %d", d.err, d.off)
+	if err != nil {
+		return Packet{}, err
 	}
 	return packetOf(&fields, &have)
 }

@@ -88,16 +88,8 @@ func (c *Conn) write(ctx context.Context, p datamap.Packet) error {
 	if cap(frame) <= maxKeptFrame {
 		c.wbuf = frame[:0]
 	}
-	var w io.Writer = c.conn
-	if c.WaitInKernel {
-		w = c.kw.reset(ctx, c.conn, &c.closed)
-	}
-	if w == io.Writer(c.conn) && ctx.Done() != nil {
-		// A wait in the kernel honours ctx itself; the network poller
-		// needs the deadline.
-		stop := bindDeadline(ctx, c.conn.SetWriteDeadline)
-		defer stop()
-	}
+	w, stop := c.stream(ctx, &c.kw, false)
+	defer stop()
 	if _, err := w.Write(frame); err != nil {
 		return ctxErr(ctx, err)
 	}
@@ -119,16 +111,8 @@ func (c *Conn) ReceiveInto(ctx context.Context, buf []byte) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxReceive
 	}
-	var r io.Reader = c.conn
-	if c.WaitInKernel {
-		r = c.kr.reset(ctx, c.conn, &c.closed)
-	}
-	if r == io.Reader(c.conn) && ctx.Done() != nil {
-		// A wait in the kernel honours ctx itself; the network poller
-		// needs the deadline.
-		stop := bindDeadline(ctx, c.conn.SetReadDeadline)
-		defer stop()
-	}
+	r, stop := c.stream(ctx, &c.kr, true)
+	defer stop()
 	for {
 		content, err := datamap.ReadFrameInto(r, max, buf)
 		if err != nil {
@@ -142,6 +126,26 @@ func (c *Conn) ReceiveInto(ctx context.Context, buf []byte) ([]byte, error) {
 			return p.Payload, nil
 		}
 	}
+}
+
+// stream returns what a receive (read) or a send reads or writes bound
+// to ctx: k waiting in the kernel with WaitInKernel, which honours ctx
+// itself, else the conn with ctx's deadline set on it for the network
+// poller until stop.
+func (c *Conn) stream(ctx context.Context, k *kernelConn, read bool) (rw io.ReadWriter, stop func()) {
+	if c.WaitInKernel {
+		if rw = k.reset(ctx, c.conn, &c.closed); rw != io.ReadWriter(c.conn) {
+			return rw, func() {}
+		}
+	}
+	if ctx.Done() == nil {
+		return c.conn, func() {}
+	}
+	set := c.conn.SetWriteDeadline
+	if read {
+		set = c.conn.SetReadDeadline
+	}
+	return c.conn, bindDeadline(ctx, set)
 }
 
 // Close closes the connection.
