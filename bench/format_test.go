@@ -146,3 +146,23 @@ func TestNoLiteralCells(t *testing.T) {
 		t.Errorf("cited = %q", got)
 	}
 }
+
+// TestStepWanted: -hgfs-steps picks workloads by any of its words; empty
+// runs them all.
+func TestStepWanted(t *testing.T) {
+	defer func(s string) { hgfsSteps = s }(hgfsSteps)
+	hgfsSteps = ""
+	if !stepWanted("create 10000 files") {
+		t.Error("no -hgfs-steps skipped a workload")
+	}
+	hgfsSteps = "sequential,tar"
+	for name, want := range map[string]bool{
+		"256 MiB sequential write (1 MiB writes)": true,
+		"tar extract of a 2000-file source tree":  true,
+		"create 10000 files":                      false,
+	} {
+		if stepWanted(name) != want {
+			t.Errorf("-hgfs-steps %s: %q wanted %v", hgfsSteps, name, !want)
+		}
+	}
+}

@@ -478,6 +478,23 @@ func shareParent(e *env) string {
 	return e.scratch
 }
 
+// hgfsSteps, when set (-hgfs-steps), picks the HGFS workloads to run: those
+// whose name contains one of its comma-separated words.
+var hgfsSteps string
+
+// stepWanted reports whether -hgfs-steps lets the workload name run.
+func stepWanted(name string) bool {
+	if hgfsSteps == "" {
+		return true
+	}
+	for w := range strings.SplitSeq(hgfsSteps, ",") {
+		if w != "" && strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // runHGFSTarget runs every workload on one target and returns the results
 // by workload name, and the names in order.
 func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[string]result, []string, error) {
@@ -616,6 +633,9 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		return c, nil
 	}
 	for _, st := range steps {
+		if !stepWanted(st.name) {
+			continue
+		}
 		if st.prep != nil {
 			if err := st.prep(); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)

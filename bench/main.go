@@ -64,6 +64,7 @@ type env struct {
 func main() {
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
 	flag.DurationVar(&idleWindow, "idle", idleWindow, "idle window of the vmtoolsd resource rows (shorten only to try the harness)")
+	flag.StringVar(&hgfsSteps, "hgfs-steps", "", "run only the HGFS workloads whose name contains one of these comma-separated words (e.g. sequential: the data rows)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

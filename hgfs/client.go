@@ -167,9 +167,16 @@ func (c *Client) replyBuf() []byte {
 	case b := <-c.replyBufs:
 		return b
 	default:
-		return make([]byte, 2+int(c.askMax))
+		// "1 " and the packet, and room for the framing of a stream
+		// channel, which reads the whole frame into it.
+		return make([]byte, replyFrameRoom+2+int(c.askMax))
 	}
 }
+
+// replyFrameRoom is room in a reply buffer for a stream channel's
+// framing around the reply (DataMap fields, 28 bytes in the packets
+// sent today).
+const replyFrameRoom = 64
 
 func (c *Client) putReplyBuf(b []byte) {
 	select {

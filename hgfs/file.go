@@ -3,6 +3,7 @@ package hgfs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/govmtools/govmtools/hgfs/hgfsproto"
 )
@@ -121,29 +122,98 @@ func (f *File) ReadAt(ctx context.Context, buf []byte, off int64) (int, error) {
 	err := f.do(ctx, func(h uint32) error {
 		var err error
 		n, err = f.c.parallel(ctx, len(buf), chunk, func(ctx context.Context, lo, hi int) (int, error) {
-			return f.c.readChunk(ctx, f.path, h, buf[lo:hi], off+int64(lo))
+			rb, data, err := f.c.readChunk(ctx, f.path, h, hi-lo, off+int64(lo))
+			n := copy(buf[lo:hi], data)
+			f.c.putReplyBuf(rb)
+			return n, err
 		})
 		return err
 	})
 	return n, err
 }
 
-func (c *Client) readChunk(ctx context.Context, path string, h uint32, buf []byte, off int64) (int, error) {
+// ReadData is data read from the host, left in the reply buffers it
+// arrived in: a FUSE daemon hands Slices to the kernel as they are
+// (one writev to /dev/fuse) instead of copying them into the kernel
+// request's buffer first. Release gives the buffers back to the client
+// once the data has been used; the slices are invalid after it.
+type ReadData struct {
+	c    *Client
+	bufs [][]byte // reply buffers, to give back
+	data [][]byte // the data, in file order
+	n    int
+}
+
+// Len is the number of bytes read.
+func (d *ReadData) Len() int { return d.n }
+
+// Slices returns the data in file order; they alias the reply buffers.
+func (d *ReadData) Slices() [][]byte { return d.data }
+
+// Release gives the reply buffers back. It may be called more than once.
+func (d *ReadData) Release() {
+	for _, b := range d.bufs {
+		d.c.putReplyBuf(b)
+	}
+	d.bufs, d.data, d.n = nil, nil, 0
+}
+
+// ReadData reads size bytes at off as ReadAt does (negotiated-size
+// requests, concurrently where the transport allows, fewer bytes only at
+// end of file) and returns them in their reply buffers. Release the
+// result when done with it, also after an error.
+func (f *File) ReadData(ctx context.Context, size int, off int64) (*ReadData, error) {
+	chunk := f.c.Sizes().MaxRead
+	d := &ReadData{c: f.c}
+	err := f.do(ctx, func(h uint32) error {
+		d.Release() // a retry's first try
+		npieces := max((size+chunk-1)/chunk, 1)
+		bufs := make([][]byte, npieces)
+		data := make([][]byte, npieces)
+		n, err := f.c.parallel(ctx, size, chunk, func(ctx context.Context, lo, hi int) (int, error) {
+			rb, p, err := f.c.readChunk(ctx, f.path, h, hi-lo, off+int64(lo))
+			bufs[lo/chunk], data[lo/chunk] = rb, p
+			return len(p), err
+		})
+		for _, b := range bufs {
+			if b != nil {
+				d.bufs = append(d.bufs, b)
+			}
+		}
+		// The prefix parallel counted: whole pieces up to the first
+		// short one, which ends it.
+		for left, i := n, 0; left > 0; i++ {
+			p := data[i][:min(len(data[i]), left)]
+			d.data = append(d.data, p)
+			left -= len(p)
+		}
+		d.n = n
+		return err
+	})
+	if err != nil {
+		d.Release()
+		return d, err
+	}
+	return d, nil
+}
+
+// readChunk sends one READ_V3 of size bytes at off and returns the reply
+// buffer it used (give it back with putReplyBuf, also after an error)
+// and the data, which aliases it.
+func (c *Client) readChunk(ctx context.Context, path string, h uint32, size int, off int64) (rb, data []byte, err error) {
 	op := hgfsproto.OpReadV3
-	size := uint32(len(buf))
-	rb := c.replyBuf()
-	defer c.putReplyBuf(rb)
+	rb = c.replyBuf()
 	p, _, err := c.callInto(ctx, op, path, false, func(b []byte) []byte {
-		return hgfsproto.ReadRequest{Handle: h, Offset: uint64(off), Size: size}.Append(b)
+		return hgfsproto.ReadRequest{Handle: h, Offset: uint64(off), Size: uint32(size)}.Append(b)
 	}, rb)
 	if err != nil {
-		return 0, err
+		return rb, nil, err
 	}
-	data, err := hgfsproto.DecodeReadReply(p, size)
+	data, err = hgfsproto.DecodeReadReply(p, uint32(size))
 	if err != nil {
-		return 0, c.malformed(op, path, err)
+		return rb, nil, c.malformed(op, path, err)
 	}
-	return copy(buf, data), nil
+	return rb, data, nil
 }
 
 // WriteAt writes data at off in as few requests as fit the VMX's message
@@ -246,17 +316,27 @@ func (c *Client) parallel(ctx context.Context, total, chunk int, work func(ctx c
 		err error
 	}
 	results := make([]result, nchunks)
-	sem := make(chan struct{}, fan)
-	var wg sync.WaitGroup
-	for i := range nchunks {
-		lo, hi := i*chunk, min((i+1)*chunk, total)
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+	// fan workers, the caller one of them, each taking the next chunk
+	// until none is left: chunks start in order, and a kernel request of
+	// eight chunks starts three goroutines, not eight (each new one grows
+	// its stack to the depth of a round trip).
+	var next atomic.Int64
+	run := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= nchunks {
+				return
+			}
+			lo, hi := i*chunk, min((i+1)*chunk, total)
 			n, err := work(ctx, lo, hi)
 			results[i] = result{n, err}
-		})
+		}
 	}
+	var wg sync.WaitGroup
+	for range min(fan, nchunks) - 1 {
+		wg.Go(run)
+	}
+	run()
 	wg.Wait()
 	done := 0
 	for i, r := range results {

@@ -208,12 +208,48 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 	if !ok {
 		return nil, syscall.EBADF
 	}
-	got, err := h.f.ReadAt(ctx, dest, off)
+	d, err := h.f.ReadData(ctx, len(dest), off)
 	if err != nil {
 		return nil, n.errno(err)
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	if d.Len() == 0 {
+		// go-fuse writes an empty reply without calling Done.
+		d.Release()
+		return fuse.ReadResultData(nil), 0
+	}
+	return readResult{d}, 0
 }
+
+// readResult hands the data of a read to go-fuse in the reply buffers it
+// arrived in: go-fuse writes Slices to /dev/fuse in one writev, with no
+// copy into the request's buffer (fuse.ReadResultData would first be
+// offered to splice, which it cannot use, and costs a pipe write of the
+// header), and calls Done once the reply is written or dropped.
+type readResult struct{ d *hgfs.ReadData }
+
+var _ fuse.ReadResult = readResult{}
+
+func (r readResult) Size() int { return r.d.Len() }
+
+// Bytes is the data in one slice: the reply buffer itself when the read
+// took one request (as every kernel request of the negotiated size
+// does), else copied into buf.
+func (r readResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	s := r.d.Slices()
+	if len(s) == 1 {
+		return s[0], fuse.OK
+	}
+	buf = buf[:0]
+	for _, p := range s {
+		buf = append(buf, p...)
+	}
+	return buf, fuse.OK
+}
+
+// Slices is go-fuse's vectored write of a reply.
+func (r readResult) Slices() ([][]byte, fuse.Status) { return r.d.Slices(), fuse.OK }
+
+func (r readResult) Done() { r.d.Release() }
 
 func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	ctx, cancel := rctx(ctx)

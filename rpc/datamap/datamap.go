@@ -73,8 +73,26 @@ var (
 
 // Decode parses DataMap content (the bytes after the length prefix).
 func Decode(b []byte) (Map, error) {
-	d := decoder{b: b}
 	m := Map{}
+	err := walk(b, true, func(start int, id uint32, f Field) error {
+		if _, dup := m[id]; dup {
+			return fmt.Errorf("%w %d at offset %d", ErrDuplicateID, id, start)
+		}
+		m[id] = f
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// walk decodes the fields of DataMap content b in order and calls fn
+// with each one and the offset it starts at; an error of fn ends the
+// walk. List values are read into the Field only with lists; without,
+// they are checked as strictly but skipped, so nothing is allocated.
+func walk(b []byte, lists bool, fn func(start int, id uint32, f Field) error) error {
+	d := decoder{b: b}
 	for d.err == nil && d.off < len(d.b) {
 		start := d.off
 		typ := Type(d.u32())
@@ -91,35 +109,40 @@ func Decode(b []byte) (Map, error) {
 			f.Str = d.bytes()
 		case TypeInt64List:
 			n := d.count(8)
-			if d.err == nil {
+			switch {
+			case d.err != nil:
+			case lists:
 				f.Ints = make([]int64, n)
 				for i := range f.Ints {
 					f.Ints[i] = d.i64()
 				}
+			default:
+				d.off += 8 * n // count checked that they are there
 			}
 		case TypeStringList:
 			n := d.count(4)
-			if d.err == nil {
+			if d.err == nil && lists {
 				f.Strings = make([][]byte, n)
-				for i := range f.Strings {
-					f.Strings[i] = d.bytes()
+			}
+			for i := 0; d.err == nil && i < n; i++ {
+				if s := d.bytes(); lists {
+					f.Strings[i] = s
 				}
 			}
 		default:
-			return nil, fmt.Errorf("%w %d (field %d at offset %d)", ErrUnknownType, uint32(typ), id, start)
+			return fmt.Errorf("%w %d (field %d at offset %d)", ErrUnknownType, uint32(typ), id, start)
 		}
 		if d.err != nil {
-			return nil, fmt.Errorf("%w: field %d (%s) at offset %d", d.err, id, typ, start)
+			return fmt.Errorf("%w: field %d (%s) at offset %d", d.err, id, typ, start)
 		}
-		if _, dup := m[id]; dup {
-			return nil, fmt.Errorf("%w %d at offset %d", ErrDuplicateID, id, start)
+		if err := fn(start, id, f); err != nil {
+			return err
 		}
-		m[id] = f
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w at offset %d", d.err, d.off)
+		return fmt.Errorf("%w at offset %d", d.err, d.off)
 	}
-	return m, nil
+	return nil
 }
 
 // decoder is a cursor with a sticky error: after the first short read every
@@ -226,15 +249,32 @@ func appendBytes(b, s []byte) []byte {
 // anything is allocated; the caller should then drop the connection, since
 // the stream can no longer be trusted.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	return ReadFrameInto(r, max, nil)
+}
+
+// ReadFrameInto is ReadFrame reading into buf when the content fits its
+// capacity (the result is then buf[:n]), else into a new slice, so a
+// caller that reuses buf reads large frames into memory already mapped.
+// The first bytes of buf are overwritten even when the frame is refused.
+func ReadFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
+	var hdr []byte
+	if cap(buf) >= 4 {
+		hdr = buf[:4]
+	} else {
+		hdr = make([]byte, 4)
+	}
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
 	}
-	b := make([]byte, n)
+	b := buf[:0]
+	if uint64(cap(b)) < uint64(n) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := io.ReadFull(r, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

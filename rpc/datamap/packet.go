@@ -1,6 +1,7 @@
 package datamap
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -68,16 +69,95 @@ func EncodePacket(p Packet) []byte {
 	return Encode(m)
 }
 
+// AppendPacketFrame appends p framed as on the wire (the length prefix
+// and the content) to b: the bytes of AppendFrame(b, EncodePacket(p)),
+// written in place with no Map and no intermediate copy of the payload,
+// for the hot path of every message sent.
+func AppendPacketFrame(b []byte, p Packet) []byte {
+	hasPayload := p.HasPayload || len(p.Payload) > 0
+	n := 16 // TYPE
+	if hasPayload {
+		n += 12 + len(p.Payload)
+	}
+	if p.FastClose {
+		n += 16
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	// Fields in ascending id order, as Encode writes them.
+	b = appendField(b, FieldType, Field{Type: TypeInt64, Int: int64(p.Type)})
+	if hasPayload {
+		b = appendField(b, FieldPayload, Field{Type: TypeString, Str: p.Payload})
+	}
+	if p.FastClose {
+		b = appendField(b, FieldFastClose, Field{Type: TypeInt64, Int: 1})
+	}
+	return b
+}
+
+// maxPacketFields bounds the fields DecodePacket tracks for duplicates
+// without a map; content with more fields is decoded through Decode.
+const maxPacketFields = 16
+
+// errManyFields ends DecodePacket's walk of content with more fields
+// than it tracks.
+var errManyFields = errors.New("datamap: more fields than tracked in place")
+
 // DecodePacket parses DataMap content as a GuestRPC packet. Fields with
 // unknown ids are ignored, as the reference decoder ignores them; a TYPE
 // field is required and known fields must have their expected types.
+// It accepts and refuses exactly what Decode does, but walks the content
+// in place: the payload aliases content, and nothing is allocated for a
+// packet of the usual few fields.
 func DecodePacket(content []byte) (Packet, error) {
+	var seen [maxPacketFields]uint32
+	var fields [4]Field // by id, for the known ones (index 0 unused)
+	var have [4]bool
+	nseen := 0
+	err := walk(content, false, func(start int, id uint32, f Field) error {
+		if nseen == len(seen) {
+			return errManyFields
+		}
+		for _, s := range seen[:nseen] {
+			if s == id {
+				return fmt.Errorf("%w %d at offset %d", ErrDuplicateID, id, start)
+			}
+		}
+		seen[nseen] = id
+		nseen++
+		if id < uint32(len(fields)) {
+			fields[id], have[id] = f, true
+		}
+		return nil
+	})
+	if err == errManyFields {
+		return decodePacketMap(content)
+	}
+	if err != nil {
+		return Packet{}, err
+	}
+	return packetOf(&fields, &have)
+}
+
+// decodePacketMap is DecodePacket through Decode, for content with more
+// fields than DecodePacket tracks in place.
+func decodePacketMap(content []byte) (Packet, error) {
 	m, err := Decode(content)
 	if err != nil {
 		return Packet{}, err
 	}
+	var fields [4]Field
+	var have [4]bool
+	for id := range uint32(len(fields)) {
+		fields[id], have[id] = m[id]
+	}
+	return packetOf(&fields, &have)
+}
+
+// packetOf checks the known fields of a decoded DataMap (fields and
+// have by id) and makes the packet of them.
+func packetOf(fields *[4]Field, have *[4]bool) (Packet, error) {
 	var p Packet
-	t, ok := m[FieldType]
+	t, ok := fields[FieldType], have[FieldType]
 	if !ok {
 		return Packet{}, fmt.Errorf("%w: no TYPE field", ErrBadPacket)
 	}
@@ -85,13 +165,13 @@ func DecodePacket(content []byte) (Packet, error) {
 		return Packet{}, fmt.Errorf("%w: TYPE is %s, want int64", ErrBadPacket, t.Type)
 	}
 	p.Type = PacketType(t.Int)
-	if f, ok := m[FieldPayload]; ok {
+	if f, ok := fields[FieldPayload], have[FieldPayload]; ok {
 		if f.Type != TypeString {
 			return Packet{}, fmt.Errorf("%w: PAYLOAD is %s, want string", ErrBadPacket, f.Type)
 		}
 		p.Payload, p.HasPayload = f.Str, true
 	}
-	if f, ok := m[FieldFastClose]; ok {
+	if f, ok := fields[FieldFastClose], have[FieldFastClose]; ok {
 		if f.Type != TypeInt64 {
 			return Packet{}, fmt.Errorf("%w: FAST_CLOSE is %s, want int64", ErrBadPacket, f.Type)
 		}

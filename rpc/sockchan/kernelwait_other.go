@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 )
 
-// kernelReader is conn itself: outside unix, replies are waited for in
-// Go's network poller.
-func kernelReader(_ context.Context, conn net.Conn, _ *atomic.Bool) io.Reader { return conn }
+// kernelConn is a stand-in: outside unix, replies are waited for in Go's
+// network poller.
+type kernelConn struct{}
+
+// reset returns conn itself.
+func (*kernelConn) reset(_ context.Context, conn net.Conn, _ *atomic.Bool) io.ReadWriter { return conn }

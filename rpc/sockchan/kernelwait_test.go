@@ -5,6 +5,7 @@ package sockchan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmtools/govmtools/rpc/datamap"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,6 +112,62 @@ func TestWaitInKernel(t *testing.T) {
 		whenPolling(t, func() { guest.Close() })
 		if _, err := guest.Receive(waitCtx(t)); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("receive on a closed channel: %v", err)
+		}
+	})
+	// Sends fill the socket until one waits in poll(2) for room: the
+	// host then reads them all, in order and whole.
+	t.Run("send waits for room", func(t *testing.T) {
+		a, b := unixPair(t)
+		guest := New(a)
+		guest.WaitInKernel = true
+		defer guest.Close()
+		defer b.Close()
+		const n = 64
+		got := make(chan error, 1)
+		whenPolling(t, func() {
+			for i := range n {
+				content, err := datamap.ReadFrame(b, datamap.MaxGuestFrame)
+				if err == nil {
+					var p datamap.Packet
+					p, err = datamap.DecodePacket(content)
+					if err == nil && (len(p.Payload) != datamap.MaxGuestMessage || p.Payload[0] != byte(i)) {
+						err = fmt.Errorf("message %d: %d bytes starting %d", i, len(p.Payload), p.Payload[0])
+					}
+				}
+				if err != nil {
+					got <- err
+					return
+				}
+			}
+			got <- nil
+		})
+		msg := make([]byte, datamap.MaxGuestMessage)
+		ctx := waitCtx(t)
+		for i := range n {
+			msg[0] = byte(i)
+			if err := guest.Send(ctx, msg); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("send cancel", func(t *testing.T) {
+		a, b := unixPair(t)
+		guest := New(a)
+		guest.WaitInKernel = true
+		defer guest.Close()
+		defer b.Close()
+		ctx, cancel := context.WithCancel(waitCtx(t))
+		whenPolling(t, cancel)
+		msg := make([]byte, datamap.MaxGuestMessage)
+		var err error
+		for i := 0; err == nil && i < 1000; i++ {
+			err = guest.Send(ctx, msg)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("send to a full socket, cancelled: %v", err)
 		}
 	})
 	t.Run("hangup", func(t *testing.T) {

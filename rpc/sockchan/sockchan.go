@@ -36,22 +36,35 @@ type Conn struct {
 	FastClose bool
 	// MaxReceive bounds received packets; 0 means DefaultMaxReceive.
 	MaxReceive int
-	// WaitInKernel makes Receive wait for the host's packet in a
-	// blocking poll(2) of the socket rather than in Go's network poller
-	// (see kernelwait_unix.go), for request-reply channels (RPCI), whose
-	// reply follows the request at once. Not for TCLO, whose Receive
+	// WaitInKernel makes Receive wait for the host's packet (and Send
+	// for room in a full socket) in a blocking poll(2) of the socket
+	// rather than in Go's network poller (see kernelwait_unix.go), for
+	// request-reply channels (RPCI), whose reply follows the request at
+	// once. Not for TCLO, whose Receive
 	// waits for the host's next command for seconds. A conn that is not
 	// a syscall.Conn always uses the poller.
 	WaitInKernel bool
 
-	wmu    sync.Mutex  // serializes writes (replies and heartbeats)
+	wmu sync.Mutex // serializes writes (replies and heartbeats)
+	// wbuf is the frame being written, kept between writes (under wmu)
+	// so that a message costs no allocation.
+	wbuf   []byte
 	closed atomic.Bool // set by Close, for a receive waiting in the kernel
+	// kr and kw wait in the kernel for a receive and a send (one of
+	// each at a time) with WaitInKernel.
+	kr, kw kernelConn
 }
 
 var (
 	_ rpc.EventChannel = (*Conn)(nil)
 	_ rpc.ReplyPinger  = (*Conn)(nil)
+	_ rpc.IntoReceiver = (*Conn)(nil)
 )
+
+// maxKeptFrame bounds the write buffer a Conn keeps between messages:
+// the largest guest message. A larger one (host to guest, in vmxsim) is
+// written from a buffer of its own.
+const maxKeptFrame = 4 + datamap.MaxGuestFrame
 
 // New returns a channel over c. The channel owns c and closes it.
 func New(c net.Conn) *Conn { return &Conn{conn: c} }
@@ -73,16 +86,27 @@ func (c *Conn) SendPing(ctx context.Context, msg []byte) error {
 	return c.write(ctx, datamap.Packet{Type: datamap.PacketPing}, datamap.Packet{Type: datamap.PacketData, Payload: msg, HasPayload: true, FastClose: c.FastClose})
 }
 
+// write sends ps as consecutive frames in one write(2).
 func (c *Conn) write(ctx context.Context, ps ...datamap.Packet) error {
-	var frame []byte
-	for _, p := range ps {
-		frame = datamap.AppendFrame(frame, datamap.EncodePacket(p))
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	stop := bindDeadline(ctx, c.conn.SetWriteDeadline)
+	size := 0
+	for _, p := range ps {
+		size += len(p.Payload)
+	}
+	if c.wbuf == nil && size <= datamap.MaxGuestMessage {
+		c.wbuf = make([]byte, 0, maxKeptFrame)
+	}
+	frame := c.wbuf[:0]
+	for _, p := range ps {
+		frame = datamap.AppendPacketFrame(frame, p)
+	}
+	if cap(frame) <= maxKeptFrame {
+		c.wbuf = frame[:0]
+	}
+	w, stop := c.stream(ctx, &c.kw, false)
 	defer stop()
-	if _, err := c.conn.Write(frame); err != nil {
+	if _, err := w.Write(frame); err != nil {
 		return ctxErr(ctx, err)
 	}
 	return nil
@@ -92,18 +116,21 @@ func (c *Conn) write(ctx context.Context, ps ...datamap.Packet) error {
 // payload. Heartbeats from the peer are skipped. A malformed packet is an
 // error, after which the stream cannot be trusted and should be closed.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
-	stop := bindDeadline(ctx, c.conn.SetReadDeadline)
-	defer stop()
+	return c.ReceiveInto(ctx, nil)
+}
+
+// ReceiveInto is Receive reading the packet into buf when it fits
+// (rpc.IntoReceiver): the payload returned then aliases buf, and a large
+// reply (an HGFS READ_V3) costs no allocation.
+func (c *Conn) ReceiveInto(ctx context.Context, buf []byte) ([]byte, error) {
 	max := c.MaxReceive
 	if max <= 0 {
 		max = DefaultMaxReceive
 	}
-	var r io.Reader = c.conn
-	if c.WaitInKernel {
-		r = kernelReader(ctx, c.conn, &c.closed)
-	}
+	r, stop := c.stream(ctx, &c.kr, true)
+	defer stop()
 	for {
-		content, err := datamap.ReadFrame(r, max)
+		content, err := datamap.ReadFrameInto(r, max, buf)
 		if err != nil {
 			return nil, ctxErr(ctx, err)
 		}
@@ -115,6 +142,26 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 			return p.Payload, nil
 		}
 	}
+}
+
+// stream returns what a receive (read) or a send reads or writes bound
+// to ctx: k waiting in the kernel with WaitInKernel, which honours ctx
+// itself, else the conn with ctx's deadline set on it for the network
+// poller until stop.
+func (c *Conn) stream(ctx context.Context, k *kernelConn, read bool) (rw io.ReadWriter, stop func()) {
+	if c.WaitInKernel {
+		if rw = k.reset(ctx, c.conn, &c.closed); rw != io.ReadWriter(c.conn) {
+			return rw, func() {}
+		}
+	}
+	if ctx.Done() == nil {
+		return c.conn, func() {}
+	}
+	set := c.conn.SetWriteDeadline
+	if read {
+		set = c.conn.SetReadDeadline
+	}
+	return c.conn, bindDeadline(ctx, set)
 }
 
 // Close closes the connection.
