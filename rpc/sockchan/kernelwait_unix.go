@@ -51,6 +51,38 @@ type pollReader struct {
 	closed *atomic.Bool
 }
 
+// setContext makes later reads heed ctx (a Conn keeps one pollReader).
+func (r *pollReader) setContext(ctx context.Context) { r.ctx = ctx }
+
+// tryWrite writes as much of b to conn as its socket takes now, in one
+// write(2) that never waits, and returns how much that was; 0 when conn
+// has no descriptor or the write failed (the caller's conn.Write then
+// reports why).
+func tryWrite(conn net.Conn, b []byte) int {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Write(func(fd uintptr) bool {
+		for {
+			m, err := unix.Write(int(fd), b)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == nil {
+				n = m
+			}
+			return true
+		}
+	})
+	return n
+}
+
 func (r *pollReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

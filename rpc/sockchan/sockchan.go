@@ -46,6 +46,12 @@ type Conn struct {
 
 	wmu    sync.Mutex  // serializes writes (replies and heartbeats)
 	closed atomic.Bool // set by Close, for a receive waiting in the kernel
+	// wbuf is the frame being written, reused (under wmu), so a send
+	// allocates nothing once it has grown to the largest message.
+	wbuf []byte
+	// rd is the receive side's reader state (one reader at a time):
+	// bytes read past the last frame, and the kernel wait's reader.
+	rd reader
 }
 
 var _ rpc.EventChannel = (*Conn)(nil)
@@ -64,33 +70,52 @@ func (c *Conn) Ping(ctx context.Context) error {
 }
 
 func (c *Conn) write(ctx context.Context, p datamap.Packet) error {
-	frame := datamap.AppendFrame(nil, datamap.EncodePacket(p))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	frame := datamap.AppendPacketFrame(c.wbuf[:0], p)
+	if cap(frame) <= maxKeptBuffer {
+		c.wbuf = frame
+	}
+	// Most frames fit the socket's buffer at once: one write(2), and no
+	// deadline to arm and clear around it (a runtime timer each time).
+	n := tryWrite(c.conn, frame)
+	if n == len(frame) {
+		return nil
+	}
 	stop := bindDeadline(ctx, c.conn.SetWriteDeadline)
 	defer stop()
-	if _, err := c.conn.Write(frame); err != nil {
+	if _, err := c.conn.Write(frame[n:]); err != nil {
 		return ctxErr(ctx, err)
 	}
 	return nil
 }
 
+// maxKeptBuffer bounds the send and receive buffers a Conn keeps between
+// messages: the largest guest message with its framing, and the HGFS
+// replies of metadata requests; a larger one is used once and dropped.
+const maxKeptBuffer = datamap.MaxGuestFrame + 4
+
 // Receive reads packets until a DATA packet arrives and returns its
 // payload. Heartbeats from the peer are skipped. A malformed packet is an
 // error, after which the stream cannot be trusted and should be closed.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
-	stop := bindDeadline(ctx, c.conn.SetReadDeadline)
-	defer stop()
 	max := c.MaxReceive
 	if max <= 0 {
 		max = DefaultMaxReceive
 	}
 	var r io.Reader = c.conn
+	kernel := false
 	if c.WaitInKernel {
-		r = kernelReader(ctx, c.conn, &c.closed)
+		r, kernel = c.rd.kernel(ctx, c.conn, &c.closed)
+	}
+	if !kernel {
+		// The kernel wait heeds ctx itself; Go's poller needs the
+		// deadline.
+		stop := bindDeadline(ctx, c.conn.SetReadDeadline)
+		defer stop()
 	}
 	for {
-		content, err := datamap.ReadFrame(r, max)
+		content, err := c.rd.frame(r, max)
 		if err != nil {
 			return nil, ctxErr(ctx, err)
 		}
