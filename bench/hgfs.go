@@ -35,6 +35,9 @@ type hgfsTarget struct {
 	// bdCalls reads the simulator's backdoor call counter (LB + HB),
 	// nil where the target does not use the backdoor.
 	bdCalls func() (uint64, error)
+	// requests, if set, reads the simulator's HGFS requests by op
+	// (-hgfs-meta only).
+	requests func() (map[string]uint64, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -112,6 +115,9 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	// users' workaround (dd bs=60k).
 	d := hgfsTarget{name: "open-vm-tools", mounter: &debian, dir: filepath.Join(share, "debian"), writeBlock: 61440, trips: trips, bdCalls: calls}
 	var rows []row
+	if hgfsMeta {
+		return benchHGFSTrapMeta(ctx, e, o, d, tarball, simDir)
+	}
 	oursBig, err := checkBigWrite(ctx, o)
 	if err != nil {
 		return rows, fmt.Errorf("ours, one 1 MiB write: %w", err)
@@ -275,9 +281,12 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	// In the foreground, so the bench knows the daemon's pid.
 	ours := hgfswork.Foreground("govmtools", localStart(ctx), nil, filepath.Join(e.bin, "vmhgfs-fuse"), "--rpc", "unix:"+s.dir)
 	trips := tripCounter(ctx, e, s.dir)
-	ores, names, err := runHGFSTarget(ctx, hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips}, tarball)
+	ores, names, err := runHGFSTarget(ctx, hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips, requests: requestCounter(ctx, e, s.dir)}, tarball)
 	if err != nil {
 		return nil, fmt.Errorf("ours over unix: %w", err)
+	}
+	if hgfsMeta {
+		return metaRows("over unix", ores, nil, names, 0), nil
 	}
 	nres, _, err := runHGFSTarget(ctx, hgfsTarget{name: "native", dir: filepath.Join(share, "native"), trips: trips}, tarball)
 	if err != nil {
@@ -387,6 +396,9 @@ type result struct {
 	ops   int
 	unit  string
 	calls uint64
+	// reqs are the workload's HGFS requests by op, with
+	// hgfsTarget.requests.
+	reqs map[string]uint64
 }
 
 // cpuCell is the cell of a CPU-per-op row: µs per op, and under the trap
@@ -616,6 +628,9 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		return c, nil
 	}
 	for _, st := range steps {
+		if hgfsMeta && !metaStep(st.name) {
+			continue
+		}
 		if st.prep != nil {
 			if err := st.prep(); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
@@ -624,6 +639,12 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		before, err := read()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+		}
+		var reqsBefore map[string]uint64
+		if tg.requests != nil {
+			if reqsBefore, err = tg.requests(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
 		}
 		var trapBefore trapCounts
 		if tg.trap != nil {
@@ -652,6 +673,14 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 			r.trap = after.sub(trapBefore)
+		}
+		if tg.requests != nil {
+			if r.reqs, err = tg.requests(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+			for op, n := range reqsBefore {
+				r.reqs[op] -= n
+			}
 		}
 		res[st.name] = r
 		names = append(names, st.name)

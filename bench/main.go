@@ -64,6 +64,7 @@ type env struct {
 func main() {
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
 	flag.DurationVar(&idleWindow, "idle", idleWindow, "idle window of the vmtoolsd resource rows (shorten only to try the harness)")
+	flag.BoolVar(&hgfsMeta, "hgfs-meta", false, "with -only hgfs: only the metadata workloads, with CPU per op and HGFS requests by op")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
