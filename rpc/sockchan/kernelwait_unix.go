@@ -49,10 +49,13 @@ type pollReader struct {
 	ctx    context.Context
 	rc     syscall.RawConn
 	closed *atomic.Bool
+	// first is set for the first read of a receive (setContext).
+	first bool
 }
 
-// setContext makes later reads heed ctx (a Conn keeps one pollReader).
-func (r *pollReader) setContext(ctx context.Context) { r.ctx = ctx }
+// setContext starts a receive that heeds ctx (a Conn keeps one
+// pollReader for all its receives).
+func (r *pollReader) setContext(ctx context.Context) { r.ctx, r.first = ctx, true }
 
 // tryWrite writes as much of b to conn as its socket takes now, in one
 // write(2) that never waits, and returns how much that was; 0 when conn
@@ -104,18 +107,28 @@ func (r *pollReader) Read(p []byte) (int, error) {
 
 // read reads fd, waiting in poll(2) while it has nothing to read.
 func (r *pollReader) read(fd int, p []byte) (int, error) {
+	// The first read of a receive waits in poll(2) before it reads: the
+	// reply to a request just sent is rarely there yet, and a read that
+	// finds nothing is a system call for nothing (one of three per round
+	// trip over unix: and vsock). Later reads of the receive find data
+	// more often than not (the rest of a large reply), and read first.
+	first := r.first
+	r.first = false
 	for {
-		n, err := unix.Read(fd, p)
-		switch {
-		case err == nil && n == 0:
-			return 0, io.EOF
-		case err == nil:
-			return n, nil
-		case err == unix.EINTR:
-			continue
-		case err != unix.EAGAIN:
-			return 0, err
+		if !first {
+			n, err := unix.Read(fd, p)
+			switch {
+			case err == nil && n == 0:
+				return 0, io.EOF
+			case err == nil:
+				return n, nil
+			case err == unix.EINTR:
+				continue
+			case err != unix.EAGAIN:
+				return 0, err
+			}
 		}
+		first = false
 		if r.closed.Load() {
 			return 0, net.ErrClosed
 		}
