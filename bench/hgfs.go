@@ -127,13 +127,9 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		return rows, fmt.Errorf("open-vm-tools, one 1 MiB write: %w", err)
 	}
 	rows = append(rows, row{"HGFS under the trap: one 1 MiB write(2)", writeOutcome(oursBig), writeOutcome(debianBig), "open-vm-tools#437: a request over 64 KiB is refused by the VMX; ours never sends one"})
-	ores, names, err := runHGFSTarget(ctx, o, tarball)
+	ores, dres, names, err := runHGFSPair(ctx, o, d, tarball)
 	if err != nil {
-		return rows, fmt.Errorf("ours under the trap: %w", err)
-	}
-	dres, _, err := runHGFSTarget(ctx, d, tarball)
-	if err != nil {
-		return rows, fmt.Errorf("open-vm-tools under the trap: %w", err)
+		return rows, err
 	}
 	for _, w := range names {
 		or, dr := ores[w], dres[w]
@@ -169,6 +165,18 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		})
 	}
 	return rows, nil
+}
+
+// runHGFSPair runs every workload on ours (o) and then on Debian's (d),
+// both under the trap.
+func runHGFSPair(ctx context.Context, o, d hgfsTarget, tarball string) (ores, dres map[string]result, names []string, err error) {
+	if ores, names, err = runHGFSTarget(ctx, o, tarball); err != nil {
+		return nil, nil, nil, fmt.Errorf("ours under the trap: %w", err)
+	}
+	if dres, _, err = runHGFSTarget(ctx, d, tarball); err != nil {
+		return nil, nil, nil, fmt.Errorf("open-vm-tools under the trap: %w", err)
+	}
+	return ores, dres, names, nil
 }
 
 // shareTrapShell starts a trap shell (`vmxsim run` with runArgs) serving

@@ -33,13 +33,9 @@ func metaStep(name string) bool {
 func benchHGFSTrapMeta(ctx context.Context, e *env, o, d hgfsTarget, tarball string, simDir string) ([]row, error) {
 	o.requests = requestCounter(ctx, e, simDir)
 	d.requests = o.requests
-	ores, names, err := runHGFSTarget(ctx, o, tarball)
+	ores, dres, names, err := runHGFSPair(ctx, o, d, tarball)
 	if err != nil {
-		return nil, fmt.Errorf("ours under the trap: %w", err)
-	}
-	dres, _, err := runHGFSTarget(ctx, d, tarball)
-	if err != nil {
-		return nil, fmt.Errorf("open-vm-tools under the trap: %w", err)
+		return nil, err
 	}
 	trapCPU, err := e.trapCPUPerCall(ctx)
 	if err != nil {
