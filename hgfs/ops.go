@@ -238,6 +238,9 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 	// the whole listing: a goroutine per request cost its start, the
 	// growth of its stack and its exit every entry (about a fifth of the
 	// daemon's CPU in a listing over unix:).
+	if window <= 1 {
+		return c.readSearchSerial(ctx, path, sid, deliver)
+	}
 	type job struct {
 		offset uint32
 		ch     chan searchReply
@@ -295,6 +298,34 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 		}
 		pos++
 		next = max(next, pos)
+	}
+}
+
+// readSearchSerial is readSearch with one request at a time, sent by the
+// caller's goroutine.
+func (c *Client) readSearchSerial(ctx context.Context, path string, sid uint32, deliver func([]DirEntry) bool) (bool, error) {
+	var batch []DirEntry
+	for pos := uint32(0); ; {
+		r := c.searchRead(ctx, path, sid, pos)
+		if r.err != nil {
+			return false, r.err
+		}
+		batch = batch[:0]
+		for _, e := range r.entries {
+			if n := string(e.Name); n != "." && n != ".." {
+				batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
+			}
+		}
+		if len(batch) > 0 && !deliver(batch) {
+			return false, nil
+		}
+		if r.done {
+			return true, nil
+		}
+		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
+			return false, c.malformed(hgfsproto.OpSearchReadV3, path, ErrMalformed)
+		}
+		pos += uint32(len(r.entries))
 	}
 }
 

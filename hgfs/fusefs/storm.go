@@ -166,7 +166,14 @@ func (n *node) runStorm(s *storm) {
 	f := n.fsys
 	ctx, cancel := context.WithTimeout(f.bgCtx, RequestTimeout)
 	defer cancel()
-	complete, err := f.c.ListFunc(ctx, n.hpath(), stormWindow, func(es []hgfs.DirEntry) bool {
+	window := stormWindow
+	if !f.c.Pipelined() {
+		// Over the backdoor a SEARCH_READ beside another costs as much
+		// as one after it, and one at a time the listing sends it itself
+		// instead of handing each reply over from a worker.
+		window = 1
+	}
+	complete, err := f.c.ListFunc(ctx, n.hpath(), window, func(es []hgfs.DirEntry) bool {
 		return n.stormDeliver(ctx, s, es)
 	})
 	if err != nil {
