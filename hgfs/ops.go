@@ -231,7 +231,6 @@ type searchReply struct {
 // replies in offset order. A reply with several entries (the V3 format
 // allows it) skips the offsets it covered.
 func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window int, deliver func([]DirEntry) bool) (bool, error) {
-	op := hgfsproto.OpSearchReadV3
 	// Requests already sent run to completion (and are waited for) even
 	// when the listing fails or stops early: abandoning one mid-flight
 	// would cost its channel. window workers send them, each kept for
@@ -264,6 +263,7 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 	}
 	next, pos := uint32(0), uint32(0)
 	var batch []DirEntry
+	var err error
 	for {
 		for next < pos+uint32(window) {
 			if _, ok := pending[next]; !ok {
@@ -273,23 +273,9 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 		}
 		r := <-pending[pos]
 		delete(pending, pos)
-		if r.err != nil {
-			return false, r.err
-		}
-		batch = batch[:0]
-		for _, e := range r.entries {
-			if n := string(e.Name); n != "." && n != ".." {
-				batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
-			}
-		}
-		if len(batch) > 0 && !deliver(batch) {
-			return false, nil
-		}
-		if r.done {
-			return true, nil
-		}
-		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
-			return false, c.malformed(op, path, ErrMalformed)
+		var end, complete bool
+		if batch, end, complete, err = c.takeSearchReply(r, pos, path, batch, deliver); end {
+			return complete, err
 		}
 		for range r.entries[1:] {
 			// Offsets this reply covered: their requests are redundant.
@@ -307,26 +293,39 @@ func (c *Client) readSearchSerial(ctx context.Context, path string, sid uint32, 
 	var batch []DirEntry
 	for pos := uint32(0); ; {
 		r := c.searchRead(ctx, path, sid, pos)
-		if r.err != nil {
-			return false, r.err
-		}
-		batch = batch[:0]
-		for _, e := range r.entries {
-			if n := string(e.Name); n != "." && n != ".." {
-				batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
-			}
-		}
-		if len(batch) > 0 && !deliver(batch) {
-			return false, nil
-		}
-		if r.done {
-			return true, nil
-		}
-		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
-			return false, c.malformed(hgfsproto.OpSearchReadV3, path, ErrMalformed)
+		var end, complete bool
+		var err error
+		if batch, end, complete, err = c.takeSearchReply(r, pos, path, batch, deliver); end {
+			return complete, err
 		}
 		pos += uint32(len(r.entries))
 	}
+}
+
+// takeSearchReply delivers the entries of the reply to the SEARCH_READ at
+// offset pos (reusing batch) and reports whether the listing ends here,
+// and how: complete, stopped by deliver, or failed. A listing that goes
+// on has its next entries at pos + len(r.entries).
+func (c *Client) takeSearchReply(r searchReply, pos uint32, path string, batch []DirEntry, deliver func([]DirEntry) bool) (_ []DirEntry, end, complete bool, err error) {
+	if r.err != nil {
+		return batch, true, false, r.err
+	}
+	batch = batch[:0]
+	for _, e := range r.entries {
+		if n := string(e.Name); n != "." && n != ".." {
+			batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
+		}
+	}
+	if len(batch) > 0 && !deliver(batch) {
+		return batch, true, false, nil
+	}
+	if r.done {
+		return batch, true, true, nil
+	}
+	if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
+		return batch, true, false, c.malformed(hgfsproto.OpSearchReadV3, path, ErrMalformed)
+	}
+	return batch, false, false, nil
 }
 
 // searchRead sends one SEARCH_READ_V3 and decodes its reply.
