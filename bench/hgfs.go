@@ -35,6 +35,9 @@ type hgfsTarget struct {
 	// bdCalls reads the simulator's backdoor call counter (LB + HB),
 	// nil where the target does not use the backdoor.
 	bdCalls func() (uint64, error)
+	// requests, if set, reads the simulator's HGFS requests by op
+	// (-hgfs-meta only).
+	requests func() (map[string]uint64, error)
 }
 
 // benchHGFS runs the shared-folder workloads: under the ptrace trap,
@@ -112,6 +115,9 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	// users' workaround (dd bs=60k).
 	d := hgfsTarget{name: "open-vm-tools", mounter: &debian, dir: filepath.Join(share, "debian"), writeBlock: 61440, trips: trips, bdCalls: calls}
 	var rows []row
+	if hgfsMeta {
+		return benchHGFSTrapMeta(ctx, e, o, d, tarball, simDir)
+	}
 	oursBig, err := checkBigWrite(ctx, o)
 	if err != nil {
 		return rows, fmt.Errorf("ours, one 1 MiB write: %w", err)
@@ -121,13 +127,9 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		return rows, fmt.Errorf("open-vm-tools, one 1 MiB write: %w", err)
 	}
 	rows = append(rows, row{"HGFS under the trap: one 1 MiB write(2)", writeOutcome(oursBig), writeOutcome(debianBig), "open-vm-tools#437: a request over 64 KiB is refused by the VMX; ours never sends one"})
-	ores, names, err := runHGFSTarget(ctx, o, tarball)
+	ores, dres, names, err := runHGFSPair(ctx, o, d, tarball)
 	if err != nil {
-		return rows, fmt.Errorf("ours under the trap: %w", err)
-	}
-	dres, _, err := runHGFSTarget(ctx, d, tarball)
-	if err != nil {
-		return rows, fmt.Errorf("open-vm-tools under the trap: %w", err)
+		return rows, err
 	}
 	for _, w := range names {
 		or, dr := ores[w], dres[w]
@@ -163,6 +165,18 @@ func benchHGFSTrap(ctx context.Context, e *env, parent, tarball string) ([]row, 
 		})
 	}
 	return rows, nil
+}
+
+// runHGFSPair runs every workload on ours (o) and then on Debian's (d),
+// both under the trap.
+func runHGFSPair(ctx context.Context, o, d hgfsTarget, tarball string) (ores, dres map[string]result, names []string, err error) {
+	if ores, names, err = runHGFSTarget(ctx, o, tarball); err != nil {
+		return nil, nil, nil, fmt.Errorf("ours under the trap: %w", err)
+	}
+	if dres, _, err = runHGFSTarget(ctx, d, tarball); err != nil {
+		return nil, nil, nil, fmt.Errorf("open-vm-tools under the trap: %w", err)
+	}
+	return ores, dres, names, nil
 }
 
 // shareTrapShell starts a trap shell (`vmxsim run` with runArgs) serving
@@ -275,9 +289,12 @@ func benchHGFSUnix(ctx context.Context, e *env, parent, tarball string) ([]row, 
 	// In the foreground, so the bench knows the daemon's pid.
 	ours := hgfswork.Foreground("govmtools", localStart(ctx), nil, filepath.Join(e.bin, "vmhgfs-fuse"), "--rpc", "unix:"+s.dir)
 	trips := tripCounter(ctx, e, s.dir)
-	ores, names, err := runHGFSTarget(ctx, hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips}, tarball)
+	ores, names, err := runHGFSTarget(ctx, hgfsTarget{name: "ours", mounter: &ours, dir: filepath.Join(share, "ours"), trips: trips, requests: requestCounter(ctx, e, s.dir)}, tarball)
 	if err != nil {
 		return nil, fmt.Errorf("ours over unix: %w", err)
+	}
+	if hgfsMeta {
+		return metaRows("over unix", ores, nil, names, 0), nil
 	}
 	nres, _, err := runHGFSTarget(ctx, hgfsTarget{name: "native", dir: filepath.Join(share, "native"), trips: trips}, tarball)
 	if err != nil {
@@ -387,6 +404,9 @@ type result struct {
 	ops   int
 	unit  string
 	calls uint64
+	// reqs are the workload's HGFS requests by op, with
+	// hgfsTarget.requests.
+	reqs map[string]uint64
 }
 
 // cpuCell is the cell of a CPU-per-op row: µs per op, and under the trap
@@ -633,7 +653,7 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		return c, nil
 	}
 	for _, st := range steps {
-		if !stepWanted(st.name) {
+		if !stepWanted(st.name) || (hgfsMeta && !metaStep(st.name)) {
 			continue
 		}
 		if st.prep != nil {
@@ -644,6 +664,12 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 		before, err := read()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+		}
+		var reqsBefore map[string]uint64
+		if tg.requests != nil {
+			if reqsBefore, err = tg.requests(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
 		}
 		var trapBefore trapCounts
 		if tg.trap != nil {
@@ -672,6 +698,14 @@ func runHGFSTarget(ctx context.Context, tg hgfsTarget, tarball string) (map[stri
 				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
 			}
 			r.trap = after.sub(trapBefore)
+		}
+		if tg.requests != nil {
+			if r.reqs, err = tg.requests(); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", st.name, err)
+			}
+			for op, n := range reqsBefore {
+				r.reqs[op] -= n
+			}
 		}
 		res[st.name] = r
 		names = append(names, st.name)

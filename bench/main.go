@@ -65,6 +65,7 @@ func main() {
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
 	flag.DurationVar(&idleWindow, "idle", idleWindow, "idle window of the vmtoolsd resource rows (shorten only to try the harness)")
 	flag.StringVar(&hgfsSteps, "hgfs-steps", "", "run only the HGFS workloads whose name contains one of these comma-separated words (e.g. sequential: the data rows)")
+	flag.BoolVar(&hgfsMeta, "hgfs-meta", false, "with -only hgfs: only the metadata workloads, with CPU per op and HGFS requests by op")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

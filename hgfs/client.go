@@ -221,6 +221,12 @@ func (c *Client) Generation() uint64 {
 	return c.gen
 }
 
+// Pipelined reports whether independent requests sent side by side
+// finish sooner than one after the other: false over channels that hold
+// the CPU for a call (the backdoor; see RPCTransport.FanOut) and over a
+// transport of one channel.
+func (c *Client) Pipelined() bool { return c.fanOut() > 1 }
+
 // Stats returns per-op round-trip counts and latencies.
 func (c *Client) Stats() []OpStat { return c.stats.snapshot() }
 

@@ -159,6 +159,45 @@ func TestClientReadDirBatches(t *testing.T) {
 	}
 }
 
+// TestClientListOneAtATime: a listing with a window of one (a storm's over
+// the backdoor) sends its SEARCH_READs one after the other from the
+// caller, none past the end, and stops when the callback says so.
+func TestClientListOneAtATime(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 50 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), []byte("x"), 0o644)
+	}
+	h := hgfsd.New(hgfsd.Options{Shares: []hgfsd.ShareSpec{{Name: "s", Dir: dir}}})
+	c, tr, _ := newClient(t, h)
+	tr.peak = 0
+	before := h.State().RoundTrips
+	seen := map[string]bool{}
+	complete, err := c.ListFunc(t.Context(), "s", 1, func(es []DirEntry) bool {
+		for _, e := range es {
+			seen[e.Name] = true
+		}
+		return true
+	})
+	if err != nil || !complete || len(seen) != 50 {
+		t.Fatalf("complete %v, %d names, %v", complete, len(seen), err)
+	}
+	// The open, 50 entries with "." and "..", the end, the close.
+	if trips := h.State().RoundTrips - before; trips != 55 {
+		t.Errorf("50 entries one at a time took %d round trips, want 55", trips)
+	}
+	if tr.peak > 1 {
+		t.Errorf("%d requests in flight at once", tr.peak)
+	}
+	n := 0
+	complete, err = c.ListFunc(t.Context(), "s", 1, func(es []DirEntry) bool { n += len(es); return n < 10 })
+	if err != nil || complete || n != 10 {
+		t.Fatalf("stopped listing: complete %v after %d entries, %v", complete, n, err)
+	}
+	if st := h.State(); st.OpenSearches != 0 {
+		t.Fatalf("%d searches left open", st.OpenSearches)
+	}
+}
+
 func TestClientRecovery(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "f"), []byte("content"), 0o644)

@@ -231,33 +231,39 @@ type searchReply struct {
 // replies in offset order. A reply with several entries (the V3 format
 // allows it) skips the offsets it covered.
 func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window int, deliver func([]DirEntry) bool) (bool, error) {
-	op := hgfsproto.OpSearchReadV3
 	// Requests already sent run to completion (and are waited for) even
 	// when the listing fails or stops early: abandoning one mid-flight
-	// would cost its channel.
+	// would cost its channel. window workers send them, each kept for
+	// the whole listing: a goroutine per request cost its start, the
+	// growth of its stack and its exit every entry (about a fifth of the
+	// daemon's CPU in a listing over unix:).
+	if window <= 1 {
+		return c.readSearchSerial(ctx, path, sid, deliver)
+	}
+	type job struct {
+		offset uint32
+		ch     chan searchReply
+	}
+	jobs := make(chan job, window)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer close(jobs)
+	for range window {
+		wg.Go(func() {
+			for j := range jobs {
+				j.ch <- c.searchRead(ctx, path, sid, j.offset)
+			}
+		})
+	}
 	pending := map[uint32]chan searchReply{}
 	launch := func(offset uint32) {
 		ch := make(chan searchReply, 1)
 		pending[offset] = ch
-		wg.Go(func() {
-			p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
-				return hgfsproto.SearchReadRequest{Search: sid, Offset: offset}.Append(b)
-			})
-			if err != nil {
-				ch <- searchReply{err: err}
-				return
-			}
-			es, done, err := hgfsproto.DecodeSearchReadReply(p)
-			if err != nil {
-				err = c.malformed(op, path, err)
-			}
-			ch <- searchReply{entries: es, done: done, err: err}
-		})
+		jobs <- job{offset, ch} // waits, if at all, for a worker to take one
 	}
 	next, pos := uint32(0), uint32(0)
 	var batch []DirEntry
+	var err error
 	for {
 		for next < pos+uint32(window) {
 			if _, ok := pending[next]; !ok {
@@ -267,23 +273,9 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 		}
 		r := <-pending[pos]
 		delete(pending, pos)
-		if r.err != nil {
-			return false, r.err
-		}
-		batch = batch[:0]
-		for _, e := range r.entries {
-			if n := string(e.Name); n != "." && n != ".." {
-				batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
-			}
-		}
-		if len(batch) > 0 && !deliver(batch) {
-			return false, nil
-		}
-		if r.done {
-			return true, nil
-		}
-		if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
-			return false, c.malformed(op, path, ErrMalformed)
+		var end, complete bool
+		if batch, end, complete, err = c.takeSearchReply(r, pos, path, batch, deliver); end {
+			return complete, err
 		}
 		for range r.entries[1:] {
 			// Offsets this reply covered: their requests are redundant.
@@ -293,6 +285,63 @@ func (c *Client) readSearch(ctx context.Context, path string, sid uint32, window
 		pos++
 		next = max(next, pos)
 	}
+}
+
+// readSearchSerial is readSearch with one request at a time, sent by the
+// caller's goroutine.
+func (c *Client) readSearchSerial(ctx context.Context, path string, sid uint32, deliver func([]DirEntry) bool) (bool, error) {
+	var batch []DirEntry
+	for pos := uint32(0); ; {
+		r := c.searchRead(ctx, path, sid, pos)
+		var end, complete bool
+		var err error
+		if batch, end, complete, err = c.takeSearchReply(r, pos, path, batch, deliver); end {
+			return complete, err
+		}
+		pos += uint32(len(r.entries))
+	}
+}
+
+// takeSearchReply delivers the entries of the reply to the SEARCH_READ at
+// offset pos (reusing batch) and reports whether the listing ends here,
+// and how: complete, stopped by deliver, or failed. A listing that goes
+// on has its next entries at pos + len(r.entries).
+func (c *Client) takeSearchReply(r searchReply, pos uint32, path string, batch []DirEntry, deliver func([]DirEntry) bool) (_ []DirEntry, end, complete bool, err error) {
+	if r.err != nil {
+		return batch, true, false, r.err
+	}
+	batch = batch[:0]
+	for _, e := range r.entries {
+		if n := string(e.Name); n != "." && n != ".." {
+			batch = append(batch, DirEntry{Name: hgfsproto.Escape(n), Attr: e.Attr})
+		}
+	}
+	if len(batch) > 0 && !deliver(batch) {
+		return batch, true, false, nil
+	}
+	if r.done {
+		return batch, true, true, nil
+	}
+	if len(r.entries) == 0 || int(pos)+len(r.entries) > maxDirEntries {
+		return batch, true, false, c.malformed(hgfsproto.OpSearchReadV3, path, ErrMalformed)
+	}
+	return batch, false, false, nil
+}
+
+// searchRead sends one SEARCH_READ_V3 and decodes its reply.
+func (c *Client) searchRead(ctx context.Context, path string, sid, offset uint32) searchReply {
+	op := hgfsproto.OpSearchReadV3
+	p, _, err := c.call(ctx, op, path, false, func(b []byte) []byte {
+		return hgfsproto.SearchReadRequest{Search: sid, Offset: offset}.Append(b)
+	})
+	if err != nil {
+		return searchReply{err: err}
+	}
+	es, done, err := hgfsproto.DecodeSearchReadReply(p)
+	if err != nil {
+		err = c.malformed(op, path, err)
+	}
+	return searchReply{entries: es, done: done, err: err}
 }
 
 // Shares lists the share names as the host names them (unescaped;

@@ -115,6 +115,10 @@ func (t *RPCTransport) FanOut() int {
 	return len(t.all)
 }
 
+// HoldsCPU reports whether the channel of the last call keeps its CPU
+// busy for a call (rpc.CPUHolder, the backdoor); false before any call.
+func (t *RPCTransport) HoldsCPU() bool { return t.holdsCPU.Load() }
+
 // Close implements Transport.
 func (t *RPCTransport) Close() error {
 	var errs []error

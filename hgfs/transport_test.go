@@ -82,6 +82,9 @@ func TestFanOutOverCPUHoldingChannels(t *testing.T) {
 		if got, want := tr.FanOut(), map[bool]int{false: 4, true: 1}[holds]; got != want {
 			t.Errorf("holdsCPU=%v: FanOut = %d, want %d", holds, got, want)
 		}
+		if tr.HoldsCPU() != holds {
+			t.Errorf("holdsCPU=%v: HoldsCPU = %v after the session's requests", holds, tr.HoldsCPU())
+		}
 		f, err := c.Open(t.Context(), "s/big", OpenFlags{Mode: hgfsproto.OpenModeReadWrite, Create: hgfsproto.OpenFlagCreateSafe, Perm: 0o644})
 		if err != nil {
 			t.Fatal(err)

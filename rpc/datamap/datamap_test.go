@@ -30,9 +30,15 @@ func TestGoldenPackets(t *testing.T) {
 			if !bytes.Equal(got, wire) {
 				t.Errorf("encode:\n got %x\nwant %x", got, wire)
 			}
+			if got := AppendPacketFrame([]byte("x"), tt.want); !bytes.Equal(got[1:], wire) || got[0] != 'x' {
+				t.Errorf("AppendPacketFrame:\n got %x\nwant x + %x", got, wire)
+			}
 			content, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(wire)), MaxGuestFrame)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if _, ok := decodePacketFast(content); !ok {
+				t.Error("the packet took the map decoder")
 			}
 			p, err := DecodePacket(content)
 			if err != nil {
@@ -174,6 +180,12 @@ func FuzzDecodePacket(f *testing.F) {
 				t.Fatal("map changed on round trip")
 			}
 		}
+		if fp, ok := decodePacketFast(content); ok {
+			mp, err := decodePacketMap(content)
+			if err != nil || fp.Type != mp.Type || !bytes.Equal(fp.Payload, mp.Payload) || fp.HasPayload != mp.HasPayload || fp.FastClose != mp.FastClose {
+				t.Fatalf("fast decode %+v, map decode %+v, %v", fp, mp, err)
+			}
+		}
 		p, err := DecodePacket(content)
 		if err != nil {
 			return
@@ -184,6 +196,9 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 		if p2.Type != p.Type || !bytes.Equal(p2.Payload, p.Payload) || p2.HasPayload != p.HasPayload || p2.FastClose != p.FastClose {
 			t.Fatalf("packet changed on round trip: %+v -> %+v", p, p2)
+		}
+		if got, want := AppendPacketFrame(nil, p), AppendFrame(nil, EncodePacket(p)); !bytes.Equal(got, want) {
+			t.Fatalf("AppendPacketFrame %x, EncodePacket framed %x", got, want)
 		}
 	})
 }
