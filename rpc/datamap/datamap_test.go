@@ -37,9 +37,6 @@ func TestGoldenPackets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := decodePacketFast(content); !ok {
-				t.Error("the packet took the map decoder")
-			}
 			p, err := DecodePacket(content)
 			if err != nil {
 				t.Fatal(err)
@@ -178,12 +175,6 @@ func FuzzDecodePacket(f *testing.F) {
 			}
 			if !bytes.Equal(Encode(m2), Encode(m)) {
 				t.Fatal("map changed on round trip")
-			}
-		}
-		if fp, ok := decodePacketFast(content); ok {
-			mp, err := decodePacketMap(content)
-			if err != nil || fp.Type != mp.Type || !bytes.Equal(fp.Payload, mp.Payload) || fp.HasPayload != mp.HasPayload || fp.FastClose != mp.FastClose {
-				t.Fatalf("fast decode %+v, map decode %+v, %v", fp, mp, err)
 			}
 		}
 		p, err := DecodePacket(content)
